@@ -1,0 +1,1 @@
+"""OuterPark's shared package: domain, use cases, ports, adapters and composition."""

@@ -1,0 +1,361 @@
+"""Ports: what the use cases need from the outside world, and nothing more.
+
+The document store is shaped on Cosmos DB for NoSQL and the message bus on Azure Service Bus,
+so that the embedded SQLite adapters and the Azure adapters are interchangeable. Every adapter
+is checked by the shared contract suites in `tests/contract/`.
+
+Documents are plain JSON dicts. A stored document carries the system properties Cosmos adds:
+`_etag` (opaque string, changes on every write) and `_ts` (epoch seconds of the last write).
+A document with an integer `ttl` expires that many seconds after its last write (`-1` = never);
+an expired document is invisible to every read and query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Document = dict[str, Any]
+JsonScalar = str | int | float | bool | None
+
+
+# --------------------------------------------------------------------------- store errors
+
+
+class StoreError(Exception):
+    """Base class of every document-store failure the use cases may handle."""
+
+
+class NotFound(StoreError):
+    """404: no such item (or it expired)."""
+
+
+class Conflict(StoreError):
+    """409: an item with that id already exists in that partition."""
+
+
+class PreconditionFailed(StoreError):
+    """412: the `If-Match` ETag or the patch filter predicate did not hold."""
+
+
+class TooManyRequests(StoreError):
+    """429 that outlived the adapter's own retries."""
+
+
+class BatchFailed(StoreError):
+    """A transactional batch was rolled back because operation `index` failed with `cause`."""
+
+    def __init__(self, index: int, cause: StoreError) -> None:
+        super().__init__(f"batch operation {index} failed: {cause!r}")
+        self.index = index
+        self.cause = cause
+
+
+# --------------------------------------------------------------------------- store operations
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of a document field (dotted `path`, e.g. "availableSeats") with a value.
+
+    Used as a patch filter predicate (`FROM c WHERE c.path op value` in Cosmos) and as a
+    query filter. A missing field never satisfies a condition.
+    """
+
+    path: str
+    op: Literal["=", "!=", "<", "<=", ">", ">="]
+    value: JsonScalar
+
+
+@dataclass(frozen=True)
+class Set:
+    """Patch: set `path` to `value` (creating the field when absent)."""
+
+    path: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Incr:
+    """Patch: add `value` to the number at `path` (Cosmos `incr`)."""
+
+    path: str
+    value: int | float
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Patch: remove the field at `path` (it must exist, as in Cosmos)."""
+
+    path: str
+
+
+PatchOperation = Set | Incr | Remove
+
+
+@dataclass(frozen=True)
+class Create:
+    document: Document
+
+
+@dataclass(frozen=True)
+class Upsert:
+    document: Document
+    if_match: str | None = None
+
+
+@dataclass(frozen=True)
+class Replace:
+    document: Document
+    if_match: str | None = None
+
+
+@dataclass(frozen=True)
+class Patch:
+    id: str
+    operations: Sequence[PatchOperation]
+    condition: Sequence[Condition] = ()
+    if_match: str | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    id: str
+    if_match: str | None = None
+
+
+@dataclass(frozen=True)
+class Read:
+    id: str
+
+
+BatchOperation = Create | Upsert | Replace | Patch | Delete | Read
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    path: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query. `continuation` is opaque; None on the last page."""
+
+    items: list[Document]
+    continuation: str | None = None
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """A Cosmos-DB-shaped document store. Containers are named in `shared.topology`.
+
+    Every method addresses exactly one logical partition: there is no cross-partition query.
+    Writes take the partition key from the document, at the container's partition key path.
+    """
+
+    def read(self, container: str, partition_key: str, id: str) -> Document:
+        """Point read. Raises NotFound."""
+
+    def create(self, container: str, document: Document) -> Document:
+        """Insert; raises Conflict when the id exists in that partition. Returns the stored doc."""
+
+    def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        """Insert or replace. With `if_match`, the item must exist with that ETag (else 412)."""
+
+    def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        """Replace an existing item (NotFound if absent; PreconditionFailed on ETag mismatch)."""
+
+    def patch(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition] = (),
+        if_match: str | None = None,
+    ) -> Document:
+        """Partial update, applied only if every condition holds (else PreconditionFailed)."""
+
+    def delete(
+        self, container: str, partition_key: str, id: str, if_match: str | None = None
+    ) -> None:
+        """Delete. Raises NotFound / PreconditionFailed."""
+
+    def batch(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[Document | None]:
+        """Run up to 100 operations in one partition atomically: all commit or none does.
+
+        Returns, per operation, the resulting document (None for Delete). On the first failing
+        operation everything is rolled back and BatchFailed(index, cause) is raised.
+        """
+
+    def query(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        """Items of one partition matching every condition, in order, one page at a time."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a container's change feed: the latest version of an item and its position."""
+
+    lsn: int
+    document: Document
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """The change feed of a container, as the Functions Cosmos DB trigger consumes it.
+
+    Positions (`lsn`) are monotonic per container. An item appears once, at the position of its
+    latest write (intermediate versions may be skipped). Deletes and expiries never appear.
+    Checkpoints are per consumer (`lease_prefix`), stored in the leases container.
+    """
+
+    def read_changes(self, container: str, after_lsn: int, max_items: int = 100) -> list[Change]:
+        """Changes with lsn > after_lsn, oldest first."""
+
+    def get_checkpoint(self, container: str, lease_prefix: str) -> int:
+        """The last lsn that consumer finished (0 if it never ran)."""
+
+    def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
+        """Record that consumer finished everything up to lsn (never moves backwards)."""
+
+
+# --------------------------------------------------------------------------- message bus
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message to publish, with the Service Bus fields the handlers rely on.
+
+    `message_id` drives duplicate detection: publishing the same id twice within the topic's
+    window delivers it once. `scheduled_enqueue_time` (UTC) defers delivery.
+    """
+
+    body: bytes
+    message_id: str
+    subject: str
+    correlation_id: str | None = None
+    content_type: str = "application/json"
+    application_properties: dict[str, JsonScalar] = field(default_factory=dict)
+    scheduled_enqueue_time: datetime | None = None
+
+
+class MessagePublisher(Protocol):
+    """Publishes to Service Bus topics (named in `shared.topology`)."""
+
+    def publish(self, topic: str, messages: Sequence[OutboundMessage]) -> None:
+        """Send messages (scheduled ones are enqueued at their time). Raises on failure."""
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message delivered under a peek-lock, as the Service Bus trigger sees it."""
+
+    body: bytes
+    message_id: str
+    subject: str
+    correlation_id: str | None
+    content_type: str
+    application_properties: dict[str, JsonScalar]
+    delivery_count: int
+    sequence_number: int
+    enqueued_time: datetime
+    lock_token: str
+    locked_until: datetime
+    topic: str
+    subscription: str
+    dead_letter_reason: str | None = None
+    dead_letter_error_description: str | None = None
+
+
+class MessageReceiver(Protocol):
+    """Peek-lock consumption of a subscription (the embedded bus; in Azure, the trigger does it).
+
+    A received message stays invisible to other receivers until its lock expires; then it is
+    delivered again with delivery_count + 1. When delivery_count would exceed the subscription's
+    max delivery count the message is dead-lettered instead (reason MaxDeliveryCountExceeded).
+    """
+
+    def receive(
+        self, topic: str, subscription: str, max_messages: int = 1
+    ) -> list[ReceivedMessage]:
+        """Lock and return up to max_messages deliverable messages, oldest first (no waiting)."""
+
+    def complete(self, message: ReceivedMessage) -> None:
+        """Settle: remove the message. Raises LockLost when the lock expired meanwhile."""
+
+    def abandon(self, message: ReceivedMessage) -> None:
+        """Release the lock now, for immediate redelivery."""
+
+    def renew_lock(self, message: ReceivedMessage) -> datetime:
+        """Extend the lock by the subscription's lock duration; returns the new locked_until."""
+
+    def dead_letter(self, message: ReceivedMessage, reason: str, description: str = "") -> None:
+        """Move the message to the subscription's dead-letter queue."""
+
+
+class LockLost(Exception):
+    """The peek-lock expired (or the message was settled) before the settlement call."""
+
+
+# --------------------------------------------------------------------------- other ports
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+# --------------------------------------------------------------------------- payment gateway
+
+
+@dataclass(frozen=True)
+class PaymentApproval:
+    payment_key: str
+    approved_at: datetime
+
+
+class PaymentDeclined(Exception):
+    """The gateway refused the payment (4xx). Final: retrying cannot change the answer."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class GatewayUnavailable(Exception):
+    """5xx, timeout, refused connection, or the circuit breaker is open: try again later."""
+
+
+class PaymentGateway(Protocol):
+    """The card gateway of CONTRACT §4."""
+
+    def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
+        """Approve (idempotent per order_id). Raises PaymentDeclined or GatewayUnavailable."""
+
+    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
+        """Cancel an approved payment (idempotent per key). Raises GatewayUnavailable."""
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class NoticeSender(Protocol):
+    """Delivers a notification to a customer (log, e-mail, SMS…). At-least-once: providers
+    receive `notice_id` as their idempotency key."""
+
+    def send(self, notice_id: str, customer_id: str, kind: str, message: str) -> None:
+        """Deliver, or raise to be retried."""
