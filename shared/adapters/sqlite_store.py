@@ -1,0 +1,722 @@
+"""The embedded, durable document store: Cosmos DB semantics on one SQLite file.
+
+Implements `DocumentStore` and `ChangeFeed` of `shared.ports`.
+
+Writes go through one writer connection with group commit: a thread that finds the writer idle
+becomes the leader, takes every write queued meanwhile and runs them in one `BEGIN IMMEDIATE`
+transaction, each inside its own savepoint (a failing write rolls back alone), then commits
+once. Under concurrency many writes share one fsync; alone, a write costs one commit as usual.
+Reads use a pool of reader connections, which WAL lets run beside the writer. Other processes
+may open the same file: `BEGIN IMMEDIATE` with a busy timeout serialises their writers.
+
+Every write stamps `_etag` and `_ts` on the stored document and moves it to the container's next
+`lsn`; the change feed is "items ordered by lsn", so it holds the latest version of each item.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from shared import topology
+from shared.adapters.document_paths import (
+    apply_patch,
+    get_field,
+    partition_key_segments,
+)
+from shared.adapters.sqlite_query import (
+    condition_sql,
+    decode_token,
+    encode_token,
+    keyset_sql,
+    ordering,
+)
+from shared.ports import (
+    BatchFailed,
+    BatchOperation,
+    Change,
+    Condition,
+    Create,
+    Delete,
+    Document,
+    NotFound,
+    OrderBy,
+    Page,
+    Patch,
+    PatchOperation,
+    PreconditionFailed,
+    Read,
+    Replace,
+    StoreError,
+    TooManyRequests,
+    Upsert,
+)
+from shared.ports import Conflict as ConflictError
+
+DATABASE_FILE = "outerpark.sqlite3"
+MAX_BATCH_OPERATIONS = 100
+MAX_PAGE_SIZE = 1000
+RECHECK_SECONDS = 0.5
+BUSY_TIMEOUT_MS = 10_000
+_FORBIDDEN_ID_CHARACTERS = set("/\\?#")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    container  TEXT    NOT NULL,
+    pk         TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    etag       TEXT    NOT NULL,
+    expires_at REAL,
+    lsn        INTEGER NOT NULL,
+    PRIMARY KEY (container, pk, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_lsn ON items (container, lsn);
+CREATE INDEX IF NOT EXISTS items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lsn_counters (
+    container TEXT PRIMARY KEY,
+    lsn       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    container    TEXT    NOT NULL,
+    lease_prefix TEXT    NOT NULL,
+    lsn          INTEGER NOT NULL,
+    PRIMARY KEY (container, lease_prefix)
+) WITHOUT ROWID;
+"""
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+T = TypeVar("T")
+
+
+@dataclass
+class _WriteJob:
+    work: Callable[[sqlite3.Connection], Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class _Container:
+    name: str
+    pk_segments: list[str | int]
+    protected: tuple[str, ...]
+    default_ttl: int | None
+
+
+@dataclass(frozen=True)
+class _Current:
+    document: Document
+    etag: str
+
+
+class SqliteDocumentStore:
+    """Cosmos-DB-shaped document store and change feed in `data_dir/outerpark.sqlite3`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        containers: Mapping[str, topology.ContainerSpec] = topology.CONTAINERS,
+        clock: Callable[[], float] = time.time,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._path = data_dir / DATABASE_FILE
+        self._synchronous = synchronous
+        self._clock = clock
+        self._containers = {name: _describe(spec) for name, spec in containers.items()}
+        self._closed = False
+        self._all_connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        _begin_immediate(self._writer)
+        for statement in _SCHEMA.split(";"):
+            self._writer.execute(statement)
+        self._writer.execute("COMMIT")
+        self._write_cv = threading.Condition()
+        self._pending: list[_WriteJob] = []
+        self._leader_busy = False
+        self._changes_cv = threading.Condition()
+        self._commits = 0
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        with self._connections_lock:
+            self._all_connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        self._ensure_open()
+        try:
+            connection = self._readers.get_nowait()
+        except queue.Empty:
+            connection = self._connect()
+            connection.execute("PRAGMA query_only=1")
+        try:
+            yield connection
+        finally:
+            self._readers.put(connection)
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+
+    def close(self) -> None:
+        """Close every connection. Further calls raise RuntimeError."""
+        with self._write_cv:
+            while self._leader_busy:
+                self._write_cv.wait()
+            self._closed = True
+        with self._connections_lock:
+            for connection in self._all_connections:
+                connection.close()
+            self._all_connections.clear()
+
+    # ------------------------------------------------------------------ group commit
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a write transaction, grouped with writes queued by other threads."""
+        job = _WriteJob(work)
+        with self._write_cv:
+            self._ensure_open()
+            self._pending.append(job)
+            while not job.done and self._leader_busy:
+                self._write_cv.wait()
+            group: list[_WriteJob] = []
+            if not job.done:
+                self._ensure_open()
+                self._leader_busy = True
+                group, self._pending = self._pending, []
+        if group:
+            try:
+                self._commit_group(group)
+            finally:
+                with self._write_cv:
+                    self._leader_busy = False
+                    self._write_cv.notify_all()
+                with self._changes_cv:
+                    self._commits += 1
+                    self._changes_cv.notify_all()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _commit_group(self, group: list[_WriteJob]) -> None:
+        remaining = group
+        while remaining:
+            remaining = self._try_group(remaining)
+
+    def _try_group(self, group: list[_WriteJob]) -> list[_WriteJob]:
+        """Run the group in one transaction. Returns the jobs to run again, if any.
+
+        An expected failure (a port error or a ValueError) rolls back that job's savepoint.
+        An unexpected one rolls back the whole transaction: the job that raised it fails and
+        the others run again in a new transaction.
+        """
+        connection = self._writer
+        try:
+            _begin_immediate(connection)
+        except TooManyRequests as error:
+            _finish(group, error)
+            return []
+        for position, job in enumerate(group):
+            job.result, job.error = None, None
+            connection.execute("SAVEPOINT job")
+            try:
+                job.result = job.work(connection)
+            except (StoreError, ValueError) as error:
+                connection.execute("ROLLBACK TO job")
+                job.error = error
+            except BaseException as error:
+                _rollback(connection)
+                _finish([job], error)
+                return [*group[:position], *group[position + 1 :]]
+            connection.execute("RELEASE job")
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            _rollback(connection)
+            _finish(group, _translate(error))
+            return []
+        for job in group:
+            job.done = True
+        return []
+
+    # ------------------------------------------------------------------ helpers
+
+    def _container(self, name: str) -> _Container:
+        try:
+            return self._containers[name]
+        except KeyError:
+            raise ValueError(f"unknown container {name!r}") from None
+
+    def _prepare(self, container: _Container, document: Document) -> tuple[Document, str]:
+        """A private, JSON-clean copy of `document` and its partition key value."""
+        if not isinstance(document, dict):
+            raise ValueError("a document is a JSON object")
+        try:
+            copy = json.loads(json.dumps(document, allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"document is not valid JSON: {error}") from error
+        _check_id(copy.get("id"))
+        partition_key = get_field(copy, container.pk_segments)
+        if not isinstance(partition_key, str):
+            raise ValueError(f"document needs a string partition key at {container.pk_segments!r}")
+        return copy, partition_key
+
+    def _expires_at(self, container: _Container, document: Document, now: float) -> float | None:
+        if container.default_ttl is None:
+            return None
+        ttl = document.get("ttl", container.default_ttl)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl == 0 or ttl < -1:
+            raise ValueError("ttl must be -1 or a positive integer of seconds")
+        return None if ttl == -1 else now + ttl
+
+    def _current(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        id: str,
+        now: float,
+        condition: Sequence[Condition] = (),
+    ) -> tuple[_Current | None, bool]:
+        """The live item (or None) and whether `condition` holds on it."""
+        where, params = condition_sql(condition)
+        row = connection.execute(
+            f"SELECT body, etag, {where} FROM items"
+            f" WHERE container = ? AND pk = ? AND id = ? AND {_LIVE}",
+            [*params, container.name, partition_key, id, now],
+        ).fetchone()
+        if row is None:
+            return None, False
+        return _Current(json.loads(row[0]), row[1]), bool(row[2])
+
+    def _next_lsn(self, connection: sqlite3.Connection, container: _Container) -> int:
+        row = connection.execute(
+            "INSERT INTO lsn_counters (container, lsn) VALUES (?, 1)"
+            " ON CONFLICT (container) DO UPDATE SET lsn = lsn + 1 RETURNING lsn",
+            [container.name],
+        ).fetchone()
+        return int(row[0])
+
+    def _stamp(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        document: Document,
+        now: float,
+    ) -> tuple[list[Any], Document]:
+        """System properties + the column values of a write (etag, body, expiry, lsn)."""
+        etag = f'"{uuid.uuid4()}"'
+        document["_etag"] = etag
+        document["_ts"] = int(now)
+        expires_at = self._expires_at(container, document, now)
+        body = json.dumps(document, separators=(",", ":"))
+        return [body, etag, expires_at, self._next_lsn(connection, container)], document
+
+    def _insert(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        document: Document,
+        now: float,
+        *,
+        overwrite: bool,
+    ) -> Document:
+        """Insert; a live item with that id is overwritten or raises Conflict."""
+        values, stored = self._stamp(connection, container, document, now)
+        guard = "" if overwrite else "WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?"
+        cursor = connection.execute(
+            "INSERT INTO items (container, pk, id, body, etag, expires_at, lsn)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body,"
+            " etag = excluded.etag, expires_at = excluded.expires_at, lsn = excluded.lsn " + guard,
+            [container.name, partition_key, document["id"], *values] + ([] if overwrite else [now]),
+        )
+        if cursor.rowcount == 0:
+            raise ConflictError(f"{container.name}/{partition_key}/{document['id']} exists")
+        return stored
+
+    def _update(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        document: Document,
+        now: float,
+    ) -> Document:
+        values, stored = self._stamp(connection, container, document, now)
+        connection.execute(
+            "UPDATE items SET body = ?, etag = ?, expires_at = ?, lsn = ?"
+            " WHERE container = ? AND pk = ? AND id = ?",
+            [*values, container.name, partition_key, document["id"]],
+        )
+        return stored
+
+    # ------------------------------------------------------------------ operations in a transaction
+
+    def _do_create(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        document: Document,
+    ) -> Document:
+        return self._insert(
+            connection, container, partition_key, document, self._clock(), overwrite=False
+        )
+
+    def _do_upsert(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        document: Document,
+        if_match: str | None,
+    ) -> Document:
+        now = self._clock()
+        if if_match is None:
+            return self._insert(connection, container, partition_key, document, now, overwrite=True)
+        current, _ = self._current(connection, container, partition_key, document["id"], now)
+        if current is None or current.etag != if_match:
+            raise PreconditionFailed(f"etag mismatch on {document['id']}")
+        return self._update(connection, container, partition_key, document, now)
+
+    def _do_replace(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        document: Document,
+        if_match: str | None,
+    ) -> Document:
+        now = self._clock()
+        current, _ = self._current(connection, container, partition_key, document["id"], now)
+        if current is None:
+            raise NotFound(f"{container.name}/{partition_key}/{document['id']}")
+        if if_match is not None and current.etag != if_match:
+            raise PreconditionFailed(f"etag mismatch on {document['id']}")
+        return self._update(connection, container, partition_key, document, now)
+
+    def _do_patch(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition],
+        if_match: str | None,
+    ) -> Document:
+        now = self._clock()
+        current, holds = self._current(connection, container, partition_key, id, now, condition)
+        if current is None:
+            raise NotFound(f"{container.name}/{partition_key}/{id}")
+        if if_match is not None and current.etag != if_match:
+            raise PreconditionFailed(f"etag mismatch on {id}")
+        if not holds:
+            raise PreconditionFailed(f"patch condition does not hold on {id}")
+        apply_patch(current.document, operations, container.protected)
+        return self._update(connection, container, partition_key, current.document, now)
+
+    def _do_delete(
+        self,
+        connection: sqlite3.Connection,
+        container: _Container,
+        partition_key: str,
+        id: str,
+        if_match: str | None,
+    ) -> None:
+        current, _ = self._current(connection, container, partition_key, id, self._clock())
+        if current is None:
+            raise NotFound(f"{container.name}/{partition_key}/{id}")
+        if if_match is not None and current.etag != if_match:
+            raise PreconditionFailed(f"etag mismatch on {id}")
+        connection.execute(
+            "DELETE FROM items WHERE container = ? AND pk = ? AND id = ?",
+            [container.name, partition_key, id],
+        )
+
+    def _do_read(
+        self, connection: sqlite3.Connection, container: _Container, partition_key: str, id: str
+    ) -> Document:
+        current, _ = self._current(connection, container, partition_key, id, self._clock())
+        if current is None:
+            raise NotFound(f"{container.name}/{partition_key}/{id}")
+        return current.document
+
+    # ------------------------------------------------------------------ DocumentStore
+
+    def read(self, container: str, partition_key: str, id: str) -> Document:
+        spec = self._container(container)
+        with self._reader() as connection:
+            return self._do_read(connection, spec, partition_key, id)
+
+    def create(self, container: str, document: Document) -> Document:
+        spec = self._container(container)
+        copy, partition_key = self._prepare(spec, document)
+        return self._write(lambda c: self._do_create(c, spec, partition_key, copy))
+
+    def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        spec = self._container(container)
+        copy, partition_key = self._prepare(spec, document)
+        return self._write(lambda c: self._do_upsert(c, spec, partition_key, copy, if_match))
+
+    def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        spec = self._container(container)
+        copy, partition_key = self._prepare(spec, document)
+        return self._write(lambda c: self._do_replace(c, spec, partition_key, copy, if_match))
+
+    def patch(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition] = (),
+        if_match: str | None = None,
+    ) -> Document:
+        spec = self._container(container)
+        condition_sql(condition)  # validates before queueing
+        return self._write(
+            lambda c: self._do_patch(c, spec, partition_key, id, operations, condition, if_match)
+        )
+
+    def delete(
+        self, container: str, partition_key: str, id: str, if_match: str | None = None
+    ) -> None:
+        spec = self._container(container)
+        self._write(lambda c: self._do_delete(c, spec, partition_key, id, if_match))
+
+    def batch(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[Document | None]:
+        spec = self._container(container)
+        if not 1 <= len(operations) <= MAX_BATCH_OPERATIONS:
+            raise ValueError(f"a batch takes 1 to {MAX_BATCH_OPERATIONS} operations")
+        steps = [self._batch_step(spec, partition_key, op) for op in operations]
+
+        def run(connection: sqlite3.Connection) -> list[Document | None]:
+            results: list[Document | None] = []
+            for index, step in enumerate(steps):
+                try:
+                    results.append(step(connection))
+                except StoreError as cause:
+                    raise BatchFailed(index, cause) from cause
+            return results
+
+        return self._write(run)
+
+    def _batch_step(
+        self, spec: _Container, partition_key: str, operation: BatchOperation
+    ) -> Callable[[sqlite3.Connection], Document | None]:
+        """Validate one batch operation now; return what runs it inside the transaction."""
+        if isinstance(operation, Create | Upsert | Replace):
+            copy, document_pk = self._prepare(spec, operation.document)
+            if document_pk != partition_key:
+                raise ValueError("every batch document must be in the batch's partition")
+            if isinstance(operation, Create):
+                return lambda c: self._do_create(c, spec, partition_key, copy)
+            if isinstance(operation, Upsert):
+                return lambda c: self._do_upsert(c, spec, partition_key, copy, operation.if_match)
+            return lambda c: self._do_replace(c, spec, partition_key, copy, operation.if_match)
+        if isinstance(operation, Patch):
+            condition_sql(operation.condition)
+            return lambda c: self._do_patch(
+                c,
+                spec,
+                partition_key,
+                operation.id,
+                operation.operations,
+                operation.condition,
+                operation.if_match,
+            )
+        if isinstance(operation, Delete):
+            return lambda c: self._do_delete(
+                c, spec, partition_key, operation.id, operation.if_match
+            )
+        if isinstance(operation, Read):
+            return lambda c: self._do_read(c, spec, partition_key, operation.id)
+        raise ValueError(f"unknown batch operation {operation!r}")
+
+    def query(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        spec = self._container(container)
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
+        filter_sql, filter_params = condition_sql(where)
+        order = ordering(order_by)
+        keyset, keyset_params = "1", []
+        if continuation is not None:
+            values, last_id = decode_token(continuation, order.fingerprint)
+            keyset, keyset_params = keyset_sql(order.directions, values, last_id)
+        sql = (
+            f"SELECT * FROM (SELECT body, id{order.select_sql} FROM items"
+            f" WHERE container = ? AND pk = ? AND {_LIVE} AND {filter_sql})"
+            f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?"
+        )
+        params = [
+            *order.select_params,
+            spec.name,
+            partition_key,
+            self._clock(),
+            *filter_params,
+            *keyset_params,
+            limit + 1,
+        ]
+        with self._reader() as connection:
+            rows = connection.execute(sql, params).fetchall()
+        items = [json.loads(row[0]) for row in rows[:limit]]
+        token = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            token = encode_token(order.fingerprint, list(last[2:]), last[1])
+        return Page(items=items, continuation=token)
+
+    # ------------------------------------------------------------------ ChangeFeed
+
+    def read_changes(self, container: str, after_lsn: int, max_items: int = 100) -> list[Change]:
+        spec = self._container(container)
+        with self._reader() as connection:
+            rows = connection.execute(
+                f"SELECT lsn, body FROM items WHERE container = ? AND lsn > ? AND {_LIVE}"
+                " ORDER BY lsn LIMIT ?",
+                [spec.name, after_lsn, self._clock(), max_items],
+            ).fetchall()
+        return [Change(lsn=row[0], document=json.loads(row[1])) for row in rows]
+
+    def get_checkpoint(self, container: str, lease_prefix: str) -> int:
+        spec = self._container(container)
+        with self._reader() as connection:
+            row = connection.execute(
+                "SELECT lsn FROM checkpoints WHERE container = ? AND lease_prefix = ?",
+                [spec.name, lease_prefix],
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
+        spec = self._container(container)
+
+        def run(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO checkpoints (container, lease_prefix, lsn) VALUES (?, ?, ?)"
+                " ON CONFLICT (container, lease_prefix) DO UPDATE"
+                " SET lsn = max(lsn, excluded.lsn)",
+                [spec.name, lease_prefix, lsn],
+            )
+
+        self._write(run)
+
+    # ------------------------------------------------------------------ embedded-only extras
+
+    def wait_for_changes(self, container: str, after_lsn: int, timeout: float) -> bool:
+        """Block until `container` has a change with lsn > after_lsn, or `timeout` passes.
+
+        Writes of this process wake the waiter at once; writes of other processes are seen by
+        a re-check at most every RECHECK_SECONDS.
+        """
+        spec = self._container(container)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changes_cv:
+                seen = self._commits
+            if self._has_change_after(spec, after_lsn):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changes_cv:
+                if self._commits == seen:
+                    self._changes_cv.wait(min(remaining, RECHECK_SECONDS))
+
+    def _has_change_after(self, spec: _Container, after_lsn: int) -> bool:
+        with self._reader() as connection:
+            row = connection.execute(
+                f"SELECT 1 FROM items WHERE container = ? AND lsn > ? AND {_LIVE} LIMIT 1",
+                [spec.name, after_lsn, self._clock()],
+            ).fetchone()
+        return row is not None
+
+    def purge_expired(self) -> int:
+        """Physically delete expired items; returns how many."""
+
+        def run(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                [self._clock()],
+            )
+            return cursor.rowcount
+
+        return self._write(run)
+
+
+def _describe(spec: topology.ContainerSpec) -> _Container:
+    segments = partition_key_segments(spec.partition_key)
+    protected = ("id", str(segments[0])) if len(segments) == 1 else ("id",)
+    return _Container(spec.name, segments, protected, spec.default_ttl)
+
+
+def _check_id(id: Any) -> None:
+    if not isinstance(id, str) or not id or len(id) > 255:
+        raise ValueError("a document needs an `id`: a string of 1 to 255 characters")
+    if _FORBIDDEN_ID_CHARACTERS.intersection(id):
+        raise ValueError("an id may not contain '/', '\\', '?' or '#'")
+
+
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        raise _translate(error) from error
+
+
+def _translate(error: sqlite3.Error) -> Exception:
+    """A busy database (another process kept the write lock too long) is a 429."""
+    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower():
+        return TooManyRequests(str(error))
+    return error
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+def _finish(jobs: Sequence[_WriteJob], error: BaseException) -> None:
+    for job in jobs:
+        job.error = error
+        job.done = True
