@@ -1,0 +1,56 @@
+"""Reservations: customers place, read and cancel them (synchronously, seats held atomically)."""
+
+import azure.functions as func
+
+from shared.api.http import ApiRequest, endpoint, json_response
+from shared.bootstrap import get_services
+from shared.domain.commands import PlaceReservation
+from shared.handlers.load_shedding import refuse_when_payments_down
+from shared.handlers.reservations import cancel_reservation, get_reservation, place_reservation
+
+bp = func.Blueprint()
+
+
+@bp.route(route="reservations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def create_reservation(request: ApiRequest) -> func.HttpResponse:
+    services = get_services()
+    caller = services.authenticator.authenticate(request.raw.headers)
+    command = request.body(PlaceReservation)
+    refuse_when_payments_down(services)
+    placed = place_reservation(
+        command,
+        caller,
+        request.correlation_id,
+        request.header("Idempotency-Key"),
+        services.store,
+        services.clock.now(),
+    )
+    reservation = placed.reservation
+    return json_response(
+        reservation.to_api(),
+        request,
+        201 if placed.created else 200,
+        {"Location": f"/api/reservations/{reservation.id}"},
+    )
+
+
+@bp.route(route="reservations/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def show_reservation(request: ApiRequest) -> func.HttpResponse:
+    services = get_services()
+    caller = services.authenticator.authenticate(request.raw.headers)
+    return json_response(
+        get_reservation(request.route("id"), caller, services.store).to_api(), request
+    )
+
+
+@bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
+    services = get_services()
+    caller = services.authenticator.authenticate(request.raw.headers)
+    reservation = cancel_reservation(
+        request.route("id"), caller, services.store, services.clock.now()
+    )
+    return json_response(reservation.to_api(), request)

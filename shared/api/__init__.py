@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the HTTP-triggered functions: auth, bodies, problems, responses."""

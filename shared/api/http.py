@@ -1,0 +1,180 @@
+"""The shape every HTTP function shares: correlation id in and out, JSON bodies read with the
+contract's guards, domain errors as RFC 9457 problem details.
+
+A function body stays a few lines:
+
+    @bp.route(route="musicals", methods=["POST"])
+    @endpoint
+    def create_musical(request: ApiRequest) -> func.HttpResponse:
+        ...
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.domain.errors import DomainError
+from shared.observability import correlation
+
+MAX_BODY_BYTES = 64 * 1024
+CORRELATION_HEADER = "X-Correlation-Id"
+_MAX_CORRELATION_ID = 128
+
+log = logging.getLogger("outerpark.http")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class MalformedJson(DomainError):
+    status = 400
+    title = "Malformed JSON"
+    type_suffix = "malformed-json"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload Too Large"
+    type_suffix = "payload-too-large"
+
+
+class InvalidRequest(DomainError):
+    status = 422
+    title = "Invalid request"
+    type_suffix = "invalid-request"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    raw: func.HttpRequest
+    correlation_id: str
+
+    def header(self, name: str) -> str | None:
+        return self.raw.headers.get(name)
+
+    def route(self, name: str) -> str:
+        return self.raw.route_params[name]
+
+    def body(self, model: type[ModelT]) -> ModelT:
+        """The JSON body validated into `model`: 413 when too big, 400 when not JSON, 422 when
+        it does not fit (strict types, bounds, no unknown fields)."""
+        raw = self.raw.get_body() or b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedJson(f"the body is not valid JSON: {error}") from None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as error:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in error.errors(include_url=False)
+            ]
+            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+            raise InvalidRequest(detail, errors) from None
+
+    def page_params(self) -> tuple[int, str | None]:
+        """`limit` (1..100, default 50) and `continuationToken` of a list request."""
+        raw_limit = self.raw.params.get("limit")
+        limit = 50
+        if raw_limit is not None:
+            if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= 100:
+                raise InvalidRequest("limit must be an integer from 1 to 100")
+            limit = int(raw_limit)
+        token = self.raw.params.get("continuationToken") or None
+        return limit, token
+
+
+def json_response(
+    body: Any, request: ApiRequest, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        mimetype="application/json",
+        headers={CORRELATION_HEADER: request.correlation_id, **(headers or {})},
+    )
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    correlation_id: str,
+    type_suffix: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> func.HttpResponse:
+    problem = {
+        "type": f"https://outerpark.dev/problems/{type_suffix}"
+        if type_suffix != "about:blank"
+        else type_suffix,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "correlationId": correlation_id,
+        **(extra or {}),
+    }
+    return func.HttpResponse(
+        json.dumps(problem),
+        status_code=status,
+        mimetype="application/problem+json",
+        headers={CORRELATION_HEADER: correlation_id, **(headers or {})},
+    )
+
+
+def correlation_id_of(request: func.HttpRequest) -> str:
+    sent = (request.headers.get(CORRELATION_HEADER) or "").strip()
+    if sent and len(sent) <= _MAX_CORRELATION_ID and sent.isprintable():
+        return sent
+    return uuid.uuid4().hex
+
+
+def endpoint(
+    handler: Callable[[ApiRequest], func.HttpResponse],
+) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Wrap an HTTP function: correlation, error mapping, and no exception ever escapes."""
+
+    def run(req: func.HttpRequest) -> func.HttpResponse:
+        request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
+        with correlation(request.correlation_id):
+            try:
+                return handler(request)
+            except DomainError as error:
+                extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
+                return problem_response(
+                    error.status,
+                    error.title,
+                    error.detail,
+                    request.correlation_id,
+                    error.type_suffix,
+                    error.headers,
+                    extra,
+                )
+            except Exception:
+                log.exception("unhandled error in %s", handler.__name__)
+                return problem_response(
+                    500,
+                    "Internal Server Error",
+                    "something went wrong on our side; the request may be retried",
+                    request.correlation_id,
+                )
+
+    # Copy the name and docstring but not `__wrapped__`: the Functions worker reads the
+    # signature to bind the trigger, and it must see `req`, not the handler's parameter.
+    functools.update_wrapper(run, handler, assigned=("__module__", "__name__", "__doc__"))
+    del run.__wrapped__
+    return run

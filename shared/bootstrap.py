@@ -1,0 +1,80 @@
+"""Composition: settings → adapters → the services the functions use.
+
+One `Services` per process, built on first use and reused by every invocation (clients and
+connections are expensive; Azure keeps the worker process warm between invocations). The
+backends are chosen by configuration only: see `shared.settings`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from shared.api.auth import Authenticator
+from shared.clock import SystemClock
+from shared.ports import Clock, DocumentStore, MessagePublisher, NoticeSender, PaymentGateway
+from shared.settings import Settings, get_settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def store(self) -> DocumentStore:
+        if self.settings.uses_cosmos:
+            from shared.adapters.cosmos_store import CosmosDocumentStore
+
+            return CosmosDocumentStore.from_settings(self.settings)
+        from shared.adapters.sqlite_store import SqliteDocumentStore
+
+        return SqliteDocumentStore(self.settings.data_dir)
+
+    @cached_property
+    def bus(self) -> MessagePublisher:
+        if self.settings.uses_service_bus:
+            from shared.adapters.servicebus_bus import ServiceBusPublisher
+
+            return ServiceBusPublisher.from_settings(self.settings)
+        from shared.adapters.sqlite_bus import SqliteMessageBus
+
+        return SqliteMessageBus(self.settings.data_dir)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        return Authenticator(self.settings)
+
+    @cached_property
+    def breaker(self):
+        from shared.breaker import CircuitBreaker
+
+        return CircuitBreaker.from_settings(self.store, self.settings)
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        from shared.adapters.payment_gateway import HttpPaymentGateway
+        from shared.breaker import GuardedPaymentGateway
+
+        return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
+
+    @cached_property
+    def notice_sender(self) -> NoticeSender:
+        from shared.adapters.notice_senders import sender_for
+
+        return sender_for(self.settings)
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process's services (thread-safe, built once)."""
+    global _services  # noqa: PLW0603 - the process-wide composition root
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = Services(get_settings())
+    return _services

@@ -1,0 +1,194 @@
+"""Aggregates and their state machines: musicals, reservations, payments.
+
+Models serialise to the camelCase JSON documents stored in Cosmos DB (and served by the API).
+Each stored document has a `type` so that one container can hold several kinds of document
+(a musical, its reservations and their events share the musical's partition).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.domain.errors import InvalidTransition
+
+
+class CamelModel(BaseModel):
+    """A model whose JSON form is camelCase, validated from documents and API bodies alike."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class StoredModel(CamelModel):
+    """A model stored as one document; `DOC_TYPE` tells documents apart within a container."""
+
+    DOC_TYPE: ClassVar[str]
+    etag: str | None = Field(default=None, alias="_etag", exclude=True)
+
+    def to_document(self) -> dict[str, Any]:
+        return {**self.to_json_dict(), "type": self.DOC_TYPE}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Self:
+        return cls.model_validate(document)
+
+
+class Musical(StoredModel):
+    DOC_TYPE: ClassVar[str] = "musical"
+
+    id: str
+    title: str
+    total_seats: int
+    available_seats: int
+    price: int
+    venue: str | None = None
+    performance_at: datetime | None = None
+    created_at: datetime
+
+    def to_document(self) -> dict[str, Any]:
+        return {**super().to_document(), "musicalId": self.id}
+
+    def to_api(self) -> dict[str, Any]:
+        return self.to_json_dict()
+
+
+class CatalogEntry(StoredModel):
+    """The musical's line in the catalog partition, which `GET /musicals` pages through."""
+
+    DOC_TYPE: ClassVar[str] = "catalogEntry"
+    PARTITION: ClassVar[str] = "catalog"
+
+    id: str
+    title: str
+    created_at: datetime
+
+    def to_document(self) -> dict[str, Any]:
+        return {**super().to_document(), "musicalId": self.PARTITION}
+
+
+class ReservationStatus(StrEnum):
+    RESERVED = "Reserved"
+    CONFIRMED = "Confirmed"
+    REJECTED = "Rejected"
+    CANCELLED = "Cancelled"
+
+
+_RESERVATION_TRANSITIONS: dict[ReservationStatus, frozenset[ReservationStatus]] = {
+    ReservationStatus.RESERVED: frozenset(
+        {ReservationStatus.CONFIRMED, ReservationStatus.REJECTED, ReservationStatus.CANCELLED}
+    ),
+    ReservationStatus.CONFIRMED: frozenset({ReservationStatus.CANCELLED}),
+    ReservationStatus.REJECTED: frozenset(),
+    ReservationStatus.CANCELLED: frozenset(),
+}
+
+SEAT_HOLDING_STATUSES = frozenset({ReservationStatus.RESERVED, ReservationStatus.CONFIRMED})
+
+
+class Reservation(StoredModel):
+    DOC_TYPE: ClassVar[str] = "reservation"
+
+    id: str
+    musical_id: str
+    musical_title: str
+    customer_id: str
+    seats: int
+    amount: int
+    status: ReservationStatus
+    correlation_id: str
+    created_at: datetime
+    updated_at: datetime
+
+    def can_become(self, status: ReservationStatus) -> bool:
+        return status in _RESERVATION_TRANSITIONS[self.status]
+
+    def moved_to(self, status: ReservationStatus, at: datetime) -> Reservation:
+        """The reservation in `status`; raises InvalidTransition when the machine forbids it."""
+        if not self.can_become(status):
+            raise InvalidTransition(f"reservation {self.id} cannot go {self.status} → {status}")
+        return self.model_copy(update={"status": status, "updated_at": at})
+
+    @property
+    def holds_seats(self) -> bool:
+        return self.status in SEAT_HOLDING_STATUSES
+
+    def to_api(self) -> dict[str, Any]:
+        return self.to_json_dict()
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "Pending"
+    APPROVED = "Approved"
+    DECLINED = "Declined"
+    DEFERRED = "Deferred"
+    CANCELLED = "Cancelled"
+
+
+FINAL_PAYMENT_STATUSES = frozenset(
+    {PaymentStatus.APPROVED, PaymentStatus.DECLINED, PaymentStatus.CANCELLED}
+)
+
+
+class Payment(StoredModel):
+    """The payment of one reservation, in the payments container (partition = reservation id).
+
+    `confirm_attempts` counts calls made to the gateway's confirm: when it is non-zero the
+    gateway may hold a charge even if no answer was recorded (the instance may have died), so a
+    cancellation must reconcile with the gateway before it can say "never charged".
+    """
+
+    DOC_TYPE: ClassVar[str] = "payment"
+
+    id: str
+    reservation_id: str
+    musical_id: str
+    customer_id: str
+    amount: int
+    order_name: str
+    status: PaymentStatus
+    correlation_id: str
+    payment_key: str | None = None
+    confirm_attempts: int = 0
+    cancel_requested: bool = False
+    refunded: bool = False
+    decline_code: str | None = None
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_PAYMENT_STATUSES and not self.needs_refund
+
+    @property
+    def needs_refund(self) -> bool:
+        """Cancelled after the gateway may have approved it, and not yet refunded."""
+        return (
+            self.cancel_requested
+            and not self.refunded
+            and (self.payment_key is not None or self.confirm_attempts > 0)
+        )
+
+
+class IdempotencyRecord(StoredModel):
+    """Remembers, for a day (container TTL), which reservation an Idempotency-Key stands for.
+
+    A key names one request: the first body sent with it is the one carried out, and every
+    later request with that key answers with the same reservation.
+    """
+
+    DOC_TYPE: ClassVar[str] = "idempotencyKey"
+
+    id: str
+    customer_id: str
+    musical_id: str
+    seats: int
+    reservation_id: str
+    created_at: datetime

@@ -1,0 +1,63 @@
+"""Show managers register musicals; anyone browses them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.domain.commands import RegisterMusical
+from shared.domain.errors import NotFoundError
+from shared.domain.ids import is_musical_id, new_musical_id
+from shared.domain.models import CatalogEntry, Musical
+from shared.ports import Condition, DocumentStore, NotFound, OrderBy
+from shared.topology import MUSICALS
+
+
+def register_musical(command: RegisterMusical, store: DocumentStore, now: datetime) -> Musical:
+    """Create the musical in its own partition, after its catalog line.
+
+    The catalog line goes first: if the second write never happens, the list skips a line whose
+    musical does not exist, whereas the other order could leave a musical nobody can find.
+    """
+    musical = Musical(
+        id=new_musical_id(),
+        title=command.title,
+        total_seats=command.seats,
+        available_seats=command.seats,
+        price=command.price,
+        venue=command.venue,
+        performance_at=command.performance_at,
+        created_at=now,
+    )
+    entry = CatalogEntry(id=musical.id, title=musical.title, created_at=now)
+    store.create(MUSICALS.name, entry.to_document())
+    return Musical.from_document(store.create(MUSICALS.name, musical.to_document()))
+
+
+def get_musical(musical_id: str, store: DocumentStore) -> Musical:
+    if not is_musical_id(musical_id):
+        raise NotFoundError(f"no musical {musical_id!r}")
+    try:
+        return Musical.from_document(store.read(MUSICALS.name, musical_id, musical_id))
+    except NotFound:
+        raise NotFoundError(f"no musical {musical_id!r}") from None
+
+
+def list_musicals(
+    store: DocumentStore, limit: int, continuation: str | None
+) -> tuple[list[Musical], str | None]:
+    """One page of the catalog, oldest first, with each musical's live seat count."""
+    page = store.query(
+        MUSICALS.name,
+        CatalogEntry.PARTITION,
+        where=[Condition("type", "=", CatalogEntry.DOC_TYPE)],
+        order_by=[OrderBy("createdAt")],
+        limit=limit,
+        continuation=continuation,
+    )
+    musicals: list[Musical] = []
+    for entry in page.items:
+        try:
+            musicals.append(get_musical(entry["id"], store))
+        except NotFoundError:
+            continue
+    return musicals, page.continuation

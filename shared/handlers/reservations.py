@@ -1,0 +1,232 @@
+"""Placing, reading and cancelling reservations, and applying payment outcomes to them.
+
+Every change of a reservation is one transactional batch in its musical's partition: the
+reservation, the musical's seat counter and the outbox event move together or not at all.
+Concurrent writers are serialised by ETags: a lost race re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.domain.caller import Caller
+from shared.domain.commands import PlaceReservation
+from shared.domain.errors import NotEnoughSeats, NotFoundError, ReservationRejected
+from shared.domain.events import Event, EventType, reservation_event
+from shared.domain.ids import (
+    idempotency_record_id,
+    is_musical_id,
+    musical_id_of,
+    new_reservation_id,
+)
+from shared.domain.models import IdempotencyRecord, Reservation, ReservationStatus
+from shared.handlers.musicals import get_musical
+from shared.ports import (
+    BatchFailed,
+    Condition,
+    Conflict,
+    Create,
+    DocumentStore,
+    Incr,
+    NotFound,
+    Patch,
+    PreconditionFailed,
+    Replace,
+)
+from shared.topology import IDEMPOTENCY, MUSICALS
+
+MAX_RACE_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class Placed:
+    reservation: Reservation
+    created: bool
+
+
+def place_reservation(
+    command: PlaceReservation,
+    caller: Caller,
+    correlation_id: str,
+    idempotency_key: str | None,
+    store: DocumentStore,
+    now: datetime,
+) -> Placed:
+    if not is_musical_id(command.musical_id):
+        raise NotFoundError(f"no musical {command.musical_id!r}")
+    musical_id, seats, reservation_id = command.musical_id, command.seats, None
+    if idempotency_key is not None:
+        record = _claim_idempotency_key(idempotency_key, caller, command, store, now)
+        existing = _find(record.reservation_id, store)
+        if existing is not None:
+            return Placed(existing, created=False)
+        musical_id, seats, reservation_id = record.musical_id, record.seats, record.reservation_id
+
+    musical = get_musical(musical_id, store)
+    reservation = Reservation(
+        id=reservation_id or new_reservation_id(musical.id),
+        musical_id=musical.id,
+        musical_title=musical.title,
+        customer_id=caller.customer_id,
+        seats=seats,
+        amount=seats * musical.price,
+        status=ReservationStatus.RESERVED,
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+    )
+    placed = reservation_event(EventType.RESERVATION_PLACED, reservation, now)
+    try:
+        stored = store.batch(
+            MUSICALS.name,
+            musical.id,
+            [
+                Patch(
+                    musical.id,
+                    [Incr("availableSeats", -seats)],
+                    condition=[Condition("availableSeats", ">=", seats)],
+                ),
+                Create(reservation.to_document()),
+                Create(_event_document(placed, musical.id)),
+            ],
+        )
+    except BatchFailed as failure:
+        if failure.index == 0 and isinstance(failure.cause, PreconditionFailed):
+            raise NotEnoughSeats(
+                f"musical {musical.id} has fewer than {seats} seats available"
+            ) from None
+        if failure.index == 0 and isinstance(failure.cause, NotFound):
+            raise NotFoundError(f"no musical {musical.id!r}") from None
+        if failure.index == 1 and isinstance(failure.cause, Conflict):
+            # The same idempotent request won a race against us: answer with its result.
+            return Placed(_read(reservation.id, store), created=False)
+        raise
+    return Placed(Reservation.from_document(stored[1]), created=True)
+
+
+def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -> Reservation:
+    """The reservation, if the caller owns it or is an admin; otherwise it does not exist."""
+    reservation = _find(reservation_id, store)
+    if reservation is None or not (
+        caller.is_admin or reservation.customer_id == caller.customer_id
+    ):
+        raise NotFoundError(f"no reservation {reservation_id!r}")
+    return reservation
+
+
+def cancel_reservation(
+    reservation_id: str, caller: Caller, store: DocumentStore, now: datetime
+) -> Reservation:
+    """Cancel and give the seats back at once; the payment side hears of it by event."""
+    for _ in range(MAX_RACE_RETRIES):
+        reservation = get_reservation(reservation_id, caller, store)
+        if reservation.status is ReservationStatus.CANCELLED:
+            return reservation
+        if reservation.status is ReservationStatus.REJECTED:
+            raise ReservationRejected(
+                f"reservation {reservation_id} was rejected; nothing to cancel"
+            )
+        try:
+            return _transition(reservation, ReservationStatus.CANCELLED, store, now)
+        except _LostRace:
+            continue
+    raise RuntimeError(f"reservation {reservation_id} kept changing under cancel")
+
+
+def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> Reservation | None:
+    """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
+
+    Idempotent and order-tolerant: a reservation that can no longer make the move (already
+    confirmed, cancelled meanwhile, …) is left as it is.
+    """
+    target = {
+        EventType.PAYMENT_APPROVED: ReservationStatus.CONFIRMED,
+        EventType.PAYMENT_DECLINED: ReservationStatus.REJECTED,
+    }.get(event.event_type)
+    if target is None:
+        return None
+    reservation_id = event.payment().reservation_id
+    for _ in range(MAX_RACE_RETRIES):
+        reservation = _find(reservation_id, store)
+        if reservation is None or not reservation.can_become(target):
+            return reservation
+        try:
+            return _transition(reservation, target, store, now)
+        except _LostRace:
+            continue
+    raise RuntimeError(f"reservation {reservation_id} kept changing under {event.event_type}")
+
+
+class _LostRace(Exception):
+    """Someone else changed the reservation between our read and our write."""
+
+
+_EVENT_OF: dict[ReservationStatus, EventType] = {
+    ReservationStatus.CONFIRMED: EventType.RESERVATION_CONFIRMED,
+    ReservationStatus.REJECTED: EventType.RESERVATION_REJECTED,
+    ReservationStatus.CANCELLED: EventType.RESERVATION_CANCELLED,
+}
+
+
+def _transition(
+    reservation: Reservation, target: ReservationStatus, store: DocumentStore, now: datetime
+) -> Reservation:
+    """One batch: the new state (guarded by the ETag we read), its event, and the seats back
+    when the new state no longer holds them."""
+    moved = reservation.moved_to(target, now)
+    operations = [
+        Replace(moved.to_document(), if_match=reservation.etag),
+        Create(_event_document(reservation_event(_EVENT_OF[target], moved, now), moved.musical_id)),
+    ]
+    if reservation.holds_seats and not moved.holds_seats:
+        operations.append(Patch(moved.musical_id, [Incr("availableSeats", moved.seats)]))
+    try:
+        stored = store.batch(MUSICALS.name, moved.musical_id, operations)
+    except BatchFailed as failure:
+        if isinstance(failure.cause, (PreconditionFailed, Conflict)):
+            raise _LostRace from None
+        raise
+    return Reservation.from_document(stored[0])
+
+
+def _claim_idempotency_key(
+    key: str, caller: Caller, command: PlaceReservation, store: DocumentStore, now: datetime
+) -> IdempotencyRecord:
+    record = IdempotencyRecord(
+        id=idempotency_record_id(key),
+        customer_id=caller.customer_id,
+        musical_id=command.musical_id,
+        seats=command.seats,
+        reservation_id=new_reservation_id(command.musical_id),
+        created_at=now,
+    )
+    try:
+        store.create(IDEMPOTENCY.name, record.to_document())
+    except Conflict:
+        return IdempotencyRecord.from_document(
+            store.read(IDEMPOTENCY.name, caller.customer_id, record.id)
+        )
+    return record
+
+
+def _event_document(event: Event, musical_id: str) -> dict:
+    return event.to_document("musicalId", musical_id)
+
+
+def _find(reservation_id: str, store: DocumentStore) -> Reservation | None:
+    musical_id = musical_id_of(reservation_id)
+    if musical_id is None:
+        return None
+    try:
+        document = store.read(MUSICALS.name, musical_id, reservation_id)
+    except NotFound:
+        return None
+    return Reservation.from_document(document) if document.get("type") == "reservation" else None
+
+
+def _read(reservation_id: str, store: DocumentStore) -> Reservation:
+    reservation = _find(reservation_id, store)
+    if reservation is None:
+        raise NotFoundError(f"no reservation {reservation_id!r}")
+    return reservation

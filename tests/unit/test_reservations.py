@@ -1,0 +1,228 @@
+"""Placing and cancelling reservations, and payment outcomes, against the real embedded store."""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from shared.domain.caller import Caller
+from shared.domain.commands import PlaceReservation
+from shared.domain.errors import NotEnoughSeats, NotFoundError, ReservationRejected
+from shared.domain.events import Event, EventType, PaymentFacts
+from shared.domain.models import Musical, ReservationStatus
+from shared.handlers.musicals import get_musical
+from shared.handlers.reservations import (
+    apply_payment_outcome,
+    cancel_reservation,
+    get_reservation,
+    place_reservation,
+)
+from shared.ports import Condition, DocumentStore
+from shared.topology import MUSICALS
+
+
+def events_of(store: DocumentStore, musical_id: str) -> list[str]:
+    page = store.query(MUSICALS.name, musical_id, where=[Condition("type", "=", "event")])
+    return sorted(doc["eventType"] for doc in page.items)
+
+
+def place(store, musical, caller, now, seats=2, key=None):
+    return place_reservation(
+        PlaceReservation(musical_id=musical.id, seats=seats), caller, "corr-1", key, store, now
+    )
+
+
+def payment_event(event_type: EventType, reservation, now: datetime) -> Event:
+    facts = PaymentFacts(
+        reservation_id=reservation.id,
+        musical_id=reservation.musical_id,
+        customer_id=reservation.customer_id,
+        amount=reservation.amount,
+    )
+    return Event(
+        event_id=f"{reservation.id}.{event_type}",
+        event_type=event_type,
+        correlation_id="corr-1",
+        occurred_at=now,
+        payload=facts.to_json_dict(),
+    )
+
+
+def test_placing_holds_the_seats_records_the_event_and_prices_the_seats(
+    store, clock, customer, musical: Musical
+):
+    placed = place(store, musical, customer, clock.now(), seats=3)
+
+    assert placed.created
+    assert placed.reservation.status is ReservationStatus.RESERVED
+    assert placed.reservation.amount == 300
+    assert get_musical(musical.id, store).available_seats == 7
+    assert events_of(store, musical.id) == ["ReservationPlaced"]
+
+
+def test_a_reservation_larger_than_what_is_left_is_refused_and_changes_nothing(
+    store, clock, customer, musical
+):
+    place(store, musical, customer, clock.now(), seats=9)
+
+    with pytest.raises(NotEnoughSeats):
+        place(store, musical, customer, clock.now(), seats=2)
+
+    assert get_musical(musical.id, store).available_seats == 1
+    assert events_of(store, musical.id) == ["ReservationPlaced"]
+
+
+def test_an_unknown_musical_is_not_found(store, clock, customer):
+    with pytest.raises(NotFoundError):
+        place_reservation(
+            PlaceReservation(musical_id="0" * 32, seats=1), customer, "c", None, store, clock.now()
+        )
+
+
+def test_the_same_idempotency_key_returns_the_first_reservation_and_holds_no_more_seats(
+    store, clock, customer, musical
+):
+    first = place(store, musical, customer, clock.now(), seats=2, key="k-1")
+    again = place(store, musical, customer, clock.now(), seats=5, key="k-1")
+
+    assert not again.created
+    assert again.reservation.id == first.reservation.id
+    assert again.reservation.seats == 2
+    assert get_musical(musical.id, store).available_seats == 8
+
+
+def test_idempotency_keys_belong_to_their_customer(store, clock, customer, musical):
+    first = place(store, musical, customer, clock.now(), key="shared-key")
+    other = place(store, musical, Caller("bob"), clock.now(), key="shared-key")
+
+    assert other.created
+    assert other.reservation.id != first.reservation.id
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_reservation(
+    store, clock, customer, musical
+):
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda _: place(store, musical, customer, clock.now(), key="k"), range(16))
+        )
+
+    assert len({r.reservation.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert get_musical(musical.id, store).available_seats == 8
+
+
+def test_concurrent_reservations_never_oversell(store, clock, musical):
+    def attempt(i: int) -> bool:
+        try:
+            place(store, musical, Caller(f"c{i}"), clock.now(), seats=1)
+        except NotEnoughSeats:
+            return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+
+    assert sum(outcomes) == 10
+    assert get_musical(musical.id, store).available_seats == 0
+
+
+def test_other_customers_cannot_see_a_reservation_but_admins_can(store, clock, customer, musical):
+    reservation = place(store, musical, customer, clock.now()).reservation
+
+    with pytest.raises(NotFoundError):
+        get_reservation(reservation.id, Caller("mallory"), store)
+    assert (
+        get_reservation(reservation.id, Caller("boss", is_admin=True), store).id == reservation.id
+    )
+
+
+def test_cancelling_gives_the_seats_back_once_and_is_idempotent(store, clock, customer, musical):
+    reservation = place(store, musical, customer, clock.now(), seats=4).reservation
+
+    cancelled = cancel_reservation(reservation.id, customer, store, clock.now())
+    again = cancel_reservation(reservation.id, customer, store, clock.now())
+
+    assert cancelled.status is ReservationStatus.CANCELLED
+    assert again.status is ReservationStatus.CANCELLED
+    assert get_musical(musical.id, store).available_seats == 10
+    assert events_of(store, musical.id) == ["ReservationCancelled", "ReservationPlaced"]
+
+
+def test_a_stranger_cannot_cancel_someone_elses_reservation(store, clock, customer, musical):
+    reservation = place(store, musical, customer, clock.now()).reservation
+
+    with pytest.raises(NotFoundError):
+        cancel_reservation(reservation.id, Caller("mallory"), store, clock.now())
+    assert get_musical(musical.id, store).available_seats == 8
+
+
+def test_approval_confirms_and_a_redelivered_approval_changes_nothing(
+    store, clock, customer, musical
+):
+    reservation = place(store, musical, customer, clock.now()).reservation
+    approved = payment_event(EventType.PAYMENT_APPROVED, reservation, clock.now())
+
+    apply_payment_outcome(approved, store, clock.now())
+    again = apply_payment_outcome(approved, store, clock.now())
+
+    assert again.status is ReservationStatus.CONFIRMED
+    assert events_of(store, musical.id) == ["ReservationConfirmed", "ReservationPlaced"]
+
+
+def test_decline_rejects_and_gives_the_seats_back_exactly_once(store, clock, customer, musical):
+    reservation = place(store, musical, customer, clock.now(), seats=3).reservation
+    declined = payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now())
+
+    apply_payment_outcome(declined, store, clock.now())
+    apply_payment_outcome(declined, store, clock.now())
+
+    assert get_reservation(reservation.id, customer, store).status is ReservationStatus.REJECTED
+    assert get_musical(musical.id, store).available_seats == 10
+    with pytest.raises(ReservationRejected):
+        cancel_reservation(reservation.id, customer, store, clock.now())
+
+
+def test_a_decline_after_a_cancel_does_not_give_the_seats_back_twice(
+    store, clock, customer, musical
+):
+    reservation = place(store, musical, customer, clock.now(), seats=3).reservation
+    cancel_reservation(reservation.id, customer, store, clock.now())
+
+    apply_payment_outcome(
+        payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now()), store, clock.now()
+    )
+
+    assert get_reservation(reservation.id, customer, store).status is ReservationStatus.CANCELLED
+    assert get_musical(musical.id, store).available_seats == 10
+
+
+def test_a_confirmed_reservation_can_be_cancelled_and_its_seats_come_back(
+    store, clock, customer, musical
+):
+    reservation = place(store, musical, customer, clock.now(), seats=2).reservation
+    apply_payment_outcome(
+        payment_event(EventType.PAYMENT_APPROVED, reservation, clock.now()), store, clock.now()
+    )
+
+    cancelled = cancel_reservation(reservation.id, customer, store, clock.now())
+
+    assert cancelled.status is ReservationStatus.CANCELLED
+    assert get_musical(musical.id, store).available_seats == 10
+
+
+def test_a_cancel_racing_a_decline_gives_the_seats_back_once(store, clock, customer, musical):
+    for _ in range(10):
+        reservation = place(store, musical, customer, clock.now(), seats=5).reservation
+        declined = payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now())
+        with ThreadPoolExecutor(2) as pool:
+            pool.submit(apply_payment_outcome, declined, store, clock.now())
+            cancelling = pool.submit(
+                cancel_reservation, reservation.id, customer, store, clock.now()
+            )
+        with contextlib.suppress(ReservationRejected):
+            cancelling.result()
+        assert get_musical(musical.id, store).available_seats == 10
