@@ -192,3 +192,39 @@ class IdempotencyRecord(StoredModel):
     seats: int
     reservation_id: str
     created_at: datetime
+
+
+class NoticeKind(StrEnum):
+    PAYMENT_APPROVED = "payment-approved"
+    PAYMENT_DECLINED = "payment-declined"
+    PAYMENT_CANCELLED = "payment-cancelled"
+
+
+class NoticeStatus(StrEnum):
+    PENDING = "Pending"
+    SENT = "Sent"
+
+
+class Notice(StoredModel):
+    """One notification per (reservation, kind), in the notices container (partition: customer).
+
+    Created Pending before it is sent and marked Sent after, so a crash in between resends it
+    (at least once, with the notice id as the provider's idempotency key) and never skips it.
+    """
+
+    DOC_TYPE: ClassVar[str] = "notice"
+
+    id: str
+    customer_id: str
+    reservation_id: str
+    musical_id: str
+    kind: NoticeKind
+    message: str
+    status: NoticeStatus
+    correlation_id: str
+    created_at: datetime
+    sent_at: datetime | None = None
+
+    @staticmethod
+    def id_for(reservation_id: str, kind: NoticeKind) -> str:
+        return f"{reservation_id}.{kind}"
