@@ -1,0 +1,392 @@
+"""The embedded message bus: Service Bus topics and subscriptions over one SQLite file.
+
+`SqliteMessageBus` implements `MessagePublisher` and `MessageReceiver` with the Service Bus
+semantics the handlers rely on: fan-out to subscriptions by subject filter, duplicate detection
+by message id within the topic's window, scheduled messages, peek-lock with delivery counts, and
+dead-lettering after the subscription's max delivery count. Everything lives in `bus.db` (WAL,
+synchronous=FULL: a commit survives SIGKILL and power loss), so several threads and processes
+can publish to and consume from the same bus.
+
+One connection per bus instance, used under a lock: SQLite has a single writer anyway, and
+almost every bus call writes, so handing the connection over with a Python lock is cheaper than
+letting threads meet in SQLite's busy handler. Other processes are kept out by BEGIN IMMEDIATE
+and busy_timeout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared import topology
+from shared.adapters.sqlite_bus_schema import (
+    MAX_DELIVERY_COUNT_EXCEEDED,
+    MESSAGE_COLUMNS,
+    READY,
+    SCHEMA,
+    WAITING,
+    encode_properties,
+    from_micros,
+    max_delivery_description,
+    message_from_row,
+    to_micros,
+)
+from shared.ports import LockLost, OutboundMessage, ReceivedMessage
+from shared.topology import SubscriptionSpec, TopicSpec
+
+BUS_FILE = "bus.db"
+BUSY_TIMEOUT_SECONDS = 30.0
+# How often a waiter re-reads the database for messages published by other processes.
+CROSS_PROCESS_POLL_SECONDS = 0.5
+# How often expired ids are swept out of the duplicate-detection table.
+SENT_ID_PRUNE_INTERVAL_MICROS = 60 * 1_000_000
+
+# A settlement is valid only while the receiver's lock is current.
+_HELD_LOCK = (
+    "seq = ? AND topic = ? AND subscription = ? AND state = 1 AND lock_token = ? AND visible_at > ?"
+)
+
+
+class DeadLetterNotFound(LookupError):
+    """No dead letter with that sequence number in that subscription."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqliteMessageBus:
+    """The embedded, durable Service Bus. See the module docstring."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        topics: Mapping[str, TopicSpec] = topology.TOPICS,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._topics = dict(topics)
+        self._clock = clock
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            data_dir / BUS_FILE,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._closed = False
+        self._next_sent_id_prune = 0
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, topic: str, messages: Sequence[OutboundMessage]) -> None:
+        spec = self._topic(topic)
+        now = self._now()
+        window_end = now + spec.duplicate_detection_window_seconds * 1_000_000
+        with self._transaction() as db:
+            if now >= self._next_sent_id_prune:
+                db.execute("DELETE FROM sent_ids WHERE expires_at <= ?", (now,))
+                self._next_sent_id_prune = now + SENT_ID_PRUNE_INTERVAL_MICROS
+            rows = []
+            for message in messages:
+                first_sight = db.execute(
+                    "INSERT INTO sent_ids (topic, message_id, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (topic, message_id) DO UPDATE SET expires_at = excluded.expires_at"
+                    " WHERE sent_ids.expires_at <= ?",
+                    (topic, message.message_id, window_end, now),
+                ).rowcount
+                if first_sight:
+                    rows.extend(_fan_out(spec, message, now))
+            db.executemany(
+                "INSERT INTO entries (topic, subscription, state, visible_at, enqueued_at,"
+                " message_id, subject, correlation_id, content_type, properties, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        if rows:
+            self._wake_waiters()
+
+    # ------------------------------------------------------------------ peek-lock
+
+    def receive(
+        self, topic: str, subscription: str, max_messages: int = 1
+    ) -> list[ReceivedMessage]:
+        spec = self._subscription(topic, subscription)
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        now = self._now()
+        locked_until = now + spec.lock_duration_seconds * 1_000_000
+        with self._transaction() as db:
+            self._release_due(db, topic, spec, now)
+            rows = db.execute(
+                "UPDATE entries SET state = 1, visible_at = ?,"
+                " delivery_count = delivery_count + 1, lock_token = lower(hex(randomblob(16)))"
+                " WHERE seq IN (SELECT seq FROM entries"
+                "  WHERE topic = ? AND subscription = ? AND state = 0 ORDER BY seq LIMIT ?)"
+                f" RETURNING {MESSAGE_COLUMNS}",
+                (locked_until, topic, subscription, max_messages),
+            ).fetchall()
+        return sorted(map(message_from_row, rows), key=lambda m: m.sequence_number)
+
+    def complete(self, message: ReceivedMessage) -> None:
+        self._subscription(message.topic, message.subscription)
+        self._settle(message, f"DELETE FROM entries WHERE {_HELD_LOCK}", ())
+
+    def abandon(self, message: ReceivedMessage) -> None:
+        spec = self._subscription(message.topic, message.subscription)
+        used_up = f"delivery_count >= {spec.max_delivery_count:d}"
+        self._settle(
+            message,
+            f"UPDATE entries SET lock_token = NULL, visible_at = ?,"
+            f" state = CASE WHEN {used_up} THEN 2 ELSE 0 END,"
+            f" dead_letter_reason = CASE WHEN {used_up} THEN ? END,"
+            f" dead_letter_description = CASE WHEN {used_up} THEN ? END"
+            f" WHERE {_HELD_LOCK}",
+            (
+                self._now(),
+                MAX_DELIVERY_COUNT_EXCEEDED,
+                max_delivery_description(spec.max_delivery_count),
+            ),
+        )
+        self._wake_waiters()
+
+    def renew_lock(self, message: ReceivedMessage) -> datetime:
+        spec = self._subscription(message.topic, message.subscription)
+        locked_until = self._now() + spec.lock_duration_seconds * 1_000_000
+        self._settle(
+            message, f"UPDATE entries SET visible_at = ? WHERE {_HELD_LOCK}", (locked_until,)
+        )
+        return from_micros(locked_until)
+
+    def dead_letter(self, message: ReceivedMessage, reason: str, description: str = "") -> None:
+        self._subscription(message.topic, message.subscription)
+        self._settle(
+            message,
+            "UPDATE entries SET state = 2, lock_token = NULL, visible_at = ?,"
+            f" dead_letter_reason = ?, dead_letter_description = ? WHERE {_HELD_LOCK}",
+            (self._now(), reason, description),
+        )
+
+    # ------------------------------------------------------------------ embedded extras
+
+    def wait_for_messages(self, topic: str, subscription: str, timeout: float) -> bool:
+        """Block until a message may be deliverable (True) or `timeout` seconds pass (False).
+
+        Publishes and abandons in this process wake the waiter at once; a scheduled time or a
+        lock expiry wakes it when due; other processes' publishes are seen by a re-check at
+        most every CROSS_PROCESS_POLL_SECONDS.
+        """
+        self._subscription(topic, subscription)
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            with self._changed:
+                generation = self._generation
+            next_due = self._next_due(topic, subscription)
+            now = self._now()
+            if next_due is not None and next_due <= now:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            pause = min(remaining, CROSS_PROCESS_POLL_SECONDS)
+            if next_due is not None:
+                pause = min(pause, (next_due - now) / 1_000_000)
+            with self._changed:
+                if self._generation == generation:
+                    self._changed.wait(pause)
+        return False
+
+    def dead_letters(
+        self, topic: str, subscription: str, limit: int = 100
+    ) -> list[ReceivedMessage]:
+        """The subscription's dead-letter queue, oldest first."""
+        spec = self._subscription(topic, subscription)
+        with self._transaction() as db:
+            self._release_due(db, topic, spec, self._now())
+            rows = db.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM entries"
+                " WHERE topic = ? AND subscription = ? AND state = 2 ORDER BY seq LIMIT ?",
+                (topic, subscription, limit),
+            ).fetchall()
+        return [message_from_row(row) for row in rows]
+
+    def replay_dead_letter(self, topic: str, subscription: str, sequence_number: int) -> None:
+        """Send a dead letter back to its subscription as a new message (new sequence number,
+        delivery count 0). Duplicate detection does not apply: this is an operator's decision."""
+        self._subscription(topic, subscription)
+        now = self._now()
+        with self._transaction() as db:
+            replayed = db.execute(
+                "INSERT INTO entries (topic, subscription, state, visible_at, enqueued_at,"
+                " message_id, subject, correlation_id, content_type, properties, body)"
+                " SELECT topic, subscription, 0, ?, ?, message_id, subject, correlation_id,"
+                " content_type, properties, body FROM entries"
+                " WHERE seq = ? AND topic = ? AND subscription = ? AND state = 2",
+                (now, now, sequence_number, topic, subscription),
+            ).rowcount
+            if not replayed:
+                raise DeadLetterNotFound(f"{topic}/{subscription} dead letter {sequence_number}")
+            db.execute("DELETE FROM entries WHERE seq = ?", (sequence_number,))
+        self._wake_waiters()
+
+    def purge_dead_letter(self, topic: str, subscription: str, sequence_number: int) -> None:
+        self._subscription(topic, subscription)
+        with self._lock:
+            purged = self._db.execute(
+                "DELETE FROM entries WHERE seq = ? AND topic = ? AND subscription = ?"
+                " AND state = 2",
+                (sequence_number, topic, subscription),
+            ).rowcount
+        if not purged:
+            raise DeadLetterNotFound(f"{topic}/{subscription} dead letter {sequence_number}")
+
+    def active_count(self, topic: str, subscription: str) -> int:
+        """Messages deliverable now or locked by a receiver (Service Bus's active count: not
+        scheduled ones still in the future, not dead letters)."""
+        spec = self._subscription(topic, subscription)
+        now = self._now()
+        with self._transaction() as db:
+            self._release_due(db, topic, spec, now)
+            (count,) = db.execute(
+                "SELECT (SELECT count(*) FROM entries"
+                "   WHERE topic = ? AND subscription = ? AND state = 0)"
+                " + (SELECT count(*) FROM entries"
+                "   WHERE topic = ? AND subscription = ? AND state = 1"
+                "   AND lock_token IS NOT NULL)",
+                (topic, subscription, topic, subscription),
+            ).fetchone()
+        return count
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+        self._wake_waiters()
+
+    # ------------------------------------------------------------------ internals
+
+    def _topic(self, topic: str) -> TopicSpec:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            raise ValueError(f"unknown topic {topic!r}") from None
+
+    def _subscription(self, topic: str, subscription: str) -> SubscriptionSpec:
+        for spec in self._topic(topic).subscriptions:
+            if spec.name == subscription:
+                return spec
+        raise ValueError(f"topic {topic!r} has no subscription {subscription!r}")
+
+    def _now(self) -> int:
+        return to_micros(self._clock())
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _settle(self, message: ReceivedMessage, statement: str, values: tuple) -> None:
+        """Run a statement that ends with the _HELD_LOCK predicate; LockLost if it matched none."""
+        held = (
+            message.sequence_number,
+            message.topic,
+            message.subscription,
+            message.lock_token,
+            self._now(),
+        )
+        with self._lock:
+            changed = self._db.execute(statement, values + held).rowcount
+        if not changed:
+            raise LockLost(
+                f"{message.topic}/{message.subscription} message {message.sequence_number}:"
+                " lock expired or message already settled"
+            )
+
+    @staticmethod
+    def _release_due(db: sqlite3.Connection, topic: str, spec: SubscriptionSpec, now: int) -> None:
+        """Settle what time has decided: expired locks of used-up messages go to the dead-letter
+        queue; other expired locks and due scheduled messages become deliverable."""
+        db.execute(
+            "UPDATE entries SET state = 2, lock_token = NULL,"
+            " dead_letter_reason = ?, dead_letter_description = ?"
+            " WHERE topic = ? AND subscription = ? AND state = 1 AND visible_at <= ?"
+            " AND lock_token IS NOT NULL AND delivery_count >= ?",
+            (
+                MAX_DELIVERY_COUNT_EXCEEDED,
+                max_delivery_description(spec.max_delivery_count),
+                topic,
+                spec.name,
+                now,
+                spec.max_delivery_count,
+            ),
+        )
+        db.execute(
+            "UPDATE entries SET state = 0, lock_token = NULL"
+            " WHERE topic = ? AND subscription = ? AND state = 1 AND visible_at <= ?",
+            (topic, spec.name, now),
+        )
+
+    def _next_due(self, topic: str, subscription: str) -> int | None:
+        """0 when a message is deliverable now, else when the next one will be (or None)."""
+        with self._lock:
+            if self._closed:
+                return None
+            (due,) = self._db.execute(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM entries"
+                "   WHERE topic = ? AND subscription = ? AND state = 0) THEN 0"
+                " ELSE (SELECT min(visible_at) FROM entries"
+                "   WHERE topic = ? AND subscription = ? AND state = 1) END",
+                (topic, subscription, topic, subscription),
+            ).fetchone()
+        return due
+
+    def _wake_waiters(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+
+def _fan_out(spec: TopicSpec, message: OutboundMessage, now: int) -> list[tuple]:
+    """One entries row per subscription whose subject filter takes the message."""
+    scheduled = (
+        to_micros(message.scheduled_enqueue_time)
+        if message.scheduled_enqueue_time is not None
+        else now
+    )
+    state = WAITING if scheduled > now else READY
+    enqueued_at = max(scheduled, now)
+    properties = encode_properties(message.application_properties)
+    return [
+        (
+            spec.name,
+            subscription.name,
+            state,
+            enqueued_at,
+            enqueued_at,
+            message.message_id,
+            message.subject,
+            message.correlation_id,
+            message.content_type,
+            properties,
+            message.body,
+        )
+        for subscription in spec.subscriptions
+        if not subscription.subjects or message.subject in subscription.subjects
+    ]
