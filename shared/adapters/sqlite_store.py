@@ -151,6 +151,7 @@ class SqliteDocumentStore:
         self._write_cv = threading.Condition()
         self._pending: list[_WriteJob] = []
         self._leader_busy = False
+        self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
         self._changes_cv = threading.Condition()
         self._commits = 0
 
@@ -234,9 +235,9 @@ class SqliteDocumentStore:
     def _try_group(self, group: list[_WriteJob]) -> list[_WriteJob]:
         """Run the group in one transaction. Returns the jobs to run again, if any.
 
-        An expected failure (a port error or a ValueError) rolls back that job's savepoint.
-        An unexpected one rolls back the whole transaction: the job that raised it fails and
-        the others run again in a new transaction.
+        An expected failure (a port error or a ValueError) rolls back that job's savepoint
+        (a group of one needs none: it rolls back the transaction). An unexpected one rolls
+        back the whole transaction: the job that raised it fails and the others run again.
         """
         connection = self._writer
         try:
@@ -244,21 +245,27 @@ class SqliteDocumentStore:
         except TooManyRequests as error:
             _finish(group, error)
             return []
+        self._lsns.clear()
+        alone = len(group) == 1
         for position, job in enumerate(group):
             job.result, job.error = None, None
-            connection.execute("SAVEPOINT job")
+            if not alone:
+                connection.execute("SAVEPOINT job")
             try:
                 job.result = job.work(connection)
             except (StoreError, ValueError) as error:
-                connection.execute("ROLLBACK TO job")
+                connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
                 job.error = error
             except BaseException as error:
                 _rollback(connection)
                 _finish([job], error)
                 return [*group[:position], *group[position + 1 :]]
-            connection.execute("RELEASE job")
+            if not alone:
+                connection.execute("RELEASE job")
         try:
-            connection.execute("COMMIT")
+            if connection.in_transaction:
+                self._save_lsns(connection)
+                connection.execute("COMMIT")
         except sqlite3.Error as error:
             _rollback(connection)
             _finish(group, _translate(error))
@@ -266,6 +273,25 @@ class SqliteDocumentStore:
         for job in group:
             job.done = True
         return []
+
+    def _next_lsn(self, connection: sqlite3.Connection, container: _Container) -> int:
+        """The container's next lsn, counted in memory for the length of the transaction."""
+        counter = self._lsns.get(container.name)
+        if counter is None:
+            row = connection.execute(
+                "SELECT lsn FROM lsn_counters WHERE container = ?", [container.name]
+            ).fetchone()
+            counter = self._lsns[container.name] = [0 if row is None else int(row[0])]
+        counter[0] += 1
+        return counter[0]
+
+    def _save_lsns(self, connection: sqlite3.Connection) -> None:
+        for container, (lsn,) in self._lsns.items():
+            connection.execute(
+                "INSERT INTO lsn_counters (container, lsn) VALUES (?, ?)"
+                " ON CONFLICT (container) DO UPDATE SET lsn = excluded.lsn",
+                [container, lsn],
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -316,14 +342,6 @@ class SqliteDocumentStore:
         if row is None:
             return None, False
         return _Current(json.loads(row[0]), row[1]), bool(row[2])
-
-    def _next_lsn(self, connection: sqlite3.Connection, container: _Container) -> int:
-        row = connection.execute(
-            "INSERT INTO lsn_counters (container, lsn) VALUES (?, 1)"
-            " ON CONFLICT (container) DO UPDATE SET lsn = lsn + 1 RETURNING lsn",
-            [container.name],
-        ).fetchone()
-        return int(row[0])
 
     def _stamp(
         self,
