@@ -1,0 +1,17 @@
+// Development: serverless Cosmos DB, scale to zero, a small API Management.
+using './main.bicep'
+
+param environmentName = 'dev'
+param cosmosServerless = true
+param functionMaximumInstanceCount = 40
+param functionInstanceMemoryMB = 2048
+param functionAlwaysReady = []
+param apimSku = 'BasicV2'
+param apimPublisherEmail = readEnvironmentVariable('APIM_PUBLISHER_EMAIL', 'outerpark-dev@example.com')
+param corsAllowedOrigins = [
+  'http://localhost:3000'
+]
+param authAudience = readEnvironmentVariable('AUTH_AUDIENCE', 'api://outerpark-dev')
+param paymentGatewayUrl = readEnvironmentVariable('PAYMENT_GATEWAY_URL', 'https://pg-sandbox.example.com')
+param paymentGatewaySecretKey = readEnvironmentVariable('PAYMENT_GATEWAY_SECRET_KEY', '')
+param logRetentionInDays = 30

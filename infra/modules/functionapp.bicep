@@ -1,0 +1,184 @@
+// The Function App on Flex Consumption (Python 3.11): per-function scaling up to
+// maximumInstanceCount, zero-downtime rolling updates, and every app setting the code reads
+// (shared/settings.py; tests/infra checks they are all here). Every connection is
+// identity-based: no key and no connection string holds a secret.
+
+param location string
+param baseName string
+param tags object
+
+param identityId string
+param identityClientId string
+
+param storageAccountName string
+param storageBlobEndpoint string
+param deploymentContainerName string
+
+param appInsightsConnectionString string
+
+param cosmosEndpoint string
+param cosmosDatabaseName string
+param serviceBusFullyQualifiedNamespace string
+
+param keyVaultName string
+param gatewaySecretName string
+
+@description('Base URL of the payment gateway (CONTRACT §4).')
+param paymentGatewayUrl string
+
+@description('Entra ID application ID URI or client id the API tokens are issued for.')
+param authAudience string
+
+@allowed([
+  'accept'
+  'reject'
+])
+param reservationsWhenPaymentDown string
+
+@description('Upper bound of instances per scaling group (HTTP, each Service Bus and Cosmos DB trigger).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@description('Instances kept warm, e.g. [{ name: \'http\', instanceCount: 1 }]; [] scales to zero.')
+param alwaysReady array
+
+@description('Concurrent HTTP requests one instance takes before the platform adds another.')
+param httpPerInstanceConcurrency int
+
+@description('Circuit breaker, gateway and payment-retry tuning (shared/settings.py defaults).')
+param tuning object
+
+var loginEndpoint = environment().authentication.loginEndpoint
+var tenantId = tenant().tenantId
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_225:Flex Consumption zone redundancy is offered in a few regions only; instances already spread and scale out on demand
+  name: 'plan-${baseName}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-11-01' = {
+  //checkov:skip=CKV_AZURE_222:API Management calls the app over its public endpoint (no VNet); every non-public route checks an Entra ID token in the app too
+  //checkov:skip=CKV_AZURE_17:callers authenticate with Entra ID bearer tokens, not client certificates
+  //checkov:skip=CKV_AZURE_212:Flex Consumption scales instances itself; prod keeps always-ready HTTP instances (prod.bicepparam)
+  //checkov:skip=CKV_AZURE_213:Flex Consumption has no platform health check; readiness is /api/health/ready, probed by the pipeline after every deployment
+  name: 'func-${baseName}'
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      http20Enabled: true
+      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+        alwaysReady: alwaysReady
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+      siteUpdateStrategy: {
+        type: 'RollingUpdate'
+      }
+    }
+  }
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
+  //checkov:skip=CKV_AZURE_13:checkov reads this appsettings resource as web config; identity is Entra ID tokens checked by API Management and the app
+  //checkov:skip=CKV_AZURE_63:checkov reads this appsettings resource as web config; Functions logs and requests go to Application Insights
+  //checkov:skip=CKV_AZURE_65:checkov reads this appsettings resource as web config; Functions logs and requests go to Application Insights
+  //checkov:skip=CKV_AZURE_66:checkov reads this appsettings resource as web config; Functions logs and requests go to Application Insights
+  //checkov:skip=CKV_AZURE_80:checkov reads this appsettings resource as web config; the app is Python, not .NET
+  //checkov:skip=CKV_AZURE_88:checkov reads this appsettings resource as web config; Flex Consumption deploys from blob storage, not Azure Files
+  //checkov:skip=CKV_AZURE_222:checkov reads this appsettings resource as web config; see the site above
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Functions host: its own storage and telemetry, as the managed identity.
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    AZURE_CLIENT_ID: identityClientId
+
+    // Cosmos DB and Service Bus: trigger connections and the app's own clients.
+    CosmosDBConnection__accountEndpoint: cosmosEndpoint
+    CosmosDBConnection__credential: 'managedidentity'
+    CosmosDBConnection__clientId: identityClientId
+    COSMOS_DATABASE: cosmosDatabaseName
+    ServiceBusConnection__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
+
+    // Identity: Entra ID access tokens (RS256) for the API.
+    AUTH_JWKS_URL: '${loginEndpoint}${tenantId}/discovery/v2.0/keys'
+    AUTH_ISSUER: '${loginEndpoint}${tenantId}/v2.0'
+    AUTH_AUDIENCE: authAudience
+
+    // Payment gateway, its circuit breaker and the pay-later retries.
+    PAYMENT_GATEWAY_URL: paymentGatewayUrl
+    PAYMENT_GATEWAY_SECRET_KEY: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${gatewaySecretName})'
+    GATEWAY_TIMEOUT_SECONDS: string(tuning.gatewayTimeoutSeconds)
+    BREAKER_FAILURE_THRESHOLD: string(tuning.breakerFailureThreshold)
+    BREAKER_OPEN_SECONDS: string(tuning.breakerOpenSeconds)
+    BREAKER_HALF_OPEN_PROBES: string(tuning.breakerHalfOpenProbes)
+    BREAKER_CACHE_SECONDS: string(tuning.breakerCacheSeconds)
+    PAYMENT_RETRY_BASE_SECONDS: string(tuning.paymentRetryBaseSeconds)
+    PAYMENT_RETRY_MAX_SECONDS: string(tuning.paymentRetryMaxSeconds)
+    RESERVATIONS_WHEN_PAYMENT_DOWN: reservationsWhenPaymentDown
+
+    // Notifications.
+    NOTICE_SENDER: 'log'
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

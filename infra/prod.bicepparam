@@ -1,0 +1,29 @@
+// Production: autoscale Cosmos DB with a failover region, a warm HTTP instance, Standard v2 API
+// Management.
+using './main.bicep'
+
+param environmentName = 'prod'
+param cosmosServerless = false
+param cosmosAutoscaleMaxThroughput = 10000
+param cosmosFailoverLocation = readEnvironmentVariable('COSMOS_FAILOVER_LOCATION', '')
+param functionMaximumInstanceCount = 200
+param functionInstanceMemoryMB = 2048
+param functionAlwaysReady = [
+  {
+    name: 'http'
+    instanceCount: 2
+  }
+]
+param httpPerInstanceConcurrency = 16
+param apimSku = 'StandardV2'
+param apimPublisherEmail = readEnvironmentVariable('APIM_PUBLISHER_EMAIL', 'outerpark@example.com')
+param corsAllowedOrigins = [
+  'https://www.outerpark.example'
+]
+param rateLimitCalls = 120
+param rateLimitPeriodSeconds = 60
+param authAudience = readEnvironmentVariable('AUTH_AUDIENCE', 'api://outerpark')
+param paymentGatewayUrl = readEnvironmentVariable('PAYMENT_GATEWAY_URL', 'https://pg.example.com')
+param paymentGatewaySecretKey = readEnvironmentVariable('PAYMENT_GATEWAY_SECRET_KEY', '')
+param reservationsWhenPaymentDown = 'accept'
+param logRetentionInDays = 90
