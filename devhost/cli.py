@@ -1,0 +1,27 @@
+"""`python -m devhost [COMMAND]`: `serve` (the default) and `token`. A new command is a module
+in `devhost/commands/` with `add_to(subparsers)`, listed in COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from devhost.commands import serve, token
+
+COMMANDS = (serve, token)
+DEFAULT_COMMAND = "serve"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost", description="The local Azure Functions host of OuterPark."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_to(subparsers)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0] not in {*subparsers.choices, "-h", "--help"}:
+        arguments.insert(0, DEFAULT_COMMAND)
+    args = parser.parse_args(arguments)
+    return args.run(args)
