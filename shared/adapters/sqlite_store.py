@@ -216,6 +216,8 @@ class SqliteDocumentStore:
         if group:
             try:
                 self._commit_group(group)
+            except BaseException as error:
+                _finish([other for other in group if not other.done], error)
             finally:
                 with self._write_cv:
                     self._leader_busy = False
@@ -242,7 +244,7 @@ class SqliteDocumentStore:
         connection = self._writer
         try:
             _begin_immediate(connection)
-        except TooManyRequests as error:
+        except (TooManyRequests, sqlite3.Error) as error:
             _finish(group, error)
             return []
         self._lsns.clear()
