@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
 from shared.ports import Document, GatewayUnavailable, PaymentDeclined
 from shared.settings import Settings
+from tests.support.manual_clock import ManualClock
 
 CONFIG = BreakerConfig(
     failure_threshold=3,
@@ -23,17 +23,6 @@ CONFIG = BreakerConfig(
     cache_seconds=1,
     probe_lease_seconds=12,
 )
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self._now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
 
 
 class CountingStore:

@@ -1,0 +1,263 @@
+"""The HTTP payment gateway client against a real fake gateway, in each of its modes."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.payment_gateway import HttpPaymentGateway
+from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.breaker import BreakerConfig, BreakerOpen, CircuitBreaker, GuardedPaymentGateway
+from shared.ports import GatewayUnavailable, PaymentDeclined
+from shared.settings import Settings
+from tests.support.fake_gateway import FakeGateway
+from tests.support.manual_clock import ManualClock
+
+TIMEOUT_SECONDS = 0.5
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGateway]:
+    with FakeGateway(slow_seconds=1.5) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def client(fake: FakeGateway) -> Iterator[HttpPaymentGateway]:
+    with HttpPaymentGateway(fake.url, TIMEOUT_SECONDS) as gateway:
+        yield gateway
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_an_approved_payment_returns_its_key_and_approval_time(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    before = datetime.now(UTC)
+
+    approval = client.confirm("r-1", 30000, "Wicked x2")
+
+    assert approval.payment_key == fake.payment_key_of("r-1")
+    assert before - timedelta(seconds=1) <= approval.approved_at <= datetime.now(UTC)
+
+
+def test_confirm_sends_the_order_as_its_idempotency_key_and_the_documented_body(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    client.confirm("r-1", 30000, "Wicked x2")
+
+    [call] = fake.confirm_calls()
+    assert call.method == "POST"
+    assert call.idempotency_key == "r-1"
+    assert call.body == {"orderId": "r-1", "amount": 30000, "orderName": "Wicked x2"}
+    assert "authorization" not in call.headers
+
+
+def test_a_secret_key_goes_in_basic_auth_as_the_user_name(fake: FakeGateway) -> None:
+    with HttpPaymentGateway(fake.url, TIMEOUT_SECONDS, secret_key="test_sk_123") as client:
+        client.confirm("r-1", 1000, "Cats")
+
+    [call] = fake.confirm_calls()
+    assert call.headers["authorization"] == "Basic " + base64.b64encode(b"test_sk_123:").decode()
+
+
+def test_the_client_is_built_from_the_app_settings(fake: FakeGateway) -> None:
+    settings = Settings(PAYMENT_GATEWAY_URL=fake.url, PAYMENT_GATEWAY_SECRET_KEY="sk")
+
+    with HttpPaymentGateway.from_settings(settings) as client:
+        client.confirm("r-1", 1000, "Cats")
+
+    assert fake.confirm_calls()[0].headers["authorization"] == "Basic c2s6"
+
+
+def test_confirming_the_same_order_again_returns_the_same_key_and_charges_once(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    first = client.confirm("r-1", 30000, "Wicked x2")
+    again = client.confirm("r-1", 30000, "Wicked x2")
+
+    assert again.payment_key == first.payment_key
+    assert len(fake.confirm_calls()) == 2
+    assert fake.charges_per_order() == {"r-1": 1}
+
+
+def test_a_declined_payment_raises_the_gateways_code_and_message(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.set_mode("decline")
+
+    with pytest.raises(PaymentDeclined) as declined:
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    assert (declined.value.code, declined.value.message) == ("REJECT_CARD_PAYMENT", "card refused")
+    assert fake.approved_orders() == set()
+
+
+def test_a_4xx_that_is_not_json_still_declines(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.script(403, b"<html>Forbidden</html>", "text/html")
+
+    with pytest.raises(PaymentDeclined) as declined:
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    assert declined.value.code == "HTTP_403"
+    assert "Forbidden" in declined.value.message
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_timeouts_and_throttling_answered_as_4xx_mean_try_later(
+    fake: FakeGateway, client: HttpPaymentGateway, status: int
+) -> None:
+    fake.script(status, b'{"code": "TOO_MANY_REQUESTS", "message": "slow down"}')
+
+    with pytest.raises(GatewayUnavailable):
+        client.confirm("r-1", 30000, "Wicked x2")
+
+
+def test_a_503_means_the_gateway_is_unavailable(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.set_mode("down")
+
+    with pytest.raises(GatewayUnavailable):
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    assert len(fake.confirm_calls()) == 1
+    assert fake.approved_orders() == set()
+
+
+def test_an_approval_with_an_unexpected_body_means_try_later(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.script(200, b'{"status": "IN_PROGRESS"}', "application/json")
+
+    with pytest.raises(GatewayUnavailable):
+        client.confirm("r-1", 30000, "Wicked x2")
+
+
+def test_a_refused_connection_means_unavailable_until_the_gateway_listens_again(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    client.confirm("r-0", 1000, "warm the connection pool")
+    fake.set_mode("refusing")
+
+    with pytest.raises(GatewayUnavailable):
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    fake.set_mode("up")
+    assert client.confirm("r-1", 30000, "Wicked x2").payment_key == fake.payment_key_of("r-1")
+    assert [call.body["orderId"] for call in fake.confirm_calls()] == ["r-0", "r-1"]
+
+
+def test_a_timeout_means_unavailable_and_the_retry_gets_the_payment_the_gateway_made(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.set_mode("slow")
+
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable):
+        client.confirm("r-1", 30000, "Wicked x2")
+    assert time.monotonic() - started < fake.slow_seconds
+
+    wait_until(lambda: "r-1" in fake.approved_orders())
+    fake.set_mode("up")
+    retried = client.confirm("r-1", 30000, "Wicked x2")
+
+    assert retried.payment_key == fake.payment_key_of("r-1")
+    assert fake.charges_per_order() == {"r-1": 1}
+
+
+def test_cancel_sends_its_reason_and_idempotency_key_and_cancels_the_payment(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    approval = client.confirm("r-1", 30000, "Wicked x2")
+
+    client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
+
+    [call] = fake.cancel_calls()
+    assert call.path == f"/v1/payments/{approval.payment_key}/cancel"
+    assert call.idempotency_key == "cancel-r-1"
+    assert call.body == {"cancelReason": "customer cancelled"}
+    assert fake.payment_status(approval.payment_key) == "CANCELED"
+
+
+def test_cancelling_twice_succeeds_twice(fake: FakeGateway, client: HttpPaymentGateway) -> None:
+    approval = client.confirm("r-1", 30000, "Wicked x2")
+
+    client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
+    client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
+
+    assert fake.payment_status(approval.payment_key) == "CANCELED"
+
+
+def test_a_cancel_the_gateway_says_was_already_done_is_a_success(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    fake.script(400, b'{"code": "ALREADY_CANCELED_PAYMENT", "message": "already"}')
+
+    client.cancel("pay_1", "customer cancelled", idempotency_key="cancel-r-1")
+
+    assert len(fake.cancel_calls()) == 1
+
+
+def test_a_cancel_the_gateway_refuses_is_final(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    with pytest.raises(PaymentDeclined) as refused:
+        client.cancel("no/such key", "customer cancelled", idempotency_key="cancel-r-1")
+
+    assert refused.value.code == "NOT_FOUND_PAYMENT"
+    assert fake.cancel_calls()[0].path == "/v1/payments/no%2Fsuch%20key/cancel"
+
+
+@pytest.mark.parametrize("mode", ["down", "refusing", "slow"])
+def test_a_cancel_while_the_gateway_fails_means_try_later(
+    fake: FakeGateway, client: HttpPaymentGateway, mode: str
+) -> None:
+    approval = client.confirm("r-1", 30000, "Wicked x2")
+    fake.set_mode(mode)  # type: ignore[arg-type]
+
+    with pytest.raises(GatewayUnavailable):
+        client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
+    store = SqliteDocumentStore(tmp_path / "data")
+    yield store
+    store.close()
+
+
+def test_behind_the_breaker_a_down_gateway_gets_a_bounded_number_of_calls(
+    fake: FakeGateway, client: HttpPaymentGateway, store: SqliteDocumentStore
+) -> None:
+    config = BreakerConfig(failure_threshold=3, open_seconds=10, cache_seconds=1)
+    clock = ManualClock()
+    guarded = GuardedPaymentGateway(client, CircuitBreaker(store, config, clock=clock))
+    fake.set_mode("down")
+
+    for attempt in range(20):
+        with pytest.raises(GatewayUnavailable):
+            guarded.confirm(f"r-{attempt}", 1000, "Cats")
+    assert len(fake.confirm_calls()) == config.failure_threshold
+
+    fake.set_mode("up")
+    with pytest.raises(BreakerOpen):
+        guarded.confirm("r-0", 1000, "Cats")
+    clock.advance(config.open_seconds)
+    for attempt in range(20):
+        guarded.confirm(f"r-{attempt}", 1000, "Cats")
+
+    assert len(fake.confirm_calls()) == config.failure_threshold + 20
+    assert fake.approved_orders() == {f"r-{attempt}" for attempt in range(20)}
