@@ -6,9 +6,27 @@ module and read the functions the decorators recorded.
 
 import azure.functions as func
 
-from functions import health, musicals, reservations
+from functions import (
+    health,
+    history,
+    musicals,
+    notices,
+    payments,
+    relay,
+    reservation_events,
+    reservations,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint_module in (health, musicals, reservations):
+for blueprint_module in (
+    health,
+    musicals,
+    reservations,
+    relay,
+    payments,
+    reservation_events,
+    notices,
+    history,
+):
     app.register_functions(blueprint_module.bp)

@@ -71,6 +71,7 @@ class PaymentFacts(CamelModel):
     musical_id: str
     customer_id: str
     amount: int
+    order_name: str | None = None
     payment_key: str | None = None
     reason: str | None = None
 
@@ -81,6 +82,7 @@ class PaymentFacts(CamelModel):
             musical_id=payment.musical_id,
             customer_id=payment.customer_id,
             amount=payment.amount,
+            order_name=payment.order_name,
             payment_key=payment.payment_key,
             reason=reason,
         )

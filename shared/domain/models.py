@@ -131,17 +131,13 @@ class PaymentStatus(StrEnum):
     CANCELLED = "Cancelled"
 
 
-FINAL_PAYMENT_STATUSES = frozenset(
-    {PaymentStatus.APPROVED, PaymentStatus.DECLINED, PaymentStatus.CANCELLED}
-)
-
-
 class Payment(StoredModel):
     """The payment of one reservation, in the payments container (partition = reservation id).
 
-    `confirm_attempts` counts calls made to the gateway's confirm: when it is non-zero the
-    gateway may hold a charge even if no answer was recorded (the instance may have died), so a
-    cancellation must reconcile with the gateway before it can say "never charged".
+    `confirm_attempts` counts confirm calls that may have reached the gateway: when it is
+    non-zero the gateway may hold a charge even if no answer was recorded (the instance may have
+    died, or the call timed out after the gateway approved), so a cancellation asks the gateway
+    (confirm is idempotent per order) and refunds before it can say "not charged".
     """
 
     DOC_TYPE: ClassVar[str] = "payment"
@@ -156,6 +152,7 @@ class Payment(StoredModel):
     correlation_id: str
     payment_key: str | None = None
     confirm_attempts: int = 0
+    deferrals: int = 0
     cancel_requested: bool = False
     refunded: bool = False
     decline_code: str | None = None
@@ -164,17 +161,19 @@ class Payment(StoredModel):
     updated_at: datetime
 
     @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_PAYMENT_STATUSES and not self.needs_refund
+    def may_be_charged(self) -> bool:
+        """True once a confirm call may have reached the gateway, answered or not."""
+        return self.payment_key is not None or self.confirm_attempts > 0
 
     @property
-    def needs_refund(self) -> bool:
-        """Cancelled after the gateway may have approved it, and not yet refunded."""
-        return (
-            self.cancel_requested
-            and not self.refunded
-            and (self.payment_key is not None or self.confirm_attempts > 0)
-        )
+    def is_settled(self) -> bool:
+        """Nothing is left to do: charged as asked, declined, or cancelled and not charged."""
+        if self.cancel_requested:
+            return self.status is PaymentStatus.DECLINED or (
+                self.status is PaymentStatus.CANCELLED
+                and (self.refunded or not self.may_be_charged)
+            )
+        return self.status in (PaymentStatus.APPROVED, PaymentStatus.DECLINED)
 
 
 class IdempotencyRecord(StoredModel):

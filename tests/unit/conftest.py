@@ -25,6 +25,9 @@ class TickingClock:
         self._now += timedelta(milliseconds=1)
         return self._now
 
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:

@@ -1,0 +1,25 @@
+"""The notice function: tells customers about their payments."""
+
+import azure.functions as func
+
+from shared.api.messages import event_of
+from shared.bootstrap import get_services
+from shared.handlers.notices import notify_payment_outcome
+from shared.observability import correlation
+from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_PAYMENT
+
+bp = func.Blueprint()
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    connection=SERVICEBUS_CONNECTION,
+    topic_name=TOPIC_PAYMENT,
+    subscription_name=SUB_NOTICE,
+)
+def notify_customer(msg: func.ServiceBusMessage) -> None:
+    with correlation(msg.correlation_id):
+        services = get_services()
+        notify_payment_outcome(
+            event_of(msg), services.store, services.notice_sender, services.clock
+        )

@@ -1,0 +1,63 @@
+"""The payment function: charges placed reservations and refunds cancelled ones."""
+
+import logging
+from functools import partial
+
+import azure.functions as func
+
+from shared.api.messages import event_of, message_body, retry_request_of
+from shared.bootstrap import get_services
+from shared.handlers.payments import (
+    PaymentDeps,
+    on_reservation_cancelled,
+    on_reservation_placed,
+    on_retry,
+)
+from shared.observability import correlation
+from shared.retry_policy import payment_retry_delay
+from shared.topology import SERVICEBUS_CONNECTION, SUB_PAYMENT, TOPIC_CANCEL, TOPIC_RESERVATION
+
+bp = func.Blueprint()
+log = logging.getLogger("outerpark.payments")
+
+
+def _deps() -> PaymentDeps:
+    services = get_services()
+    return PaymentDeps(
+        store=services.store,
+        gateway=services.gateway,
+        bus=services.bus,
+        clock=services.clock,
+        retry_delay=partial(
+            payment_retry_delay,
+            base_seconds=services.settings.payment_retry_base_seconds,
+            max_seconds=services.settings.payment_retry_max_seconds,
+        ),
+    )
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    connection=SERVICEBUS_CONNECTION,
+    topic_name=TOPIC_RESERVATION,
+    subscription_name=SUB_PAYMENT,
+)
+def charge_reservation(msg: func.ServiceBusMessage) -> None:
+    with correlation(msg.correlation_id):
+        if "eventType" in message_body(msg):
+            payment = on_reservation_placed(event_of(msg), _deps())
+        else:
+            payment = on_retry(retry_request_of(msg).reservation_id, _deps())
+        log.info("payment %s", payment.status, extra={"reservationId": payment.reservation_id})
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    connection=SERVICEBUS_CONNECTION,
+    topic_name=TOPIC_CANCEL,
+    subscription_name=SUB_PAYMENT,
+)
+def refund_cancelled_reservation(msg: func.ServiceBusMessage) -> None:
+    with correlation(msg.correlation_id):
+        payment = on_reservation_cancelled(event_of(msg), _deps())
+        log.info("payment %s", payment.status, extra={"reservationId": payment.reservation_id})

@@ -1,0 +1,23 @@
+"""The reservation side of the saga: a payment's outcome confirms or rejects its reservation."""
+
+import azure.functions as func
+
+from shared.api.messages import event_of
+from shared.bootstrap import get_services
+from shared.handlers.reservations import apply_payment_outcome
+from shared.observability import correlation
+from shared.topology import SERVICEBUS_CONNECTION, SUB_RESERVATION, TOPIC_PAYMENT
+
+bp = func.Blueprint()
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    connection=SERVICEBUS_CONNECTION,
+    topic_name=TOPIC_PAYMENT,
+    subscription_name=SUB_RESERVATION,
+)
+def settle_reservation(msg: func.ServiceBusMessage) -> None:
+    with correlation(msg.correlation_id):
+        services = get_services()
+        apply_payment_outcome(event_of(msg), services.store, services.clock.now())

@@ -1,0 +1,106 @@
+"""Notices go out once per (reservation, kind); the relay publishes committed events only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.adapters.sqlite_bus import SqliteMessageBus
+from shared.domain.events import Event, EventType, PaymentFacts
+from shared.domain.models import Notice, NoticeKind, NoticeStatus
+from shared.handlers.notices import notify_payment_outcome
+from shared.handlers.relay import relay_outbox
+from shared.topology import NOTICES, SUB_NOTICE, SUB_RESERVATION, TOPIC_PAYMENT
+
+
+class RecordingSender:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+        self._failures = failures
+
+    def send(self, notice_id: str, customer_id: str, kind: str, message: str) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise ConnectionError("provider down")
+        self.sent.append((notice_id, customer_id, kind))
+
+
+def payment_event(event_type: EventType, clock) -> Event:
+    facts = PaymentFacts(
+        reservation_id="r1", musical_id="m1", customer_id="alice", amount=200, order_name="Cats x2"
+    )
+    return Event(
+        event_id=f"r1.{event_type}",
+        event_type=event_type,
+        correlation_id="corr",
+        occurred_at=clock.now(),
+        payload=facts.to_json_dict(),
+    )
+
+
+def test_an_approval_sends_one_notice_even_when_redelivered(store, clock):
+    sender = RecordingSender()
+    event = payment_event(EventType.PAYMENT_APPROVED, clock)
+
+    first = notify_payment_outcome(event, store, sender, clock)
+    notify_payment_outcome(event, store, sender, clock)
+
+    assert sender.sent == [("r1.payment-approved", "alice", NoticeKind.PAYMENT_APPROVED)]
+    assert first.status is NoticeStatus.SENT
+    assert "Cats x2" in first.message
+
+
+def test_a_notice_whose_sending_failed_is_sent_on_redelivery(store, clock):
+    sender = RecordingSender(failures=1)
+    event = payment_event(EventType.PAYMENT_CANCELLED, clock)
+
+    with pytest.raises(ConnectionError):
+        notify_payment_outcome(event, store, sender, clock)
+    pending = Notice.from_document(store.read(NOTICES.name, "alice", "r1.payment-cancelled"))
+    notify_payment_outcome(event, store, sender, clock)
+
+    assert pending.status is NoticeStatus.PENDING
+    assert len(sender.sent) == 1
+
+
+def test_deferrals_send_no_notice(store, clock):
+    sender = RecordingSender()
+
+    assert (
+        notify_payment_outcome(
+            payment_event(EventType.PAYMENT_DEFERRED, clock), store, sender, clock
+        )
+        is None
+    )
+    assert sender.sent == []
+
+
+def test_the_relay_publishes_outbox_events_to_their_topic_once(tmp_path, clock):
+    bus = SqliteMessageBus(tmp_path / "bus")
+    event = payment_event(EventType.PAYMENT_APPROVED, clock)
+    documents = [
+        event.to_document("reservationId", "r1"),
+        {"id": "r1", "reservationId": "r1", "type": "payment"},
+    ]
+
+    assert relay_outbox(documents, bus) == 1
+    relay_outbox(documents, bus)  # a replayed batch: dropped as a duplicate
+
+    [for_notices] = bus.receive(TOPIC_PAYMENT, SUB_NOTICE, max_messages=10)
+    [for_reservations] = bus.receive(TOPIC_PAYMENT, SUB_RESERVATION, max_messages=10)
+    assert for_notices.message_id == event.event_id
+    assert for_notices.subject == "PaymentApproved"
+    assert for_notices.correlation_id == "corr"
+    assert json.loads(for_reservations.body)["payload"]["reservationId"] == "r1"
+    bus.close()
+
+
+def test_events_without_a_topic_are_not_relayed(tmp_path, clock):
+    bus = SqliteMessageBus(tmp_path / "bus")
+    deferred = payment_event(EventType.PAYMENT_DEFERRED, clock)
+    document = deferred.to_document("reservationId", "r1") | {"topic": None}
+
+    assert relay_outbox([document], bus) == 0
+    assert bus.receive(TOPIC_PAYMENT, SUB_NOTICE) == []
+    bus.close()
