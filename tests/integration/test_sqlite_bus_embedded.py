@@ -1,0 +1,188 @@
+"""What only the embedded bus promises: its file, its backlog count, its input checks, and
+sharing one bus between processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.sqlite_bus import SqliteMessageBus
+from shared.ports import OutboundMessage
+from shared.topology import (
+    SUB_NOTICE,
+    SUB_PAYMENT,
+    TOPIC_PAYMENT,
+    TOPIC_RESERVATION,
+    TOPICS,
+)
+from tests.contract.bus_backends import ManualClock
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WINDOW = TOPICS[TOPIC_RESERVATION].duplicate_detection_window_seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def bus(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteMessageBus]:
+    opened = SqliteMessageBus(tmp_path, clock=clock)
+    yield opened
+    opened.close()
+
+
+def message(subject: str = "ReservationPlaced", **fields: object) -> OutboundMessage:
+    fields.setdefault("message_id", str(uuid.uuid4()))
+    return OutboundMessage(body=b"{}", subject=subject, **fields)  # type: ignore[arg-type]
+
+
+def test_the_bus_lives_in_bus_db_inside_a_data_dir_it_creates(tmp_path: Path) -> None:
+    data_dir = tmp_path / "nested" / "data"
+
+    SqliteMessageBus(data_dir).close()
+
+    assert (data_dir / "bus.db").is_file()
+
+
+def test_active_count_counts_deliverable_and_locked_messages_only(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    bus.publish(TOPIC_RESERVATION, [message() for _ in range(4)])
+    bus.publish(TOPIC_RESERVATION, [message(scheduled_enqueue_time=clock() + timedelta(hours=1))])
+    first, second = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=2)
+    bus.complete(first)
+    bus.dead_letter(second, "Poison")
+    bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 2
+    clock.advance(3_600)
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 3
+    assert bus.active_count(TOPIC_PAYMENT, SUB_NOTICE) == 0
+
+
+def test_publishing_to_an_unknown_topic_raises_value_error(bus: SqliteMessageBus) -> None:
+    with pytest.raises(ValueError, match="unknown topic"):
+        bus.publish("no-such-topic", [message()])
+
+
+def test_receiving_from_an_unknown_subscription_raises_value_error(
+    bus: SqliteMessageBus,
+) -> None:
+    with pytest.raises(ValueError, match="no subscription"):
+        bus.receive(TOPIC_RESERVATION, "no-such-subscription")
+
+
+def test_a_scheduled_time_without_timezone_is_refused(bus: SqliteMessageBus) -> None:
+    naive = datetime(2026, 1, 1, 12, 0)
+
+    with pytest.raises(ValueError, match="naive"):
+        bus.publish(TOPIC_RESERVATION, [message(scheduled_enqueue_time=naive)])
+
+    assert bus.receive(TOPIC_RESERVATION, SUB_PAYMENT) == []
+
+
+def test_times_round_trip_to_the_microsecond(bus: SqliteMessageBus, clock: ManualClock) -> None:
+    clock.advance(0.123456)
+    bus.publish(TOPIC_RESERVATION, [message()])
+
+    (received,) = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+
+    assert received.enqueued_time == clock()
+    assert received.enqueued_time.tzinfo is not None
+    assert received.enqueued_time.utcoffset() == timedelta(0)
+
+
+def test_an_id_is_accepted_again_once_its_window_ends_between_two_sweeps(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    repeated = message()
+    bus.publish(TOPIC_RESERVATION, [repeated])
+    clock.advance(WINDOW - 1)
+    bus.publish(TOPIC_RESERVATION, [message()])  # sweeps expired ids now, before `repeated` expires
+    clock.advance(2)
+
+    bus.publish(TOPIC_RESERVATION, [repeated])
+
+    received = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=10)
+    assert [m.message_id for m in received].count(repeated.message_id) == 2
+
+
+def test_an_id_stays_a_duplicate_for_the_whole_window_after_its_first_send(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    repeated = message()
+    bus.publish(TOPIC_RESERVATION, [repeated])
+    clock.advance(WINDOW - 10)
+    bus.publish(TOPIC_RESERVATION, [repeated])  # dropped, and does not stretch the window
+    clock.advance(11)
+
+    bus.publish(TOPIC_RESERVATION, [repeated])
+
+    received = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=10)
+    assert [m.message_id for m in received].count(repeated.message_id) == 2
+
+
+CONSUMER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from shared.adapters.sqlite_bus import SqliteMessageBus
+
+    bus = SqliteMessageBus(Path(sys.argv[1]))
+    seen = []
+    while batch := bus.receive("reservation", "payment", max_messages=3):
+        for message in batch:
+            bus.complete(message)
+            seen.append(message.message_id)
+    bus.close()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_consumers_in_several_processes_get_each_message_exactly_once(
+    tmp_path: Path,
+) -> None:
+    publisher = SqliteMessageBus(tmp_path)
+    sent = [message() for _ in range(600)]
+    publisher.publish(TOPIC_RESERVATION, sent)
+    publisher.close()
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    consumers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONSUMER, str(tmp_path)], stdout=subprocess.PIPE, env=env
+        )
+        for _ in range(3)
+    ]
+    outputs = [consumer.communicate(timeout=60)[0] for consumer in consumers]
+
+    assert [consumer.returncode for consumer in consumers] == [0, 0, 0]
+    delivered = Counter(message_id for out in outputs for message_id in json.loads(out))
+    assert set(delivered) == {m.message_id for m in sent}
+    assert set(delivered.values()) == {1}
+
+
+def test_the_default_clock_is_utc_now(tmp_path: Path) -> None:
+    lock = timedelta(seconds=TOPICS[TOPIC_RESERVATION].subscriptions[0].lock_duration_seconds)
+    bus = SqliteMessageBus(tmp_path)
+    before = datetime.now(UTC)
+    bus.publish(TOPIC_RESERVATION, [message()])
+    (received,) = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+    after = datetime.now(UTC)
+    bus.close()
+
+    assert before <= received.enqueued_time <= after
+    assert before + lock <= received.locked_until <= after + lock
