@@ -1,0 +1,59 @@
+"""Applying one change-feed batch to the history view.
+
+The batch's facts are grouped by reservation, so each touched item costs one point read and at
+most one write, however many of its facts the batch holds. A write is conditional (create on
+first sight, otherwise replace If-Match the ETag read): the three feeds are consumed
+concurrently and may touch the same item, and a lost race re-reads and folds again. An item
+the facts do not change is not written at all, so a redelivered batch costs reads only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.ports import Conflict, DocumentStore, NotFound, PreconditionFailed
+from shared.projection.facts import HistoryFact, facts_of
+from shared.projection.history_item import HistoryItem
+from shared.topology import CUSTOMER_CENTER
+
+MAX_RACE_RETRIES = 20
+
+log = logging.getLogger("outerpark.history")
+
+
+def project_changes(documents: Iterable[Mapping[str, Any]], store: DocumentStore) -> int:
+    """Fold a batch of changed documents into the view; returns how many items were written."""
+    by_item: dict[tuple[str, str], list[HistoryFact]] = defaultdict(list)
+    for document in documents:
+        for fact in facts_of(document):
+            by_item[(fact.customer_id, fact.reservation_id)].append(fact)
+    return sum(_fold_into_item(facts, store) for facts in by_item.values())
+
+
+def _fold_into_item(facts: list[HistoryFact], store: DocumentStore) -> bool:
+    customer_id, reservation_id = facts[0].customer_id, facts[0].reservation_id
+    for _ in range(MAX_RACE_RETRIES):
+        current = _read(customer_id, reservation_id, store)
+        try:
+            if current is None:
+                store.create(CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document())
+                return True
+            folded = current.with_facts(facts)
+            if folded.to_document() == current.to_document():
+                return False
+            store.replace(CUSTOMER_CENTER.name, folded.to_document(), if_match=current.etag)
+            return True
+        except (Conflict, PreconditionFailed, NotFound):
+            log.debug("history item %s changed under us; folding again", reservation_id)
+    raise RuntimeError(f"history item {reservation_id} kept changing; the batch will be retried")
+
+
+def _read(customer_id: str, reservation_id: str, store: DocumentStore) -> HistoryItem | None:
+    try:
+        document = store.read(CUSTOMER_CENTER.name, customer_id, reservation_id)
+    except NotFound:
+        return None
+    return HistoryItem.from_document(document)

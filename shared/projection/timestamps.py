@@ -1,0 +1,30 @@
+"""Fixed-width UTC timestamps, so that stored times sort as text the way they sort as times.
+
+Pydantic writes `...T12:00:00Z` for a whole second and `...T12:00:00.001000Z` otherwise; as
+strings the first sorts after the second. The view is ordered by a stored time, in SQLite and
+in Cosmos DB alike, so every time it stores has microseconds and a `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, PlainSerializer
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+UtcTimestamp = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+]
