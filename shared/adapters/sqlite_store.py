@@ -663,6 +663,16 @@ class SqliteDocumentStore:
 
     # ------------------------------------------------------------------ embedded-only extras
 
+    def delete_checkpoint(self, container: str, lease_prefix: str) -> None:
+        """Forget a consumer's checkpoint (a rebuild replays its feed from the beginning)."""
+        spec = self._container(container)
+        self._write(
+            lambda connection: connection.execute(
+                "DELETE FROM checkpoints WHERE container = ? AND lease_prefix = ?",
+                [spec.name, lease_prefix],
+            )
+        )
+
     def wait_for_changes(self, container: str, after_lsn: int, timeout: float) -> bool:
         """Block until `container` has a change with lsn > after_lsn, or `timeout` passes.
 
