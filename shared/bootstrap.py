@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from shared.api.auth import Authenticator
+from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.ports import Clock, DocumentStore, MessagePublisher, NoticeSender, PaymentGateway
 from shared.settings import Settings, get_settings
@@ -47,15 +48,12 @@ class Services:
         return Authenticator(self.settings)
 
     @cached_property
-    def breaker(self):
-        from shared.breaker import CircuitBreaker
-
-        return CircuitBreaker.from_settings(self.store, self.settings)
+    def breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(self.store, BreakerConfig.from_settings(self.settings))
 
     @cached_property
     def gateway(self) -> PaymentGateway:
         from shared.adapters.payment_gateway import HttpPaymentGateway
-        from shared.breaker import GuardedPaymentGateway
 
         return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
 
