@@ -59,6 +59,8 @@ class CosmosTrigger:
         self._invoke = invoke
         self._idle_wait = idle_wait_seconds
         self._stopping = threading.Event()
+        self.leased = threading.Event()
+        """Set once the lease is read (or created) and changes are being consumed."""
         self._thread = threading.Thread(
             target=self._consume, name=f"cosmos-{spec.name}", daemon=True
         )
@@ -81,6 +83,7 @@ class CosmosTrigger:
         except Exception:
             log.exception("cannot read the lease of %s; its trigger is off", self.spec.name)
             return
+        self.leased.set()
         while not self._stopping.is_set():
             try:
                 changes = self._store.read_changes(self.container, checkpoint, self._max_items)

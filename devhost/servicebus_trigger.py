@@ -170,9 +170,15 @@ class ServiceBusTrigger:
         except Exception:
             log.exception("settling message %s failed", message.message_id)
 
+    def _renewal_check_interval(self) -> float:
+        """Often enough to renew the shortest running lock in its second half (at most 1 s)."""
+        with self._lock:
+            spans = [entry.lock_span for entry in self._in_flight.values()]
+        return min([1.0, *(span / 4 for span in spans)])
+
     def _renew_locks(self) -> None:
         """Renew each running message's lock once half of it has passed, as the SDK does."""
-        while not self._stopping.wait(1.0):
+        while not self._stopping.wait(self._renewal_check_interval()):
             now = time.monotonic()
             with self._lock:
                 due = [
