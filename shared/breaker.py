@@ -38,6 +38,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shared.clock import SystemClock
 from shared.ports import (
     Clock,
     Conflict,
@@ -147,11 +148,6 @@ class _Permit:
     probe: str | None = None
 
 
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class CircuitBreaker:
     """Guards calls to one dependency; every instance built on the same store shares it."""
 
@@ -165,7 +161,7 @@ class CircuitBreaker:
         self._store = store
         self._config = config
         self._id = f"breaker-{name}"
-        self._clock = clock or _UtcClock()
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._cached: _Snapshot | None = None
 
