@@ -1,5 +1,5 @@
-"""`python -m devhost [COMMAND]`: `serve` (the default) and `token`. A new command is a module
-in `devhost/commands/` with `add_to(subparsers)`, listed in COMMANDS."""
+"""`python -m devhost [COMMAND]`: `serve` (the default), `token` and `rebuild-history`.
+A new command is a module in `devhost/commands/` with `add_to(subparsers)`, listed in COMMANDS."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from devhost.commands import serve, token
+from devhost.commands import rebuild_history, serve, token
 
-COMMANDS = (serve, token)
+COMMANDS = (serve, token, rebuild_history)
 DEFAULT_COMMAND = "serve"
 
 

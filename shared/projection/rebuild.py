@@ -28,7 +28,7 @@ class RebuildableStore(DocumentStore, ChangeFeed, Protocol):
 class RebuildReport:
     deleted: int
     replayed: dict[str, int]
-    written: int
+    item_writes: int
 
 
 def rebuild_history(store: RebuildableStore) -> RebuildReport:
@@ -49,7 +49,7 @@ def rebuild_history(store: RebuildableStore) -> RebuildReport:
         if position:
             store.set_checkpoint(feed.container, feed.lease_prefix, position)
         replayed[feed.container] = count
-    return RebuildReport(deleted=deleted, replayed=replayed, written=written)
+    return RebuildReport(deleted=deleted, replayed=replayed, item_writes=written)
 
 
 def _delete_view(store: RebuildableStore) -> int:
