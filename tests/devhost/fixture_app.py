@@ -70,6 +70,7 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="slow", methods=["GET"])
 async def slow(req: func.HttpRequest) -> func.HttpResponse:
+    _record(f"slow-{req.params.get('tag', '')}", kind="slow")
     await asyncio.sleep(float(req.params.get("seconds", "1")))
     return _json({"slept": True})
 
