@@ -25,6 +25,7 @@ from shared import topology
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.ports import ChangeFeed, DocumentStore
 from shared.topology import ContainerSpec
+from tests.contract import cosmos_backend
 
 
 class Store(DocumentStore, ChangeFeed, Protocol):
@@ -83,6 +84,12 @@ def _open_sqlite(request: BackendRequest) -> Iterator[Store]:
 
 STORE_BACKENDS: list[StoreBackend] = [
     StoreBackend(name="sqlite", open=_open_sqlite, controls_clock=True),
+    StoreBackend(
+        name=cosmos_backend.NAME,
+        open=cosmos_backend.open_store,
+        controls_clock=False,
+        marks=cosmos_backend.MARKS,
+    ),
 ]
 
 
@@ -126,6 +133,7 @@ def time_travel(backend: StoreBackend, clock: ManualClock) -> Callable[[float], 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that must really wait (time_travel on a backend without a clock) are slow."""
+    cosmos_backend.mark_test_server_gaps(items)
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "time_travel" not in getattr(item, "fixturenames", ()):
