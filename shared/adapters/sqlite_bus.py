@@ -3,9 +3,14 @@
 `SqliteMessageBus` implements `MessagePublisher` and `MessageReceiver` with the Service Bus
 semantics the handlers rely on: fan-out to subscriptions by subject filter, duplicate detection
 by message id within the topic's window, scheduled messages, peek-lock with delivery counts, and
-dead-lettering after the subscription's max delivery count. Everything lives in `bus.db` (WAL,
-synchronous=FULL: a commit survives SIGKILL and power loss), so several threads and processes
-can publish to and consume from the same bus.
+dead-lettering after the subscription's max delivery count. Everything lives in `bus.db` (WAL),
+so several threads and processes can publish to and consume from the same bus.
+
+Durability: every commit survives SIGKILL. Publishing (and replaying or purging a dead letter)
+also waits for the disk (synchronous=FULL), so an accepted message survives power loss too.
+Receiving and settling do not (synchronous=NORMAL): losing one of those to a power cut can only
+make a message be delivered again, which at-least-once consumers handle anyway; it never loses
+a message. That halves the fsyncs of a message's life.
 
 One connection per bus instance, used under a lock: SQLite has a single writer anyway, and
 almost every bus call writes, so handing the connection over with a Python lock is cheaper than
@@ -18,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -79,11 +85,15 @@ class SqliteMessageBus:
             check_same_thread=False,
         )
         self._db.execute("PRAGMA journal_mode = WAL")
+        self._durable = True
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
-        self._changed = threading.Condition()
-        self._generation = 0
+        self._doorbells = {
+            (topic.name, subscription.name): _Doorbell()
+            for topic in self._topics.values()
+            for subscription in topic.subscriptions
+        }
         self._closed = False
         self._next_sent_id_prune = 0
 
@@ -113,8 +123,8 @@ class SqliteMessageBus:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        if rows:
-            self._wake_waiters()
+        for subscription, count in Counter(row[1] for row in rows).items():
+            self._doorbells[topic, subscription].ring(count)
 
     # ------------------------------------------------------------------ peek-lock
 
@@ -126,7 +136,7 @@ class SqliteMessageBus:
             raise ValueError("max_messages must be at least 1")
         now = self._now()
         locked_until = now + spec.lock_duration_seconds * 1_000_000
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             self._release_due(db, topic, spec, now)
             rows = db.execute(
                 "UPDATE entries SET state = 1, visible_at = ?,"
@@ -158,7 +168,7 @@ class SqliteMessageBus:
                 max_delivery_description(spec.max_delivery_count),
             ),
         )
-        self._wake_waiters()
+        self._doorbells[message.topic, message.subscription].ring(1)
 
     def renew_lock(self, message: ReceivedMessage) -> datetime:
         spec = self._subscription(message.topic, message.subscription)
@@ -187,10 +197,10 @@ class SqliteMessageBus:
         most every CROSS_PROCESS_POLL_SECONDS.
         """
         self._subscription(topic, subscription)
+        doorbell = self._doorbells[topic, subscription]
         deadline = time.monotonic() + timeout
         while not self._closed:
-            with self._changed:
-                generation = self._generation
+            rings = doorbell.rings
             next_due = self._next_due(topic, subscription)
             now = self._now()
             if next_due is not None and next_due <= now:
@@ -201,9 +211,7 @@ class SqliteMessageBus:
             pause = min(remaining, CROSS_PROCESS_POLL_SECONDS)
             if next_due is not None:
                 pause = min(pause, (next_due - now) / 1_000_000)
-            with self._changed:
-                if self._generation == generation:
-                    self._changed.wait(pause)
+            doorbell.wait(pause, unless_rung_since=rings)
         return False
 
     def dead_letters(
@@ -211,7 +219,7 @@ class SqliteMessageBus:
     ) -> list[ReceivedMessage]:
         """The subscription's dead-letter queue, oldest first."""
         spec = self._subscription(topic, subscription)
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             self._release_due(db, topic, spec, self._now())
             rows = db.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM entries"
@@ -237,11 +245,12 @@ class SqliteMessageBus:
             if not replayed:
                 raise DeadLetterNotFound(f"{topic}/{subscription} dead letter {sequence_number}")
             db.execute("DELETE FROM entries WHERE seq = ?", (sequence_number,))
-        self._wake_waiters()
+        self._doorbells[topic, subscription].ring(1)
 
     def purge_dead_letter(self, topic: str, subscription: str, sequence_number: int) -> None:
         self._subscription(topic, subscription)
         with self._lock:
+            self._set_durable(True)
             purged = self._db.execute(
                 "DELETE FROM entries WHERE seq = ? AND topic = ? AND subscription = ?"
                 " AND state = 2",
@@ -255,7 +264,7 @@ class SqliteMessageBus:
         scheduled ones still in the future, not dead letters)."""
         spec = self._subscription(topic, subscription)
         now = self._now()
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             self._release_due(db, topic, spec, now)
             (count,) = db.execute(
                 "SELECT (SELECT count(*) FROM entries"
@@ -272,7 +281,8 @@ class SqliteMessageBus:
             if not self._closed:
                 self._closed = True
                 self._db.close()
-        self._wake_waiters()
+        for doorbell in self._doorbells.values():
+            doorbell.ring()
 
     # ------------------------------------------------------------------ internals
 
@@ -292,8 +302,9 @@ class SqliteMessageBus:
         return to_micros(self._clock())
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._set_durable(durable)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -312,6 +323,7 @@ class SqliteMessageBus:
             self._now(),
         )
         with self._lock:
+            self._set_durable(False)
             changed = self._db.execute(statement, values + held).rowcount
         if not changed:
             raise LockLost(
@@ -357,10 +369,38 @@ class SqliteMessageBus:
             ).fetchone()
         return due
 
-    def _wake_waiters(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
+    def _set_durable(self, durable: bool) -> None:
+        """Switch the commit mode of the next statements (called under the lock)."""
+        if durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+
+class _Doorbell:
+    """Wakes this process's threads waiting on one subscription.
+
+    `rings` counts rings so that a waiter that checked the database before a ring does not
+    sleep through it. A ring for n new messages wakes at most n waiters: the others would only
+    find the messages taken.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.rings = 0
+
+    def ring(self, waiters: int | None = None) -> None:
+        """Wake `waiters` waiting threads (all of them when None)."""
+        with self._condition:
+            self.rings += 1
+            if waiters is None:
+                self._condition.notify_all()
+            else:
+                self._condition.notify(waiters)
+
+    def wait(self, timeout: float, unless_rung_since: int) -> None:
+        with self._condition:
+            if self.rings == unless_rung_since:
+                self._condition.wait(timeout)
 
 
 def _fan_out(spec: TopicSpec, message: OutboundMessage, now: int) -> list[tuple]:

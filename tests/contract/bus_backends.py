@@ -5,7 +5,8 @@ the embedded bus runs on a manual clock, so "wait out a 60 s lock" is instant; a
 real namespace sleeps instead (and may skip a test whose wait it finds too long).
 
 To run the suite against Azure Service Bus, provide a module
-`tests/contract/bus_backends_azure.py` with `make_backend(tmp_path: Path) -> BusBackend`; it is used when SERVICEBUS_FQDN is set.
+`tests/contract/bus_backends_azure.py` with `make_backend(tmp_path: Path) -> BusBackend`;
+it is used when SERVICEBUS_FQDN is set.
 """
 
 from __future__ import annotations

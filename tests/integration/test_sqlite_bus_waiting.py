@@ -102,6 +102,21 @@ def test_a_publish_from_another_thread_wakes_the_waiter(bus: SqliteMessageBus) -
     assert len(bus.receive(TOPIC, ALL)) == 1
 
 
+def test_an_abandon_from_another_thread_wakes_the_waiter(bus: SqliteMessageBus) -> None:
+    bus.publish(TOPIC, [message()])
+    (held,) = bus.receive(TOPIC, ALL)
+    abandoner = threading.Timer(0.2, bus.abandon, args=(held,))
+    abandoner.start()
+
+    found, waited = timed_wait(bus)
+
+    abandoner.join()
+    assert found
+    assert waited < WOKE_WITHIN
+    (again,) = bus.receive(TOPIC, ALL)
+    assert again.delivery_count == 2
+
+
 def test_a_message_the_subscription_filters_out_does_not_end_the_wait(
     bus: SqliteMessageBus,
 ) -> None:
