@@ -54,7 +54,7 @@ class SubscriptionSpec:
     name: str
     subjects: tuple[str, ...] = ()
     max_delivery_count: int = 10
-    lock_duration_seconds: int = 60
+    lock_duration_seconds: int = 30
 
 
 @dataclass(frozen=True)

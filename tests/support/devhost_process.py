@@ -1,0 +1,117 @@
+"""`python -m devhost` as a subprocess on a free port, for end-to-end tests that use HTTP only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEST_JWT_SECRET = "e2e-test-secret-of-sufficient-length-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DevHost:
+    """One devhost process over one data dir; restartable on the same dir."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "OUTERPARK_JWT_SECRET": TEST_JWT_SECRET,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.log_path = data_dir.parent / f"devhost-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self, timeout: float = 20.0) -> Self:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devhost",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"devhost exited early:\n{self.logs()}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"devhost did not become healthy:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        self.client.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def token(self, sub: str, *, admin: bool = False, ttl: int = 3600) -> str:
+        command = [sys.executable, "-m", "devhost", "token", "--sub", sub, "--ttl", str(ttl)]
+        if admin:
+            command += ["--role", "admin"]
+        result = subprocess.run(
+            command, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def eventually(
+    probe: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `probe` until it returns something truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or probe}: last value {last!r}")
