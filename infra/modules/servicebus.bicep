@@ -30,21 +30,21 @@ var subscriptions = [
     topic: 'reservation'
     name: 'payment'
     maxDeliveryCount: 10
-    lockDurationSeconds: 60
+    lockDurationSeconds: 30
     subjects: []
   }
   {
     topic: 'cancel'
     name: 'payment'
     maxDeliveryCount: 10
-    lockDurationSeconds: 60
+    lockDurationSeconds: 30
     subjects: []
   }
   {
     topic: 'payment'
     name: 'notice'
     maxDeliveryCount: 10
-    lockDurationSeconds: 60
+    lockDurationSeconds: 30
     subjects: [
       'PaymentApproved'
       'PaymentDeclined'
@@ -55,7 +55,7 @@ var subscriptions = [
     topic: 'payment'
     name: 'reservation'
     maxDeliveryCount: 10
-    lockDurationSeconds: 60
+    lockDurationSeconds: 30
     subjects: [
       'PaymentApproved'
       'PaymentDeclined'
