@@ -18,13 +18,15 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from azure.cosmos import CosmosClient, PartitionKey
+from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
+from urllib3.exceptions import InsecureRequestWarning
 
 from shared.adapters.cosmos_sql import composite_index
 from shared.ports import OrderBy
@@ -176,9 +178,21 @@ def create_database(
     `composite_indexes` names, per container, the orderings its ordered queries use.
     """
     database_name = name or f"outerpark-test-{uuid.uuid4().hex[:12]}"
-    database = admin_client(endpoint).create_database_if_not_exists(database_name)
-    orderings = composite_indexes or {}
-    for spec in {**containers, LEASES.name: LEASES}.values():
+    with quiet_tls(endpoint):
+        _create_containers(
+            admin_client(endpoint).create_database_if_not_exists(database_name),
+            {**containers, LEASES.name: LEASES},
+            composite_indexes or {},
+        )
+    return database_name
+
+
+def _create_containers(
+    database: DatabaseProxy,
+    containers: Mapping[str, ContainerSpec],
+    orderings: Mapping[str, Sequence[Sequence[OrderBy]]],
+) -> None:
+    for spec in containers.values():
         options: dict[str, Any] = {}
         if spec.default_ttl is not None:
             options["default_ttl"] = spec.default_ttl
@@ -187,7 +201,6 @@ def create_database(
         database.create_container_if_not_exists(
             spec.name, partition_key=PartitionKey(path=spec.partition_key), **options
         )
-    return database_name
 
 
 def indexing_policy(orderings: Sequence[Sequence[OrderBy]]) -> dict[str, Any]:
@@ -202,7 +215,8 @@ def indexing_policy(orderings: Sequence[Sequence[OrderBy]]) -> dict[str, Any]:
 
 
 def delete_database(endpoint: CosmosEndpoint, name: str) -> None:
-    admin_client(endpoint).delete_database(name)
+    with quiet_tls(endpoint):
+        admin_client(endpoint).delete_database(name)
 
 
 def admin_client(endpoint: CosmosEndpoint) -> CosmosClient:
@@ -210,3 +224,12 @@ def admin_client(endpoint: CosmosEndpoint) -> CosmosClient:
     return CosmosClient(
         endpoint.url, credential=endpoint.key, connection_verify=endpoint.verify_tls
     )
+
+
+@contextmanager
+def quiet_tls(endpoint: CosmosEndpoint) -> Iterator[None]:
+    """Silence urllib3's warning about the test server's known self-signed certificate."""
+    with warnings.catch_warnings():
+        if not endpoint.verify_tls:
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+        yield
