@@ -186,3 +186,46 @@ def test_the_default_clock_is_utc_now(tmp_path: Path) -> None:
 
     assert before <= received.enqueued_time <= after
     assert before + lock <= received.locked_until <= after + lock
+
+
+KILLED_MIDWAY = textwrap.dedent(
+    """
+    import sys, time, uuid
+    from pathlib import Path
+    from shared.adapters.sqlite_bus import SqliteMessageBus
+    from shared.ports import OutboundMessage
+
+    bus = SqliteMessageBus(Path(sys.argv[1]))
+    for n in range(100):
+        bus.publish("reservation", [OutboundMessage(str(n).encode(), str(uuid.uuid4()), "S")])
+    (held,) = bus.receive("reservation", "payment")
+    print(held.body.decode(), flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_bus_killed_with_sigkill_keeps_every_published_message_and_its_locks(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    victim = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MIDWAY, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert victim.stdout is not None
+    held_body = victim.stdout.readline().strip()
+    victim.kill()
+    victim.wait(timeout=30)
+
+    bus = SqliteMessageBus(tmp_path)
+    try:
+        received = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=200)
+        assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 100
+    finally:
+        bus.close()
+
+    assert held_body == "0"
+    assert sorted(int(m.body) for m in received) == list(range(1, 100))
