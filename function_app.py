@@ -12,6 +12,7 @@ from functions import (
     musicals,
     notices,
     payments,
+    readiness,
     relay,
     reservation_events,
     reservations,
@@ -21,6 +22,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint_module in (
     health,
+    readiness,
     musicals,
     reservations,
     relay,
