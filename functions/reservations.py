@@ -24,6 +24,7 @@ def create_reservation(request: ApiRequest) -> func.HttpResponse:
         request.correlation_id,
         request.header("Idempotency-Key"),
         services.store,
+        services.musicals,
         services.clock.now(),
     )
     reservation = placed.reservation

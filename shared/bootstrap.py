@@ -14,6 +14,7 @@ from functools import cached_property
 from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
+from shared.handlers.musicals import MusicalDirectory
 from shared.ports import Clock, DocumentStore, MessagePublisher, NoticeSender, PaymentGateway
 from shared.settings import Settings, get_settings
 
@@ -42,6 +43,10 @@ class Services:
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
         return SqliteMessageBus(self.settings.data_dir)
+
+    @cached_property
+    def musicals(self) -> MusicalDirectory:
+        return MusicalDirectory(self.store)
 
     @cached_property
     def authenticator(self) -> Authenticator:

@@ -7,6 +7,7 @@ switches to RS256 tokens from Microsoft Entra ID, verified against the tenant's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,12 @@ class Claims(BaseModel):
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    """Verifies bearer tokens. A verified token is remembered until it expires, so a client
+    that sends the same token with every request pays for the signature check once."""
+
+    def __init__(self, settings: Settings, cache_size: int = 10_000) -> None:
+        self._verified: dict[str, tuple[Claims, float]] = {}
+        self._cache_size = cache_size
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
         if settings.auth_jwks_url:
@@ -59,7 +65,7 @@ class Authenticator:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required")
-        claims = self._decode(token.strip())
+        claims = self._verified_claims(token.strip())
         return Caller(customer_id=claims.sub, is_admin=ADMIN_ROLE in claims.roles)
 
     def require_admin(self, headers: Mapping[str, str]) -> Caller:
@@ -68,7 +74,17 @@ class Authenticator:
             raise Forbidden("this needs the admin role")
         return caller
 
-    def _decode(self, token: str) -> Claims:
+    def _verified_claims(self, token: str) -> Claims:
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[1] > time.time():
+            return remembered[0]
+        claims, expires_at = self._decode(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = (claims, expires_at)
+        return claims
+
+    def _decode(self, token: str) -> tuple[Claims, float]:
         options: dict[str, Any] = {"require": ["exp", "sub"]}
         try:
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._secret
@@ -80,7 +96,7 @@ class Authenticator:
                 issuer=self._issuer,
                 options={**options, "verify_aud": self._audience is not None},
             )
-            return Claims.model_validate(payload)
+            return Claims.model_validate(payload), float(payload["exp"])
         except (jwt.PyJWTError, ValidationError) as error:
             raise Unauthorized(f"invalid token: {_reason(error)}") from None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.commands import RegisterMusical
@@ -61,3 +63,35 @@ def list_musicals(
         except NotFoundError:
             continue
     return musicals, page.continuation
+
+
+@dataclass(frozen=True)
+class MusicalFacts:
+    """What a reservation copies from its musical. Immutable once registered (there is no
+    endpoint that changes a title or a price), so it may be cached for the process's life."""
+
+    id: str
+    title: str
+    price: int
+
+
+class MusicalDirectory:
+    """Looks up `MusicalFacts`, reading each musical from the store once per process."""
+
+    def __init__(self, store: DocumentStore, capacity: int = 10_000) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._known: dict[str, MusicalFacts] = {}
+        self._lock = threading.Lock()
+
+    def facts(self, musical_id: str) -> MusicalFacts:
+        known = self._known.get(musical_id)
+        if known is not None:
+            return known
+        musical = get_musical(musical_id, self._store)
+        facts = MusicalFacts(musical.id, musical.title, musical.price)
+        with self._lock:
+            if len(self._known) >= self._capacity:
+                self._known.clear()
+            self._known[musical_id] = facts
+        return facts

@@ -21,7 +21,7 @@ from shared.domain.ids import (
     new_reservation_id,
 )
 from shared.domain.models import IdempotencyRecord, Reservation, ReservationStatus
-from shared.handlers.musicals import get_musical
+from shared.handlers.musicals import MusicalDirectory
 from shared.ports import (
     BatchFailed,
     Condition,
@@ -51,6 +51,7 @@ def place_reservation(
     correlation_id: str,
     idempotency_key: str | None,
     store: DocumentStore,
+    musicals: MusicalDirectory,
     now: datetime,
 ) -> Placed:
     if not is_musical_id(command.musical_id):
@@ -63,7 +64,7 @@ def place_reservation(
             return Placed(existing, created=False)
         musical_id, seats, reservation_id = record.musical_id, record.seats, record.reservation_id
 
-    musical = get_musical(musical_id, store)
+    musical = musicals.facts(musical_id)
     reservation = Reservation(
         id=reservation_id or new_reservation_id(musical.id),
         musical_id=musical.id,

@@ -27,6 +27,7 @@ from shared.domain.models import (
     Reservation,
     ReservationStatus,
 )
+from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
@@ -48,7 +49,8 @@ Document = dict[str, Any]
 
 def place(store, musical: Musical, customer: Caller, now: datetime) -> Reservation:
     command = PlaceReservation(musical_id=musical.id, seats=2)
-    return place_reservation(command, customer, "corr", None, store, now).reservation
+    directory = MusicalDirectory(store)
+    return place_reservation(command, customer, "corr", None, store, directory, now).reservation
 
 
 def reservation_doc(store, reservation: Reservation) -> Document:

@@ -13,7 +13,7 @@ from shared.domain.commands import PlaceReservation
 from shared.domain.errors import NotEnoughSeats, NotFoundError, ReservationRejected
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Musical, ReservationStatus
-from shared.handlers.musicals import get_musical
+from shared.handlers.musicals import MusicalDirectory, get_musical
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
@@ -31,7 +31,13 @@ def events_of(store: DocumentStore, musical_id: str) -> list[str]:
 
 def place(store, musical, caller, now, seats=2, key=None):
     return place_reservation(
-        PlaceReservation(musical_id=musical.id, seats=seats), caller, "corr-1", key, store, now
+        PlaceReservation(musical_id=musical.id, seats=seats),
+        caller,
+        "corr-1",
+        key,
+        store,
+        MusicalDirectory(store),
+        now,
     )
 
 
@@ -78,7 +84,13 @@ def test_a_reservation_larger_than_what_is_left_is_refused_and_changes_nothing(
 def test_an_unknown_musical_is_not_found(store, clock, customer):
     with pytest.raises(NotFoundError):
         place_reservation(
-            PlaceReservation(musical_id="0" * 32, seats=1), customer, "c", None, store, clock.now()
+            PlaceReservation(musical_id="0" * 32, seats=1),
+            customer,
+            "c",
+            None,
+            store,
+            MusicalDirectory(store),
+            clock.now(),
         )
 
 
@@ -226,3 +238,14 @@ def test_a_cancel_racing_a_decline_gives_the_seats_back_once(store, clock, custo
         with contextlib.suppress(ReservationRejected):
             cancelling.result()
         assert get_musical(musical.id, store).available_seats == 10
+
+
+def test_the_musical_directory_reads_each_musical_once(store, musical):
+    directory = MusicalDirectory(store)
+
+    first = directory.facts(musical.id)
+    store.delete(MUSICALS.name, musical.id, musical.id)
+
+    assert directory.facts(musical.id) == first
+    with pytest.raises(NotFoundError):
+        MusicalDirectory(store).facts(musical.id)
