@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from shared.domain.models import CamelModel, Payment, Reservation
+from shared.domain.timestamps import UtcTimestamp
 from shared.topology import OUTBOX_TTL_SECONDS, TOPIC_CANCEL, TOPIC_PAYMENT, TOPIC_RESERVATION
 
 
@@ -51,7 +52,7 @@ class ReservationFacts(CamelModel):
     customer_id: str
     seats: int
     amount: int
-    created_at: datetime
+    created_at: UtcTimestamp
 
     @classmethod
     def of(cls, reservation: Reservation) -> ReservationFacts:
@@ -96,7 +97,7 @@ class Event(CamelModel):
     event_id: str
     event_type: EventType
     correlation_id: str
-    occurred_at: datetime
+    occurred_at: UtcTimestamp
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from shared.domain.errors import InvalidTransition
+from shared.domain.timestamps import UtcTimestamp
 
 
 class CamelModel(BaseModel):
@@ -50,7 +51,7 @@ class Musical(StoredModel):
     price: int
     venue: str | None = None
     performance_at: datetime | None = None
-    created_at: datetime
+    created_at: UtcTimestamp
 
     def to_document(self) -> dict[str, Any]:
         return {**super().to_document(), "musicalId": self.id}
@@ -67,7 +68,7 @@ class CatalogEntry(StoredModel):
 
     id: str
     title: str
-    created_at: datetime
+    created_at: UtcTimestamp
 
     def to_document(self) -> dict[str, Any]:
         return {**super().to_document(), "musicalId": self.PARTITION}
@@ -103,8 +104,8 @@ class Reservation(StoredModel):
     amount: int
     status: ReservationStatus
     correlation_id: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
 
     def can_become(self, status: ReservationStatus) -> bool:
         return status in _RESERVATION_TRANSITIONS[self.status]
@@ -156,9 +157,9 @@ class Payment(StoredModel):
     cancel_requested: bool = False
     refunded: bool = False
     decline_code: str | None = None
-    next_attempt_at: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
+    next_attempt_at: UtcTimestamp | None = None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
 
     @property
     def may_be_charged(self) -> bool:
@@ -190,7 +191,7 @@ class IdempotencyRecord(StoredModel):
     musical_id: str
     seats: int
     reservation_id: str
-    created_at: datetime
+    created_at: UtcTimestamp
 
 
 class NoticeKind(StrEnum):
@@ -221,8 +222,8 @@ class Notice(StoredModel):
     message: str
     status: NoticeStatus
     correlation_id: str
-    created_at: datetime
-    sent_at: datetime | None = None
+    created_at: UtcTimestamp
+    sent_at: UtcTimestamp | None = None
 
     @staticmethod
     def id_for(reservation_id: str, kind: NoticeKind) -> str:

@@ -32,7 +32,7 @@ from shared.domain.models import (
     Reservation,
     ReservationStatus,
 )
-from shared.projection.timestamps import UtcTimestamp
+from shared.domain.timestamps import UtcTimestamp
 
 log = logging.getLogger("outerpark.history")
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from shared.domain.models import PaymentStatus, ReservationStatus, StoredModel
 from shared.projection.facts import HistoryFact, NoticeEntry, TimelineStep
-from shared.projection.timestamps import UtcTimestamp
+from shared.domain.timestamps import UtcTimestamp
 
 RESERVATION_RANK: dict[ReservationStatus, int] = {
     ReservationStatus.RESERVED: 0,

@@ -1,8 +1,8 @@
 """Fixed-width UTC timestamps, so that stored times sort as text the way they sort as times.
 
 Pydantic writes `...T12:00:00Z` for a whole second and `...T12:00:00.001000Z` otherwise; as
-strings the first sorts after the second. The view is ordered by a stored time, in SQLite and
-in Cosmos DB alike, so every time it stores has microseconds and a `Z`.
+strings the first sorts after the second. Lists are ordered by stored times (the catalog, the
+history view), in SQLite and in Cosmos DB alike, so every stored time has microseconds and a `Z`.
 """
 
 from __future__ import annotations
