@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ class DevHost:
                 access_log=False,
                 log_config=None,
                 server_header=False,
-                timeout_graceful_shutdown=int(self._listen.shutdown_grace_seconds),
+                proxy_headers=False,
+                timeout_graceful_shutdown=math.ceil(self._listen.shutdown_grace_seconds),
             )
         )
         for trigger in triggers:

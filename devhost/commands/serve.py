@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     # The app's settings are read from the environment on first use: set them before the
     # app (or anything reading settings) is imported.
     os.environ["OUTERPARK_DATA_DIR"] = str(args.data_dir.resolve())
-    from shared.observability import configure_json_logging
+    from devhost.log_setup import configure_host_logging
 
-    configure_json_logging()
+    configure_host_logging()
     _warn_on_development_secret()
     simulator = _start_gateway_simulator_if_needed()
 
@@ -77,7 +79,28 @@ def run(args: argparse.Namespace) -> int:
         close_services(services)
         if simulator is not None:
             simulator.stop()
+    _exit_now_if_functions_still_run()
     return 0
+
+
+def _exit_now_if_functions_still_run(patience_seconds: float = 1.0) -> None:
+    """Python joins thread-pool threads at exit, so one hung function call would keep the host
+    from ever exiting. Its message was abandoned and its batch left unacknowledged (both come
+    again after a restart): leave without waiting for it."""
+    deadline = time.monotonic() + patience_seconds
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.main_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    lingering = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+    ]
+    if lingering:
+        log.warning("exiting with function calls still running in %s", lingering)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _warn_on_development_secret() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import azure.functions as func
 
@@ -73,6 +74,13 @@ async def slow(req: func.HttpRequest) -> func.HttpResponse:
     _record(f"slow-{req.params.get('tag', '')}", kind="slow")
     await asyncio.sleep(float(req.params.get("seconds", "1")))
     return _json({"slept": True})
+
+
+@app.route(route="hang", methods=["GET"])
+def hang(req: func.HttpRequest) -> func.HttpResponse:
+    _record("hang", kind="hang")
+    time.sleep(float(req.params.get("seconds", "60")))
+    return _json({"hung": True})
 
 
 @app.route(route="publish/{topic}", methods=["POST"])

@@ -29,6 +29,7 @@ class HostedProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     startup_seconds: float = 0.0
 
@@ -56,6 +57,7 @@ class HostedProcess:
                     str(self.port),
                     "--data-dir",
                     str(self.data_dir),
+                    *self.args,
                 ],
                 cwd=PROJECT_ROOT,
                 env=environment,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.e2e
 def host_factory(tmp_path: Path) -> Iterator[Callable[..., HostedProcess]]:
     started: list[HostedProcess] = []
 
-    def start(**env: str) -> HostedProcess:
-        hosted = HostedProcess(tmp_path / "data", tmp_path / "devhost.log", env=env)
+    def start(*args: str, **env: str) -> HostedProcess:
+        hosted = HostedProcess(tmp_path / "data", tmp_path / "devhost.log", env=env, args=args)
         started.append(hosted.start())
         return hosted
 
@@ -189,6 +190,24 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_cleanly(host: Hosted
     assert answers[0].status_code == 200
     assert host.wait(timeout=20) == 0
     assert "host stopped" in host.logs
+
+
+def test_a_function_hung_past_the_shutdown_grace_does_not_keep_the_host_alive(
+    host_factory: Callable[..., HostedProcess],
+) -> None:
+    host = host_factory("--shutdown-grace", "1")
+
+    def call_and_lose_the_answer() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{host.url}/hang?seconds=60", timeout=30)
+
+    threading.Thread(target=call_and_lose_the_answer, daemon=True).start()
+    eventually(lambda: _records(host, "hang"))
+
+    host.signal(signal.SIGTERM)
+
+    assert host.wait(timeout=20) == 0
+    assert "exiting with function calls still running" in host.logs
 
 
 @pytest.mark.parametrize("secret", [None, "a-secret-of-our-own-long-enough-for-hs256"])
