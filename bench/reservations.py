@@ -1,0 +1,165 @@
+"""Core benchmark: POST /api/reservations against GET /api/health, same host, same run.
+
+Starts `python -m devhost` on a fresh data dir (with its local payment gateway simulator, so
+the whole saga runs behind the load as it would), then drives it with `wrk` at 32 connections:
+
+    python -m bench.reservations [--duration 10] [--connections 32] [--threads 2]
+
+Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, and —
+for the saga — how long after the load stopped the last reservation reached `Confirmed`
+(the backlog drain). Needs `wrk` (Debian package `wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.devhost_process import DevHost, auth
+
+LUA_RESERVE = """
+local ids = {%(ids)s}
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}
+request = function()
+  local id = ids[math.random(#ids)]
+  return wrk.format("POST", "/api/reservations", headers, '{"musicalId":"' .. id .. '","seats":1}')
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name:<22} {self.requests_per_second:>9.0f} req/s   p50 {self.p50_ms:6.2f} ms   "
+            f"p99 {self.p99_ms:6.2f} ms   requests {self.requests}   errors {self.errors}"
+        )
+
+
+def _millis(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise ValueError(f"no {percent}% latency in wrk output:\n{output}")
+        return _millis(*match.groups())
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
+    requests = int(re.search(r"(\d+) requests in", output)[1])
+    errors = 0
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(non_2xx[1])
+    if socket_errors := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(n) for n in socket_errors.groups())
+    return WrkResult(rps, latency("50"), latency("99"), requests, errors)
+
+
+def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> WrkResult:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+    ]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def unconfirmed(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
+        return db.execute(
+            "SELECT count(*) FROM items WHERE container = 'musicals'"
+            " AND json_extract(body, '$.type') = 'reservation'"
+            " AND json_extract(body, '$.status') = 'Reserved'"
+        ).fetchone()[0]
+
+
+def wait_for_drain(data_dir: Path, timeout: float) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if unconfirmed(data_dir) == 0:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--musicals", type=int, default=8)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="outerpark-bench-") as tmp:
+        host = DevHost(Path(tmp) / "data").start()
+        try:
+            admin = auth(host.token("bench-admin", admin=True))
+            token = host.token("bench-customer")
+            ids = [
+                host.client.post(
+                    "/musicals",
+                    json={"title": f"Bench {i}", "seats": 100_000, "price": 100},
+                    headers=admin,
+                ).json()["id"]
+                for i in range(args.musicals)
+            ]
+            script = Path(tmp) / "reserve.lua"
+            script.write_text(
+                LUA_RESERVE % {"ids": ", ".join(json.dumps(i) for i in ids), "token": token}
+            )
+            base = f"http://127.0.0.1:{host.port}"
+            run_wrk(f"{base}/api/health", argparse.Namespace(**{**vars(args), "duration": 2}))
+            health = run_wrk(f"{base}/api/health", args)
+            reserve = run_wrk(f"{base}/api/reservations", args, script)
+            drained = wait_for_drain(host.data_dir, timeout=120)
+            held = sum(
+                100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
+                for i in ids
+            )
+        finally:
+            host.close()
+
+    ratio = reserve.requests_per_second / health.requests_per_second
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, devhost on 127.0.0.1")
+    print(health.line("GET /api/health"))
+    print(reserve.line("POST /api/reservations"))
+    print(f"ratio reservations/health: {ratio:.0%} (bar: >= 50%, p99 < 50 ms, 0 errors)")
+    print(f"seats held: {held} (201s answered: {reserve.requests - reserve.errors})")
+    if drained is None:
+        print("saga backlog: NOT drained within 120 s after the load stopped")
+    else:
+        print(f"saga backlog drained {drained:.1f} s after the load stopped (all Confirmed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
