@@ -1,4 +1,5 @@
-"""`python -m devhost [COMMAND]`: `serve` (the default), `token` and `rebuild-history`.
+"""`python -m devhost [COMMAND]`: `serve` (the default), `token`, `rebuild-history` and
+`deadletters`.
 A new command is a module in `devhost/commands/` with `add_to(subparsers)`, listed in COMMANDS."""
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from devhost.commands import rebuild_history, serve, token
+from devhost.commands import deadletters, rebuild_history, serve, token
 
-COMMANDS = (serve, token, rebuild_history)
+COMMANDS = (serve, token, rebuild_history, deadletters)
 DEFAULT_COMMAND = "serve"
 
 
