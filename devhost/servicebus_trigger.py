@@ -141,13 +141,20 @@ class ServiceBusTrigger:
     def _run(self, message: ReceivedMessage) -> None:
         try:
             self._invoke(self.spec, function_message(message))
-        except Exception:
+        except Exception as error:
             log.exception(
-                "function %s failed on message %s (delivery %d): abandoning it",
+                "function %s failed on message %s (delivery %d): %s: %s; abandoning it (past the"
+                " subscription's max delivery count the bus dead-letters it)",
                 self.spec.name,
                 message.message_id,
                 message.delivery_count,
-                extra={"function": self.spec.name, "correlation_id": message.correlation_id},
+                type(error).__name__,
+                error,
+                extra={
+                    "function": self.spec.name,
+                    "correlation_id": message.correlation_id,
+                    "error": type(error).__name__,
+                },
             )
             settle = self._bus.abandon
         else:
