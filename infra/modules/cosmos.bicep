@@ -94,25 +94,16 @@ var indexingPolicies = {
         path: '/timeline/*'
       }
     ]
+    // GET /history: ORDER BY createdAt DESC, id ASC inside the customer's partition.
     compositeIndexes: [
       [
-        {
-          path: '/customerId'
-          order: 'ascending'
-        }
         {
           path: '/createdAt'
           order: 'descending'
         }
-      ]
-      [
         {
-          path: '/customerId'
+          path: '/id'
           order: 'ascending'
-        }
-        {
-          path: '/updatedAt'
-          order: 'descending'
         }
       ]
     ]
@@ -130,15 +121,16 @@ var indexingPolicies = {
         path: '/"_etag"/?'
       }
     ]
+    // GET /musicals: the catalog partition, ORDER BY createdAt ASC, id ASC.
     compositeIndexes: [
       [
         {
-          path: '/type'
+          path: '/createdAt'
           order: 'ascending'
         }
         {
-          path: '/createdAt'
-          order: 'descending'
+          path: '/id'
+          order: 'ascending'
         }
       ]
     ]

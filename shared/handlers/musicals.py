@@ -13,6 +13,8 @@ from shared.domain.models import CatalogEntry, Musical
 from shared.ports import Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
+CATALOG_ORDER = (OrderBy("createdAt"),)
+
 
 def register_musical(command: RegisterMusical, store: DocumentStore, now: datetime) -> Musical:
     """Create the musical in its own partition, after its catalog line.
@@ -52,7 +54,7 @@ def list_musicals(
         MUSICALS.name,
         CatalogEntry.PARTITION,
         where=[Condition("type", "=", CatalogEntry.DOC_TYPE)],
-        order_by=[OrderBy("createdAt")],
+        order_by=CATALOG_ORDER,
         limit=limit,
         continuation=continuation,
     )

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 from shared import topology
+from shared.adapters.cosmos_sql import composite_index
+from shared.handlers.history import NEWEST_FIRST
+from shared.handlers.musicals import CATALOG_ORDER
 from tests.infra.bicep_tree import module, resource_config, variable
 
 
@@ -45,12 +48,16 @@ def test_cosmos_account_takes_no_keys() -> None:
     assert account["disableLocalAuth"] is True
 
 
-def test_history_view_has_a_composite_index_for_its_customer_newest_first_query() -> None:
-    policy = variable(module("cosmos"), "indexingPolicies")["customercenter"]
-    assert [
-        {"path": "/customerId", "order": "ascending"},
-        {"path": "/createdAt", "order": "descending"},
-    ] in policy["compositeIndexes"]
+@pytest.mark.parametrize(
+    ("container", "order_by"),
+    [("customercenter", NEWEST_FIRST), ("musicals", CATALOG_ORDER)],
+    ids=["history", "catalog"],
+)
+def test_every_ordered_query_has_its_composite_index(container: str, order_by) -> None:
+    """Cosmos DB refuses an ORDER BY on two paths (ours always add the id tie-break) without a
+    composite index of exactly those paths and directions."""
+    policy = variable(module("cosmos"), "indexingPolicies")[container]
+    assert composite_index(order_by) in policy["compositeIndexes"]
 
 
 def test_service_bus_declares_exactly_the_topology_topics() -> None:
