@@ -22,7 +22,7 @@ def create_reservation(request: ApiRequest) -> func.HttpResponse:
         command,
         caller,
         request.correlation_id,
-        request.header("Idempotency-Key"),
+        request.idempotency_key(),
         services.store,
         services.musicals,
         services.clock.now(),

@@ -26,6 +26,7 @@ from shared.domain.errors import DomainError
 from shared.observability import correlation
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 200
 CORRELATION_HEADER = "X-Correlation-Id"
 _MAX_CORRELATION_ID = 128
 
@@ -60,9 +61,6 @@ class ApiRequest:
     raw: func.HttpRequest
     correlation_id: str
 
-    def header(self, name: str) -> str | None:
-        return self.raw.headers.get(name)
-
     def route(self, name: str) -> str:
         return self.raw.route_params[name]
 
@@ -86,6 +84,13 @@ class ApiRequest:
             detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
             raise InvalidRequest(detail, errors) from None
 
+    def idempotency_key(self) -> str | None:
+        """The Idempotency-Key header: 1 to 200 characters when present (else 422)."""
+        key = self.raw.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        return key
+
     def page_params(self) -> tuple[int, str | None]:
         """`limit` (1..100, default 50) and `continuationToken` of a list request."""
         raw_limit = self.raw.params.get("limit")
@@ -94,7 +99,9 @@ class ApiRequest:
             if not raw_limit.isdecimal() or not 1 <= int(raw_limit) <= 100:
                 raise InvalidRequest("limit must be an integer from 1 to 100")
             limit = int(raw_limit)
-        token = self.raw.params.get("continuationToken") or None
+        token = self.raw.params.get("continuationToken")
+        if token is not None and not token:
+            raise InvalidRequest("continuationToken, when given, is the previous page's token")
         return limit, token
 
 

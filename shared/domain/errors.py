@@ -43,3 +43,9 @@ class PaymentsUnavailable(DomainError):
     status = 503
     title = "Payments are unavailable"
     type_suffix = "payments-unavailable"
+
+
+class InvalidContinuationToken(DomainError):
+    status = 422
+    title = "Invalid continuation token"
+    type_suffix = "invalid-continuation-token"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.domain.caller import Caller
-from shared.domain.errors import DomainError
+from shared.domain.errors import InvalidContinuationToken
 from shared.ports import Condition, DocumentStore, OrderBy
 from shared.projection.history_item import HistoryItem
 from shared.topology import CUSTOMER_CENTER
@@ -19,12 +19,6 @@ NEWEST_FIRST = (OrderBy("createdAt", descending=True), OrderBy("id"))
 # `musicalTitle` is a string once a reservation fact was folded in; a condition on a missing or
 # null field never holds.
 PLACED_ONLY = (Condition("musicalTitle", ">=", ""),)
-
-
-class InvalidContinuationToken(DomainError):
-    status = 422
-    title = "Invalid continuation token"
-    type_suffix = "invalid-continuation-token"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.commands import RegisterMusical
-from shared.domain.errors import NotFoundError
+from shared.domain.errors import InvalidContinuationToken, NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
 from shared.ports import Condition, DocumentStore, NotFound, OrderBy
@@ -50,14 +50,21 @@ def list_musicals(
     store: DocumentStore, limit: int, continuation: str | None
 ) -> tuple[list[Musical], str | None]:
     """One page of the catalog, oldest first, with each musical's live seat count."""
-    page = store.query(
-        MUSICALS.name,
-        CatalogEntry.PARTITION,
-        where=[Condition("type", "=", CatalogEntry.DOC_TYPE)],
-        order_by=CATALOG_ORDER,
-        limit=limit,
-        continuation=continuation,
-    )
+    try:
+        page = store.query(
+            MUSICALS.name,
+            CatalogEntry.PARTITION,
+            where=[Condition("type", "=", CatalogEntry.DOC_TYPE)],
+            order_by=CATALOG_ORDER,
+            limit=limit,
+            continuation=continuation,
+        )
+    except ValueError:
+        if continuation is None:
+            raise
+        raise InvalidContinuationToken(
+            "continuationToken is not one this list returned; start again without it"
+        ) from None
     musicals: list[Musical] = []
     for entry in page.items:
         try:
