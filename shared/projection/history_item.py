@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from shared.domain.models import PaymentStatus, ReservationStatus, StoredModel
-from shared.projection.facts import HistoryFact, NoticeEntry, TimelineStep
 from shared.domain.timestamps import UtcTimestamp
+from shared.projection.facts import HistoryFact, NoticeEntry, TimelineStep
 
 RESERVATION_RANK: dict[ReservationStatus, int] = {
     ReservationStatus.RESERVED: 0,
