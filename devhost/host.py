@@ -20,6 +20,7 @@ from devhost.host_config import HostConfig, load_host_config
 from devhost.http_app import FunctionsHttpApp
 from devhost.invocation import Invoker
 from devhost.metadata import FunctionSpec, functions_of
+from devhost.priority import DEFAULT_BUSY_LIMIT, HttpFirstGate
 from devhost.purge import ExpiryPurger
 from devhost.servicebus_trigger import EmbeddedBus, ServiceBusTrigger
 
@@ -61,7 +62,14 @@ class _Server(uvicorn.Server):
 
 
 class DevHost:
-    def __init__(self, loaded: LoadedApp, services: Services, listen: Listen = Listen()) -> None:
+    def __init__(
+        self,
+        loaded: LoadedApp,
+        services: Services,
+        listen: Listen = Listen(),
+        background_when_busy: int = DEFAULT_BUSY_LIMIT,
+    ) -> None:
+        self._gate = HttpFirstGate(background_when_busy)
         self._specs = functions_of(loaded.app)
         self._config: HostConfig = load_host_config(loaded.directory)
         self._services = services
@@ -70,7 +78,7 @@ class DevHost:
 
     async def serve(self) -> None:
         """Serve until SIGTERM/SIGINT (or `request_stop`), then stop everything cleanly."""
-        invoker = Invoker(asyncio.get_running_loop())
+        invoker = Invoker(asyncio.get_running_loop(), gate=self._gate)
         triggers = self._triggers(invoker)
         purger = ExpiryPurger(self._services.store)
         app = FunctionsHttpApp(self._specs, self._config.route_prefix, invoker)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devhost.app_loader import DEFAULT_APP
+from devhost.priority import DEFAULT_BUSY_LIMIT
 
 if TYPE_CHECKING:
     from devhost.gateway_simulator import RunningSimulator
@@ -51,6 +52,13 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         default=10.0,
         help="seconds running invocations get to finish at shutdown (10)",
     )
+    parser.add_argument(
+        "--background-when-busy",
+        type=int,
+        default=DEFAULT_BUSY_LIMIT,
+        help="trigger invocations allowed at once while HTTP requests are in flight "
+        f"({DEFAULT_BUSY_LIMIT}; unlimited when HTTP is idle)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -72,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_app(args.app)
     services = host_services()
-    host = DevHost(loaded, services, Listen(args.host, args.port, args.shutdown_grace))
+    listen = Listen(args.host, args.port, args.shutdown_grace)
+    host = DevHost(loaded, services, listen, args.background_when_busy)
     try:
         uvloop.run(host.serve())
     finally:
