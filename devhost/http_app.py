@@ -39,6 +39,13 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+CLIENT_CLOSED_REQUEST = 499
+
+
 def http_functions(specs: list[FunctionSpec]) -> list[FunctionSpec]:
     return [spec for spec in specs if spec.trigger_type == "httpTrigger"]
 
@@ -123,6 +130,8 @@ class FunctionsHttpApp:
                 f"The request body is over the host's limit of {self._max_body_bytes} bytes.",
                 [(b"connection", b"close")],
             )
+        except ClientGone:
+            return CLIENT_CLOSED_REQUEST, []
         request = func.HttpRequest(
             scope["method"],
             _url(scope, headers),
@@ -152,6 +161,8 @@ class FunctionsHttpApp:
         size = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
             chunk = message.get("body", b"")
             if chunk:
                 size += len(chunk)

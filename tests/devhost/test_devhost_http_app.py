@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import azure.functions as func
 import httpx
 import pytest
 
@@ -158,3 +159,45 @@ def test_each_request_writes_one_access_line_with_status_duration_and_correlatio
     assert line.function == "echo"
     assert isinstance(line.durationMs, float)
     assert json.dumps(line.durationMs)
+
+
+def test_a_client_gone_before_its_body_ended_is_not_invoked_nor_answered() -> None:
+    calls: list[func.HttpRequest] = []
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="upload", methods=["POST"])
+    def upload(req: func.HttpRequest) -> func.HttpResponse:
+        calls.append(req)
+        return func.HttpResponse(status_code=201)
+
+    sent: list[dict[str, object]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"part", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        invoker = Invoker(asyncio.get_running_loop(), thread_count=1)
+        host = FunctionsHttpApp(functions_of(app), "api", invoker)
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/upload",
+            "raw_path": b"/api/upload",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver")],
+        }
+        await host(scope, receive, send)
+
+    asyncio.run(call())
+
+    assert calls == []
+    assert sent == []
