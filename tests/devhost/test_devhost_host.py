@@ -1,0 +1,69 @@
+"""The whole host in-process: HTTP and a trigger over embedded backends, then a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import azure.functions as func
+import httpx
+
+from devhost.app_loader import LoadedApp
+from devhost.host import DevHost, Listen
+from shared.adapters.sqlite_bus import SqliteMessageBus
+from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.ports import OutboundMessage
+from tests.devhost.eventually import eventually
+from tests.devhost.hosted import free_port
+
+
+@dataclass
+class Backends:
+    store: SqliteDocumentStore
+    bus: SqliteMessageBus
+
+
+def test_a_host_serves_http_and_drives_triggers_until_asked_to_stop(tmp_path: Path) -> None:
+    seen: list[str] = []
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="ping", methods=["GET"])
+    def ping(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("pong")
+
+    @app.service_bus_topic_trigger(
+        arg_name="msg", topic_name="cancel", subscription_name="payment", connection="C"
+    )
+    def on_cancel(msg: func.ServiceBusMessage) -> None:
+        seen.append(json.loads(msg.get_body())["id"])
+
+    (tmp_path / "host.json").write_text('{"extensions": {"http": {"routePrefix": "v1"}}}')
+    backends = Backends(SqliteDocumentStore(tmp_path), SqliteMessageBus(tmp_path))
+    port = free_port()
+    host = DevHost(LoadedApp(app, tmp_path), backends, Listen(port=port, shutdown_grace_seconds=1))
+    serving = threading.Thread(target=lambda: asyncio.run(host.serve()))
+    serving.start()
+    try:
+        pong = eventually(lambda: _get(f"http://127.0.0.1:{port}/v1/ping"))
+        backends.bus.publish(
+            "cancel", [OutboundMessage(body=b'{"id": "r-1"}', message_id="x", subject="Cancel")]
+        )
+        eventually(lambda: seen == ["r-1"])
+    finally:
+        host.request_stop()
+        serving.join(10)
+        backends.bus.close()
+        backends.store.close()
+
+    assert pong.text == "pong"
+    assert not serving.is_alive()
+
+
+def _get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url)
+    except httpx.TransportError:
+        return None
