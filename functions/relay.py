@@ -2,56 +2,29 @@
 
 import azure.functions as func
 
+from functions.change_feed import change_feed_trigger, retry_forever
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.relay import relay_outbox
-from shared.topology import COSMOS_CONNECTION, DATABASE, LEASES, MUSICALS, PAYMENTS
+from shared.topology import MUSICALS, PAYMENTS
 
 bp = func.Blueprint()
+
+# Poll every second in Azure (the default is 5 s): the saga waits on these relays.
+_POLL_MS = 1000
 
 
 def _relay(docs: func.DocumentList) -> None:
     relay_outbox(documents_of(docs), get_services().bus)
 
 
-# A failed publish must never skip events: retry the batch until it goes through.
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:00:30",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=COSMOS_CONNECTION,
-    database_name=DATABASE,
-    container_name=MUSICALS.name,
-    lease_container_name=LEASES.name,
-    lease_container_prefix="relay-musicals",
-    create_lease_container_if_not_exists=False,
-    start_from_beginning=True,
-    feed_poll_delay=1000,
-)
+@retry_forever(bp)
+@change_feed_trigger(bp, MUSICALS.name, "relay-musicals", feed_poll_delay=_POLL_MS)
 def relay_reservation_events(docs: func.DocumentList) -> None:
     _relay(docs)
 
 
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="-1",
-    minimum_interval="00:00:01",
-    maximum_interval="00:00:30",
-)
-@bp.cosmos_db_trigger(
-    arg_name="docs",
-    connection=COSMOS_CONNECTION,
-    database_name=DATABASE,
-    container_name=PAYMENTS.name,
-    lease_container_name=LEASES.name,
-    lease_container_prefix="relay-payments",
-    create_lease_container_if_not_exists=False,
-    start_from_beginning=True,
-    feed_poll_delay=1000,
-)
+@retry_forever(bp)
+@change_feed_trigger(bp, PAYMENTS.name, "relay-payments", feed_poll_delay=_POLL_MS)
 def relay_payment_events(docs: func.DocumentList) -> None:
     _relay(docs)

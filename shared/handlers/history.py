@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.domain.caller import Caller
-from shared.domain.errors import InvalidContinuationToken
+from shared.handlers.paging import query_page
 from shared.ports import Condition, DocumentStore, OrderBy
 from shared.projection.history_item import HistoryItem
 from shared.topology import CUSTOMER_CENTER
@@ -38,21 +38,15 @@ class HistoryPage:
 def list_history(
     caller: Caller, store: DocumentStore, limit: int, continuation: str | None
 ) -> HistoryPage:
-    try:
-        page = store.query(
-            CUSTOMER_CENTER.name,
-            caller.customer_id,
-            where=PLACED_ONLY,
-            order_by=NEWEST_FIRST,
-            limit=limit,
-            continuation=continuation,
-        )
-    except ValueError:
-        if continuation is None:
-            raise
-        raise InvalidContinuationToken(
-            "continuationToken is not one this list returned; start again without it"
-        ) from None
+    page = query_page(
+        store,
+        CUSTOMER_CENTER.name,
+        caller.customer_id,
+        PLACED_ONLY,
+        NEWEST_FIRST,
+        limit,
+        continuation,
+    )
     return HistoryPage(
         customer_id=caller.customer_id,
         items=[HistoryItem.from_document(document) for document in page.items],

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.commands import RegisterMusical
-from shared.domain.errors import InvalidContinuationToken, NotFoundError
+from shared.domain.errors import NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
+from shared.handlers.paging import query_page
 from shared.ports import Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
@@ -50,21 +51,15 @@ def list_musicals(
     store: DocumentStore, limit: int, continuation: str | None
 ) -> tuple[list[Musical], str | None]:
     """One page of the catalog, oldest first, with each musical's live seat count."""
-    try:
-        page = store.query(
-            MUSICALS.name,
-            CatalogEntry.PARTITION,
-            where=[Condition("type", "=", CatalogEntry.DOC_TYPE)],
-            order_by=CATALOG_ORDER,
-            limit=limit,
-            continuation=continuation,
-        )
-    except ValueError:
-        if continuation is None:
-            raise
-        raise InvalidContinuationToken(
-            "continuationToken is not one this list returned; start again without it"
-        ) from None
+    page = query_page(
+        store,
+        MUSICALS.name,
+        CatalogEntry.PARTITION,
+        [Condition("type", "=", CatalogEntry.DOC_TYPE)],
+        CATALOG_ORDER,
+        limit,
+        continuation,
+    )
     musicals: list[Musical] = []
     for entry in page.items:
         try:

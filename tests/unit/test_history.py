@@ -13,8 +13,9 @@ import pytest
 from devhost.tokens import issue_token
 from shared import bootstrap
 from shared.domain.caller import Caller
+from shared.domain.errors import InvalidContinuationToken
 from shared.domain.events import Event, EventType, PaymentFacts, ReservationFacts
-from shared.handlers.history import InvalidContinuationToken, list_history
+from shared.handlers.history import list_history
 from shared.ports import Condition, OrderBy, Page
 from shared.projection.apply import project_changes
 from shared.settings import Settings

@@ -1,0 +1,28 @@
+"""One page of a partition query, for the API's lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.domain.errors import InvalidContinuationToken
+from shared.ports import Condition, DocumentStore, OrderBy, Page
+
+
+def query_page(
+    store: DocumentStore,
+    container: str,
+    partition_key: str,
+    where: Sequence[Condition],
+    order_by: Sequence[OrderBy],
+    limit: int,
+    continuation: str | None,
+) -> Page:
+    """The page; a continuation token the store cannot read is the client's error (422)."""
+    try:
+        return store.query(container, partition_key, where, order_by, limit, continuation)
+    except ValueError:
+        if continuation is None:
+            raise
+        raise InvalidContinuationToken(
+            "continuationToken is not one this list returned; start again without it"
+        ) from None
