@@ -7,6 +7,7 @@ Concurrent writers are serialised by ETags: a lost race re-reads and decides aga
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,19 +55,46 @@ def place_reservation(
     musicals: MusicalDirectory,
     now: datetime,
 ) -> Placed:
+    """Hold the seats and record the reservation and its event, or refuse and change nothing.
+
+    With an Idempotency-Key, the first request's body is the one carried out and every later
+    request with that key answers with its reservation. A refused request (unknown musical,
+    not enough seats) releases the key, so a rejected request leaves nothing behind.
+    """
     if not is_musical_id(command.musical_id):
         raise NotFoundError(f"no musical {command.musical_id!r}")
-    musical_id, seats, reservation_id = command.musical_id, command.seats, None
-    if idempotency_key is not None:
-        record = _claim_idempotency_key(idempotency_key, caller, command, store, now)
-        existing = _find(record.reservation_id, store)
-        if existing is not None:
-            return Placed(existing, created=False)
-        musical_id, seats, reservation_id = record.musical_id, record.seats, record.reservation_id
+    if idempotency_key is None:
+        reservation_id = new_reservation_id(command.musical_id)
+        return _place(command, reservation_id, caller, correlation_id, store, musicals, now)
+    musicals.facts(command.musical_id)  # an unknown musical is refused before any write
+    record, claimed = _claim_idempotency_key(idempotency_key, caller, command, store, now)
+    existing = _find(record.reservation_id, store)
+    if existing is not None:
+        return Placed(existing, created=False)
+    first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
+    try:
+        return _place(
+            first_request, record.reservation_id, caller, correlation_id, store, musicals, now
+        )
+    except (NotEnoughSeats, NotFoundError):
+        if claimed:
+            _release_idempotency_key(record, store)
+        raise
 
-    musical = musicals.facts(musical_id)
+
+def _place(
+    command: PlaceReservation,
+    reservation_id: str,
+    caller: Caller,
+    correlation_id: str,
+    store: DocumentStore,
+    musicals: MusicalDirectory,
+    now: datetime,
+) -> Placed:
+    musical = musicals.facts(command.musical_id)
+    seats = command.seats
     reservation = Reservation(
-        id=reservation_id or new_reservation_id(musical.id),
+        id=reservation_id,
         musical_id=musical.id,
         musical_title=musical.title,
         customer_id=caller.customer_id,
@@ -193,7 +221,8 @@ def _transition(
 
 def _claim_idempotency_key(
     key: str, caller: Caller, command: PlaceReservation, store: DocumentStore, now: datetime
-) -> IdempotencyRecord:
+) -> tuple[IdempotencyRecord, bool]:
+    """The key's record, and whether this request created it."""
     record = IdempotencyRecord(
         id=idempotency_record_id(key),
         customer_id=caller.customer_id,
@@ -203,12 +232,16 @@ def _claim_idempotency_key(
         created_at=now,
     )
     try:
-        store.create(IDEMPOTENCY.name, record.to_document())
+        stored = store.create(IDEMPOTENCY.name, record.to_document())
     except Conflict:
-        return IdempotencyRecord.from_document(
-            store.read(IDEMPOTENCY.name, caller.customer_id, record.id)
-        )
-    return record
+        existing = store.read(IDEMPOTENCY.name, caller.customer_id, record.id)
+        return IdempotencyRecord.from_document(existing), False
+    return IdempotencyRecord.from_document(stored), True
+
+
+def _release_idempotency_key(record: IdempotencyRecord, store: DocumentStore) -> None:
+    with contextlib.suppress(NotFound, PreconditionFailed):
+        store.delete(IDEMPOTENCY.name, record.customer_id, record.id, if_match=record.etag)
 
 
 def _event_document(event: Event, musical_id: str) -> dict:

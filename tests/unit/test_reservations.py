@@ -21,7 +21,7 @@ from shared.handlers.reservations import (
     place_reservation,
 )
 from shared.ports import Condition, DocumentStore
-from shared.topology import MUSICALS
+from shared.topology import IDEMPOTENCY, MUSICALS
 
 
 def events_of(store: DocumentStore, musical_id: str) -> list[str]:
@@ -249,3 +249,26 @@ def test_the_musical_directory_reads_each_musical_once(store, musical):
     assert directory.facts(musical.id) == first
     with pytest.raises(NotFoundError):
         MusicalDirectory(store).facts(musical.id)
+
+
+def test_a_refused_request_with_an_idempotency_key_leaves_nothing_behind(
+    store, clock, customer, musical
+):
+    place(store, musical, customer, clock.now(), seats=9)
+    with pytest.raises(NotEnoughSeats):
+        place(store, musical, customer, clock.now(), seats=2, key="too-many")
+    with pytest.raises(NotFoundError):
+        place_reservation(
+            PlaceReservation(musical_id="0" * 32, seats=1),
+            customer,
+            "c",
+            "unknown-musical",
+            store,
+            MusicalDirectory(store),
+            clock.now(),
+        )
+
+    assert store.query(IDEMPOTENCY.name, customer.customer_id).items == []
+    retried = place(store, musical, customer, clock.now(), seats=1, key="too-many")
+    assert retried.created
+    assert retried.reservation.seats == 1
