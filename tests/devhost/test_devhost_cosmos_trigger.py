@@ -15,7 +15,7 @@ from devhost.cosmos_trigger import CosmosTrigger
 from devhost.invocation import Invoker
 from devhost.metadata import FunctionSpec, functions_of
 from shared.adapters.sqlite_store import SqliteDocumentStore
-from tests.devhost.eventually import eventually
+from tests.support.eventually import eventually
 
 CONTAINER, PREFIX = "musicals", "projection-"
 

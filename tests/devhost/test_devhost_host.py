@@ -16,8 +16,8 @@ from devhost.host import DevHost, Listen
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.ports import OutboundMessage
-from tests.devhost.eventually import eventually
 from tests.devhost.hosted import free_port
+from tests.support.eventually import eventually
 
 
 @dataclass

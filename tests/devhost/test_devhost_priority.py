@@ -7,7 +7,7 @@ from contextlib import ExitStack
 import pytest
 
 from devhost.priority import HttpFirstGate
-from tests.devhost.eventually import eventually
+from tests.support.eventually import eventually
 
 
 class Background:

@@ -21,8 +21,8 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.settings import DEV_JWT_SECRET
-from tests.devhost.eventually import eventually
 from tests.devhost.hosted import PROJECT_ROOT, HostedProcess
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 

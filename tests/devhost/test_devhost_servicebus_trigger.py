@@ -18,7 +18,7 @@ from devhost.servicebus_trigger import ServiceBusTrigger
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SubscriptionSpec, TopicSpec
-from tests.devhost.eventually import eventually
+from tests.support.eventually import eventually
 
 TOPIC, SUBSCRIPTION = "orders", "billing"
 MAX_DELIVERIES = 3

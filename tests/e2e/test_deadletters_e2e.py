@@ -22,7 +22,8 @@ from shared.ports import OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
 from tests.e2e.conftest import Api, make_api
 from tests.e2e.test_resilience_e2e import SHORT_SETTINGS, all_deferred_in_history, status_of
-from tests.support.devhost_process import PROJECT_ROOT, DevHost, eventually
+from tests.support.devhost_process import PROJECT_ROOT, DevHost
+from tests.support.eventually import eventually
 from tests.support.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e

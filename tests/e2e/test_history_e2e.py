@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.support.devhost_process import PROJECT_ROOT, eventually
+from tests.support.devhost_process import PROJECT_ROOT
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from tests.e2e.conftest import Api
-from tests.support.devhost_process import eventually
+from tests.support.eventually import eventually
 from tests.support.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e

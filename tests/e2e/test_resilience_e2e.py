@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.e2e.conftest import Api, make_api
-from tests.support.devhost_process import DevHost, eventually
+from tests.support.devhost_process import DevHost
+from tests.support.eventually import eventually
 from tests.support.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+def eventually(
+    probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
     """Call `probe` until it returns something truthy (returned) or `timeout` passes (fail)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -17,5 +19,5 @@ def eventually(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
+            raise AssertionError(f"{what or 'probe'}: still {value!r} after {timeout} s")
         time.sleep(interval)
