@@ -43,6 +43,7 @@ from shared.ports import (
     Clock,
     Conflict,
     DocumentStore,
+    GatewayNotReached,
     GatewayUnavailable,
     NotFound,
     PaymentApproval,
@@ -64,7 +65,7 @@ _MAX_WRITE_ATTEMPTS = 20
 _MAX_WRITE_BACKOFF = 0.05
 
 
-class BreakerOpen(GatewayUnavailable):
+class BreakerOpen(GatewayNotReached):
     """The breaker refused the call without making it: try again after `retry_after_seconds`."""
 
     def __init__(self, retry_after_seconds: float) -> None:

@@ -340,6 +340,11 @@ class GatewayUnavailable(Exception):
     """5xx, timeout, refused connection, or the circuit breaker is open: try again later."""
 
 
+class GatewayNotReached(GatewayUnavailable):
+    """The call certainly never reached the gateway (refused connection, connect timeout, an
+    open breaker): nothing can have been charged by it."""
+
+
 class PaymentGateway(Protocol):
     """The card gateway of CONTRACT §4."""
 

@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from shared.ports import GatewayUnavailable, PaymentApproval, PaymentDeclined
+from shared.ports import GatewayNotReached, GatewayUnavailable, PaymentApproval, PaymentDeclined
 from shared.settings import Settings
 
 _TRANSIENT_CLIENT_ERRORS = frozenset({408, 429})
@@ -131,6 +131,8 @@ class HttpPaymentGateway:
             response = self._client.post(
                 path, json=body, headers={"Idempotency-Key": idempotency_key}
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise GatewayNotReached(f"payment gateway not reached: {error!r}") from error
         except httpx.TransportError as error:
             raise GatewayUnavailable(f"payment gateway unreachable: {error!r}") from error
         status = response.status_code

@@ -37,6 +37,7 @@ from shared.ports import (
     Conflict,
     Create,
     DocumentStore,
+    GatewayNotReached,
     GatewayUnavailable,
     MessagePublisher,
     NotFound,
@@ -126,7 +127,7 @@ def _charge(payment: Payment, deps: PaymentDeps) -> Payment:
         )
         return _write(attempt, done, EventType.PAYMENT_DECLINED, deps, reason=declined.message)
     except GatewayUnavailable as unavailable:
-        return _defer(attempt, deps, uncount_attempt=_refused_by_breaker(unavailable))
+        return _defer(attempt, deps, uncount_attempt=isinstance(unavailable, GatewayNotReached))
     approved = attempt.model_copy(
         update={"status": PaymentStatus.APPROVED, "payment_key": approval.payment_key}
     )
@@ -171,8 +172,8 @@ def _charge_on_record(payment: Payment, deps: PaymentDeps) -> str | None:
 def _defer(payment: Payment, deps: PaymentDeps, *, uncount_attempt: bool = False) -> Payment:
     """Pay later: Deferred (with its event the first time) and a retry scheduled with backoff.
 
-    A confirm the breaker refused never reached the gateway (`uncount_attempt`), so it does not
-    count as an attempt that may have charged the customer.
+    A confirm that never reached the gateway (refused connection, open breaker:
+    `uncount_attempt`) does not count as an attempt that may have charged the customer.
     """
     attempts = payment.confirm_attempts - 1 if uncount_attempt else payment.confirm_attempts
     deferrals = payment.deferrals + 1
@@ -228,12 +229,6 @@ def _retry_pending(payment: Payment, now: datetime) -> bool:
     if payment.next_attempt_at is None or payment.next_attempt_at - RETRY_TOLERANCE <= now:
         return False
     return payment.may_be_charged or not payment.cancel_requested
-
-
-def _refused_by_breaker(error: GatewayUnavailable) -> bool:
-    from shared.breaker import BreakerOpen
-
-    return isinstance(error, BreakerOpen)
 
 
 class _Stale(Exception):

@@ -25,6 +25,7 @@ from shared.handlers.payments import (
 )
 from shared.ports import (
     Condition,
+    GatewayNotReached,
     GatewayUnavailable,
     PaymentApproval,
     PaymentDeclined,
@@ -36,7 +37,8 @@ RETRY_SECONDS = 5.0
 
 @dataclass
 class ScriptedGateway:
-    """Answers `mode`: approve, decline, down, or approve_then_timeout (charges, then times out)."""
+    """Answers `mode`: approve, decline, down (5xx), unreachable (connection refused), or
+    approve_then_timeout (charges, then times out)."""
 
     mode: str = "approve"
     charges: dict[str, str] = field(default_factory=dict)
@@ -49,6 +51,8 @@ class ScriptedGateway:
         self.confirm_calls += 1
         if self.mode == "down":
             raise GatewayUnavailable("503")
+        if self.mode == "unreachable":
+            raise GatewayNotReached("connection refused")
         if self.mode == "decline":
             raise PaymentDeclined("REJECT_CARD_PAYMENT", "card refused")
         key = self.charges.setdefault(order_id, f"pk-{next(self._keys)}")
@@ -300,3 +304,17 @@ def test_stored_payments_round_trip(deps, clock, store):
     on_reservation_placed(placed(clock), deps)
     payment = Payment.from_document(store.read(PAYMENTS.name, "r1", "r1"))
     assert payment.order_name == "Hamilton x2"
+
+
+def test_a_cancel_after_attempts_that_never_reached_the_gateway_charges_nothing(
+    deps, gateway, clock, store
+):
+    gateway.mode = "unreachable"
+    deferred = on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+
+    payment = on_reservation_cancelled(cancelled(clock), deps)
+
+    assert deferred.confirm_attempts == 0
+    assert payment.status is PaymentStatus.CANCELLED
+    assert gateway.charges == {}
