@@ -47,7 +47,8 @@ def charge_reservation(msg: func.ServiceBusMessage) -> None:
         if "eventType" in message_body(msg):
             payment = on_reservation_placed(event_of(msg), _deps())
         else:
-            payment = on_retry(retry_request_of(msg).reservation_id, _deps())
+            retry = retry_request_of(msg)
+            payment = on_retry(retry.reservation_id, retry.deferral, _deps())
         log.info("payment %s", payment.status, extra={"reservationId": payment.reservation_id})
 
 

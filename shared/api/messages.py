@@ -13,9 +13,10 @@ from shared.domain.models import CamelModel
 
 
 class PaymentRetryRequest(CamelModel):
-    """The body of a scheduled payment retry."""
+    """The body of a scheduled payment retry: which payment, and which of its deferrals."""
 
     reservation_id: str
+    deferral: int
 
 
 class PoisonMessage(Exception):

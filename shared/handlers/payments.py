@@ -88,17 +88,23 @@ def on_reservation_cancelled(event: Event, deps: PaymentDeps) -> Payment:
     return advance(facts.reservation_id, deps)
 
 
-def on_retry(reservation_id: str, deps: PaymentDeps) -> Payment:
-    return advance(reservation_id, deps)
+def on_retry(reservation_id: str, deferral: int, deps: PaymentDeps) -> Payment:
+    """The scheduled retry of the payment's `deferral`-th deferral has arrived."""
+    return advance(reservation_id, deps, due_retry=deferral)
 
 
-def advance(reservation_id: str, deps: PaymentDeps) -> Payment:
-    """Move the payment towards what is wanted until it is settled or has to wait."""
+def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None) -> Payment:
+    """Move the payment towards what is wanted until it is settled or has to wait.
+
+    `due_retry` names the deferral whose scheduled retry is being handled: that one goes ahead
+    even if this instance's clock says it came a little early (the bus's clock decided it was
+    due; rescheduling it under the same message id would be dropped as a duplicate).
+    """
     for _ in range(_MAX_ROUNDS):
         payment = _read(reservation_id, deps.store)
         if payment.is_settled:
             return payment
-        if _retry_pending(payment, deps.clock.now()):
+        if due_retry != payment.deferrals and _retry_pending(payment, deps.clock.now()):
             # A duplicate or early delivery: the scheduled retry will do the work. Scheduling
             # it again is harmless (same message id) and repairs a retry whose send failed.
             _schedule_retry(payment, payment.next_attempt_at, deps.bus)
@@ -213,7 +219,9 @@ def _schedule_retry(payment: Payment, at: datetime, bus: MessagePublisher) -> No
         TOPIC_RESERVATION,
         [
             OutboundMessage(
-                body=json.dumps({"reservationId": payment.reservation_id}).encode(),
+                body=json.dumps(
+                    {"reservationId": payment.reservation_id, "deferral": payment.deferrals}
+                ).encode(),
                 message_id=f"{payment.reservation_id}.retry.{payment.deferrals}",
                 subject=RETRY_SUBJECT,
                 correlation_id=payment.correlation_id,

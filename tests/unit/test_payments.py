@@ -119,6 +119,10 @@ def payment_events(store, reservation_id: str = "r1") -> list[str]:
     return sorted(doc["eventType"] for doc in page.items)
 
 
+def current_deferral(store) -> int:
+    return Payment.from_document(store.read(PAYMENTS.name, "r1", "r1")).deferrals
+
+
 def placed(clock):
     return reservation_event(EventType.RESERVATION_PLACED, clock)
 
@@ -170,12 +174,12 @@ def test_a_deferred_payment_completes_on_retry_once_the_gateway_is_back(
     gateway.mode = "down"
     on_reservation_placed(placed(clock), deps)
     clock.advance(RETRY_SECONDS)
-    on_retry("r1", deps)
+    on_retry("r1", current_deferral(deps.store), deps)
     gateway.mode = "approve"
-    early = on_retry("r1", deps)  # before its time: nothing happens
+    early = on_retry("r1", 1, deps)  # the first retry again, before the second is due
     clock.advance(2 * RETRY_SECONDS)
 
-    payment = on_retry("r1", deps)
+    payment = on_retry("r1", current_deferral(deps.store), deps)
 
     assert early.status is PaymentStatus.DEFERRED
 
@@ -264,7 +268,7 @@ def test_a_timeout_after_the_gateway_approved_is_reconciled_by_the_cancel(
 
     waiting = on_reservation_cancelled(cancelled(clock), deps)
     clock.advance(RETRY_SECONDS)
-    payment = on_retry("r1", deps)
+    payment = on_retry("r1", current_deferral(deps.store), deps)
 
     assert waiting.cancel_requested  # the refund waits for the scheduled retry
     assert payment.status is PaymentStatus.CANCELLED
@@ -277,7 +281,7 @@ def test_a_timeout_after_approval_then_a_retry_charges_exactly_once(deps, gatewa
     gateway.mode = "approve"
     clock.advance(RETRY_SECONDS)
 
-    payment = on_retry("r1", deps)
+    payment = on_retry("r1", current_deferral(deps.store), deps)
 
     assert payment.status is PaymentStatus.APPROVED
     assert len(gateway.charges) == 1
@@ -293,7 +297,7 @@ def test_a_refund_that_cannot_reach_the_gateway_is_retried_later(deps, gateway, 
     assert not waiting.refunded
     gateway.mode = "approve"
     clock.advance(RETRY_SECONDS)
-    done = on_retry("r1", deps)
+    done = on_retry("r1", current_deferral(deps.store), deps)
 
     assert done.status is PaymentStatus.CANCELLED
     assert done.refunded
@@ -318,3 +322,28 @@ def test_a_cancel_after_attempts_that_never_reached_the_gateway_charges_nothing(
     assert deferred.confirm_attempts == 0
     assert payment.status is PaymentStatus.CANCELLED
     assert gateway.charges == {}
+
+
+def test_a_retry_delivered_a_little_early_by_the_bus_still_goes_ahead(deps, gateway, clock, store):
+    gateway.mode = "down"
+    deferred = on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+
+    payment = on_retry("r1", deferred.deferrals, deps)  # this clock says: not yet due
+
+    assert payment.status is PaymentStatus.APPROVED
+
+
+def test_a_stale_retry_before_the_next_due_time_waits_for_its_successor(
+    deps, gateway, clock, store
+):
+    gateway.mode = "down"
+    on_reservation_placed(placed(clock), deps)
+    clock.advance(RETRY_SECONDS)
+    on_retry("r1", 1, deps)  # second deferral scheduled
+    gateway.mode = "approve"
+
+    payment = on_retry("r1", 1, deps)  # a duplicate of the first retry
+
+    assert payment.status is PaymentStatus.DEFERRED
+    assert payment.deferrals == 2
