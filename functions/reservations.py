@@ -17,7 +17,6 @@ def create_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
     command = request.body(PlaceReservation)
-    refuse_when_payments_down(services)
     placed = place_reservation(
         command,
         caller,
@@ -26,6 +25,7 @@ def create_reservation(request: ApiRequest) -> func.HttpResponse:
         services.store,
         services.musicals,
         services.clock.now(),
+        admit=lambda: refuse_when_payments_down(services),
     )
     reservation = placed.reservation
     return json_response(

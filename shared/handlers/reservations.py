@@ -8,6 +8,7 @@ Concurrent writers are serialised by ETags: a lost race re-reads and decides aga
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,32 +55,42 @@ def place_reservation(
     store: DocumentStore,
     musicals: MusicalDirectory,
     now: datetime,
+    admit: Callable[[], None] = lambda: None,
 ) -> Placed:
     """Hold the seats and record the reservation and its event, or refuse and change nothing.
 
     With an Idempotency-Key, the first request's body is the one carried out and every later
     request with that key answers with its reservation. A refused request (unknown musical,
-    not enough seats) releases the key, so a rejected request leaves nothing behind.
+    not enough seats) releases the key, so a rejected request leaves nothing behind. `admit`
+    is asked before a new order is taken and may refuse it (load shedding); a replay never is.
     """
     if not is_musical_id(command.musical_id):
         raise NotFoundError(f"no musical {command.musical_id!r}")
     if idempotency_key is None:
+        admit()
         reservation_id = new_reservation_id(command.musical_id)
         return _place(command, reservation_id, caller, correlation_id, store, musicals, now)
     musicals.facts(command.musical_id)  # an unknown musical is refused before any write
-    record, claimed = _claim_idempotency_key(idempotency_key, caller, command, store, now)
-    existing = _find(record.reservation_id, store)
-    if existing is not None:
-        return Placed(existing, created=False)
-    first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
-    try:
-        return _place(
-            first_request, record.reservation_id, caller, correlation_id, store, musicals, now
-        )
-    except (NotEnoughSeats, NotFoundError):
-        if claimed:
+    record_id = idempotency_record_id(idempotency_key)
+    for _ in range(MAX_RACE_RETRIES):
+        record = _idempotency_record(record_id, caller, store)
+        existing = _find(record.reservation_id, store) if record else None
+        if existing is not None:
+            return Placed(existing, created=False)
+        admit()
+        try:
+            record = _hold_idempotency_key(record, record_id, caller, command, store, now)
+        except (Conflict, PreconditionFailed, NotFound):
+            continue  # another request with this key moved first: look again
+        first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
+        try:
+            return _place(
+                first_request, record.reservation_id, caller, correlation_id, store, musicals, now
+            )
+        except (NotEnoughSeats, NotFoundError):
             _release_idempotency_key(record, store)
-        raise
+            raise
+    raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
 
 
 def _place(
@@ -219,24 +230,39 @@ def _transition(
     return Reservation.from_document(stored[0])
 
 
-def _claim_idempotency_key(
-    key: str, caller: Caller, command: PlaceReservation, store: DocumentStore, now: datetime
-) -> tuple[IdempotencyRecord, bool]:
-    """The key's record, and whether this request created it."""
-    record = IdempotencyRecord(
-        id=idempotency_record_id(key),
-        customer_id=caller.customer_id,
-        musical_id=command.musical_id,
-        seats=command.seats,
-        reservation_id=new_reservation_id(command.musical_id),
-        created_at=now,
-    )
+def _idempotency_record(
+    record_id: str, caller: Caller, store: DocumentStore
+) -> IdempotencyRecord | None:
     try:
-        stored = store.create(IDEMPOTENCY.name, record.to_document())
-    except Conflict:
-        existing = store.read(IDEMPOTENCY.name, caller.customer_id, record.id)
-        return IdempotencyRecord.from_document(existing), False
-    return IdempotencyRecord.from_document(stored), True
+        return IdempotencyRecord.from_document(
+            store.read(IDEMPOTENCY.name, caller.customer_id, record_id)
+        )
+    except NotFound:
+        return None
+
+
+def _hold_idempotency_key(
+    record: IdempotencyRecord | None,
+    record_id: str,
+    caller: Caller,
+    command: PlaceReservation,
+    store: DocumentStore,
+    now: datetime,
+) -> IdempotencyRecord:
+    """Create the key's record, or rewrite the existing one (same content, new ETag) so that
+    an earlier request that fails cannot release the key under this one."""
+    if record is None:
+        fresh = IdempotencyRecord(
+            id=record_id,
+            customer_id=caller.customer_id,
+            musical_id=command.musical_id,
+            seats=command.seats,
+            reservation_id=new_reservation_id(command.musical_id),
+            created_at=now,
+        )
+        return IdempotencyRecord.from_document(store.create(IDEMPOTENCY.name, fresh.to_document()))
+    stored = store.replace(IDEMPOTENCY.name, record.to_document(), if_match=record.etag)
+    return IdempotencyRecord.from_document(stored)
 
 
 def _release_idempotency_key(record: IdempotencyRecord, store: DocumentStore) -> None:

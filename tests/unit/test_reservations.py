@@ -10,7 +10,12 @@ import pytest
 
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
-from shared.domain.errors import NotEnoughSeats, NotFoundError, ReservationRejected
+from shared.domain.errors import (
+    NotEnoughSeats,
+    NotFoundError,
+    PaymentsUnavailable,
+    ReservationRejected,
+)
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Musical, ReservationStatus
 from shared.handlers.musicals import MusicalDirectory, get_musical
@@ -272,3 +277,31 @@ def test_a_refused_request_with_an_idempotency_key_leaves_nothing_behind(
     retried = place(store, musical, customer, clock.now(), seats=1, key="too-many")
     assert retried.created
     assert retried.reservation.seats == 1
+
+
+def test_load_shedding_refuses_new_orders_but_never_a_replay(store, clock, customer, musical):
+    first = place(store, musical, customer, clock.now(), key="before-the-outage")
+
+    def refuse() -> None:
+        raise PaymentsUnavailable("payments are down", headers={"Retry-After": "5"})
+
+    def place_while_down(key: str | None):
+        return place_reservation(
+            PlaceReservation(musical_id=musical.id, seats=2),
+            customer,
+            "corr",
+            key,
+            store,
+            MusicalDirectory(store),
+            clock.now(),
+            admit=refuse,
+        )
+
+    replayed = place_while_down("before-the-outage")
+    with pytest.raises(PaymentsUnavailable):
+        place_while_down("during-the-outage")
+    with pytest.raises(PaymentsUnavailable):
+        place_while_down(None)
+
+    assert replayed.reservation.id == first.reservation.id
+    assert get_musical(musical.id, store).available_seats == 8
