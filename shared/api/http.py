@@ -28,7 +28,6 @@ from shared.observability import correlation
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 CORRELATION_HEADER = "X-Correlation-Id"
-_MAX_CORRELATION_ID = 128
 
 log = logging.getLogger("outerpark.http")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -144,10 +143,9 @@ def problem_response(
 
 
 def correlation_id_of(request: func.HttpRequest) -> str:
-    sent = (request.headers.get(CORRELATION_HEADER) or "").strip()
-    if sent and len(sent) <= _MAX_CORRELATION_ID and sent.isprintable():
-        return sent
-    return uuid.uuid4().hex
+    """The caller's X-Correlation-Id exactly as sent (CONTRACT §3), or a new one."""
+    sent = request.headers.get(CORRELATION_HEADER)
+    return sent if sent and sent.strip() else uuid.uuid4().hex
 
 
 def endpoint(

@@ -243,3 +243,11 @@ def test_300_concurrent_attempts_on_60_seats_hold_exactly_60(api):
     assert set(statuses) <= {201, 409}
     assert statuses.count(201) == 60
     assert api.http.get(f"/musicals/{musical['id']}").json()["availableSeats"] == 0
+
+
+def test_a_long_correlation_id_comes_back_exactly_as_sent(api):
+    sent = "trace-" + "x" * 300
+    assert (
+        api.http.get("/health", headers={"X-Correlation-Id": sent}).headers["X-Correlation-Id"]
+        == sent
+    )
