@@ -208,8 +208,10 @@ class NoticeStatus(StrEnum):
 class Notice(StoredModel):
     """One notification per (reservation, kind), in the notices container (partition: customer).
 
-    Created Pending before it is sent and marked Sent after, so a crash in between resends it
-    (at least once, with the notice id as the provider's idempotency key) and never skips it.
+    Created Pending; a delivery claims it for a short lease (`sending_until`) before sending and
+    marks it Sent after, so two deliveries of one message never both send it, and a crash
+    mid-way resends it once the lease has run out (with the notice id as the provider's
+    idempotency key) rather than skipping it.
     """
 
     DOC_TYPE: ClassVar[str] = "notice"
@@ -223,6 +225,7 @@ class Notice(StoredModel):
     status: NoticeStatus
     correlation_id: str
     created_at: UtcTimestamp
+    sending_until: UtcTimestamp | None = None
     sent_at: UtcTimestamp | None = None
 
     @staticmethod

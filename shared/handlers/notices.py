@@ -1,16 +1,28 @@
 """Tell the customer what happened to their payment: one notice per (reservation, kind).
 
-The notice is recorded Pending, then sent, then marked Sent. A redelivery finds it Sent and does
-nothing; a crash between sending and marking resends it (at least once), with the notice id as
-the provider's idempotency key so a provider that honours it delivers it once.
+The notice is recorded Pending, claimed for a short lease, sent, then marked Sent. A redelivery
+finds it Sent and does nothing; a concurrent delivery of the same message waits for the lease
+holder instead of sending too; a crash between sending and marking resends it once the lease
+has run out (at least once), with the notice id as the provider's idempotency key so a provider
+that honours it delivers it once.
 """
 
 from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import timedelta
 
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
 from shared.ports import Clock, Conflict, DocumentStore, NoticeSender, PreconditionFailed
 from shared.topology import NOTICES
+
+# Shorter than a message lock (30 s), so a redelivery after a crash finds the lease expired.
+SENDING_LEASE = timedelta(seconds=20)
+MAX_RACE_RETRIES = 1000
+_WAIT_SECONDS = 0.05
 
 _KIND_OF: dict[EventType, NoticeKind] = {
     EventType.PAYMENT_APPROVED: NoticeKind.PAYMENT_APPROVED,
@@ -20,7 +32,11 @@ _KIND_OF: dict[EventType, NoticeKind] = {
 
 
 def notify_payment_outcome(
-    event: Event, store: DocumentStore, sender: NoticeSender, clock: Clock
+    event: Event,
+    store: DocumentStore,
+    sender: NoticeSender,
+    clock: Clock,
+    pause: Callable[[float], None] = time.sleep,
 ) -> Notice | None:
     kind = _KIND_OF.get(event.event_type)
     if kind is None:
@@ -41,16 +57,43 @@ def notify_payment_outcome(
     try:
         notice = Notice.from_document(store.create(NOTICES.name, notice.to_document()))
     except Conflict:
-        notice = Notice.from_document(store.read(NOTICES.name, facts.customer_id, notice.id))
+        notice = _read(notice, store)
+    for _ in range(MAX_RACE_RETRIES):
         if notice.status is NoticeStatus.SENT:
             return notice
-    sender.send(notice.id, notice.customer_id, notice.kind, notice.message)
-    sent = notice.model_copy(update={"status": NoticeStatus.SENT, "sent_at": clock.now()})
-    try:
-        return Notice.from_document(store.replace(NOTICES.name, sent.to_document(), notice.etag))
-    except PreconditionFailed:
-        # A concurrent delivery of the same message marked it first.
-        return Notice.from_document(store.read(NOTICES.name, facts.customer_id, notice.id))
+        if notice.sending_until is not None and notice.sending_until > clock.now():
+            # Another delivery is sending it: wait for it to finish, or for its lease to end.
+            pause(_WAIT_SECONDS)
+            notice = _read(notice, store)
+            continue
+        lease = notice.model_copy(update={"sending_until": clock.now() + SENDING_LEASE})
+        try:
+            claimed = Notice.from_document(
+                store.replace(NOTICES.name, lease.to_document(), if_match=notice.etag)
+            )
+        except PreconditionFailed:
+            notice = _read(notice, store)
+            continue
+        try:
+            sender.send(claimed.id, claimed.customer_id, claimed.kind, claimed.message)
+        except Exception:
+            _release(claimed, store)  # so the redelivery sends at once instead of waiting
+            raise
+        sent = claimed.model_copy(update={"status": NoticeStatus.SENT, "sent_at": clock.now()})
+        return Notice.from_document(
+            store.replace(NOTICES.name, sent.to_document(), if_match=claimed.etag)
+        )
+    raise RuntimeError(f"notice {notice.id} is still being sent elsewhere; will be redelivered")
+
+
+def _release(notice: Notice, store: DocumentStore) -> None:
+    released = notice.model_copy(update={"sending_until": None})
+    with contextlib.suppress(PreconditionFailed):
+        store.replace(NOTICES.name, released.to_document(), if_match=notice.etag)
+
+
+def _read(notice: Notice, store: DocumentStore) -> Notice:
+    return Notice.from_document(store.read(NOTICES.name, notice.customer_id, notice.id))
 
 
 def _message(kind: NoticeKind, facts: PaymentFacts) -> str:

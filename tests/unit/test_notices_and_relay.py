@@ -9,7 +9,7 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
-from shared.handlers.notices import notify_payment_outcome
+from shared.handlers.notices import SENDING_LEASE, notify_payment_outcome
 from shared.handlers.relay import relay_outbox
 from shared.topology import NOTICES, SUB_NOTICE, SUB_RESERVATION, TOPIC_PAYMENT
 
@@ -104,3 +104,58 @@ def test_events_without_a_topic_are_not_relayed(tmp_path, clock):
     assert relay_outbox([document], bus) == 0
     assert bus.receive(TOPIC_PAYMENT, SUB_NOTICE) == []
     bus.close()
+
+
+def store_claimed_notice(store, clock, kind: NoticeKind) -> str:
+    """A notice another delivery has claimed (its lease still running) but not yet sent."""
+    notice = Notice(
+        id=Notice.id_for("r1", kind),
+        customer_id="alice",
+        reservation_id="r1",
+        musical_id="m1",
+        kind=kind,
+        message="claimed by another delivery",
+        status=NoticeStatus.PENDING,
+        correlation_id="corr",
+        created_at=clock.now(),
+        sending_until=clock.now() + SENDING_LEASE,
+    )
+    store.create(NOTICES.name, notice.to_document())
+    return notice.id
+
+
+def test_a_second_delivery_waits_for_the_first_sender_instead_of_sending_too(store, clock):
+    sender = RecordingSender()
+    notice_id = store_claimed_notice(store, clock, NoticeKind.PAYMENT_APPROVED)
+
+    def the_first_delivery_finishes() -> None:
+        current = Notice.from_document(store.read(NOTICES.name, "alice", notice_id))
+        sent = current.model_copy(update={"status": NoticeStatus.SENT, "sent_at": clock.now()})
+        store.replace(NOTICES.name, sent.to_document())
+
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_APPROVED, clock),
+        store,
+        sender,
+        clock,
+        pause=lambda _: the_first_delivery_finishes(),
+    )
+
+    assert notice.status is NoticeStatus.SENT
+    assert sender.sent == []
+
+
+def test_a_crashed_senders_lease_runs_out_and_the_notice_is_sent(store, clock):
+    sender = RecordingSender()
+    store_claimed_notice(store, clock, NoticeKind.PAYMENT_CANCELLED)
+
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_CANCELLED, clock),
+        store,
+        sender,
+        clock,
+        pause=lambda _: clock.advance(SENDING_LEASE.total_seconds()),
+    )
+
+    assert notice.status is NoticeStatus.SENT
+    assert len(sender.sent) == 1
