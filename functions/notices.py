@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api.messages import event_of
+from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.notices import notify_payment_outcome
 from shared.observability import correlation
@@ -18,8 +18,9 @@ bp = func.Blueprint()
     subscription_name=SUB_NOTICE,
 )
 def notify_customer(msg: func.ServiceBusMessage) -> None:
-    with correlation(msg.correlation_id):
+    message = inbound(msg)
+    with correlation(message.correlation_id):
         services = get_services()
         notify_payment_outcome(
-            event_of(msg), services.store, services.notice_sender, services.clock
+            event_of(message), services.store, services.notice_sender, services.clock
         )

@@ -5,9 +5,10 @@ from functools import partial
 
 import azure.functions as func
 
-from shared.api.messages import event_of, message_body, retry_request_of
+from shared.api.messages import event_of, inbound, retry_request_of
 from shared.bootstrap import get_services
 from shared.handlers.payments import (
+    RETRY_SUBJECT,
     PaymentDeps,
     on_reservation_cancelled,
     on_reservation_placed,
@@ -43,12 +44,13 @@ def _deps() -> PaymentDeps:
     subscription_name=SUB_PAYMENT,
 )
 def charge_reservation(msg: func.ServiceBusMessage) -> None:
-    with correlation(msg.correlation_id):
-        if "eventType" in message_body(msg):
-            payment = on_reservation_placed(event_of(msg), _deps())
-        else:
-            retry = retry_request_of(msg)
+    message = inbound(msg)
+    with correlation(message.correlation_id):
+        if message.subject == RETRY_SUBJECT:
+            retry = retry_request_of(message)
             payment = on_retry(retry.reservation_id, retry.deferral, _deps())
+        else:
+            payment = on_reservation_placed(event_of(message), _deps())
         log.info("payment %s", payment.status, extra={"reservationId": payment.reservation_id})
 
 
@@ -59,6 +61,7 @@ def charge_reservation(msg: func.ServiceBusMessage) -> None:
     subscription_name=SUB_PAYMENT,
 )
 def refund_cancelled_reservation(msg: func.ServiceBusMessage) -> None:
-    with correlation(msg.correlation_id):
-        payment = on_reservation_cancelled(event_of(msg), _deps())
+    message = inbound(msg)
+    with correlation(message.correlation_id):
+        payment = on_reservation_cancelled(event_of(message), _deps())
         log.info("payment %s", payment.status, extra={"reservationId": payment.reservation_id})

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api.messages import event_of
+from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.reservations import apply_payment_outcome
 from shared.observability import correlation
@@ -18,6 +18,7 @@ bp = func.Blueprint()
     subscription_name=SUB_RESERVATION,
 )
 def settle_reservation(msg: func.ServiceBusMessage) -> None:
-    with correlation(msg.correlation_id):
+    message = inbound(msg)
+    with correlation(message.correlation_id):
         services = get_services()
-        apply_payment_outcome(event_of(msg), services.store, services.clock.now())
+        apply_payment_outcome(event_of(message), services.store, services.clock.now())

@@ -16,13 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
-import azure.functions as func
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import MessageSizeExceededError
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.azure_credentials import azure_credential
-from shared.ports import JsonScalar, OutboundMessage
+from shared.ports import OutboundMessage
 from shared.settings import Settings
 
 # Each send is retried by the SDK this many times (exponential backoff up to the maximum)
@@ -140,43 +138,3 @@ def service_bus_client(fully_qualified_namespace: str, credential: Any) -> Servi
         retry_backoff_factor=SEND_RETRY_BACKOFF_SECONDS,
         retry_backoff_max=SEND_RETRY_BACKOFF_MAX_SECONDS,
     )
-
-
-# --------------------------------------------------------------------------- consuming
-
-
-class InboundMessage(BaseModel):
-    """What a Service-Bus-triggered function needs from its message."""
-
-    model_config = ConfigDict(frozen=True)
-
-    body: bytes
-    message_id: str = Field(min_length=1)
-    correlation_id: str | None = None
-    subject: str | None = None
-    content_type: str | None = None
-    application_properties: dict[str, JsonScalar] = Field(default_factory=dict)
-    delivery_count: int = Field(1, ge=1)
-
-
-def message_fields(msg: func.ServiceBusMessage) -> InboundMessage:
-    """Read a trigger's message, whichever names its host filled in.
-
-    The Service Bus extension 5.x (bundle 4.x) sets `subject` and `application_properties`;
-    older hosts set only `label` and `user_properties`, which azure-functions still exposes.
-    A missing delivery count (a host that does not track it) counts as the first delivery.
-    """
-    properties = msg.application_properties or msg.user_properties or {}
-    return InboundMessage(
-        body=msg.get_body(),
-        message_id=msg.message_id,
-        correlation_id=msg.correlation_id,
-        subject=msg.subject or msg.label,
-        content_type=msg.content_type,
-        application_properties={_text(key): value for key, value in properties.items()},
-        delivery_count=msg.delivery_count or 1,
-    )
-
-
-def _text(key: str | bytes) -> str:
-    return key.decode() if isinstance(key, bytes) else key

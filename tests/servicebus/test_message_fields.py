@@ -8,7 +8,7 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage as TriggerMessage
 from pydantic import ValidationError
 
-from shared.adapters.servicebus_bus import InboundMessage, message_fields
+from shared.api.messages import InboundMessage, message_fields
 
 
 def trigger_message(**fields: Any) -> TriggerMessage:
