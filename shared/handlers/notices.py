@@ -54,10 +54,14 @@ def notify_payment_outcome(
         correlation_id=event.correlation_id,
         created_at=now,
     )
+    claimed = notice.model_copy(update={"sending_until": now + SENDING_LEASE})
     try:
-        notice = Notice.from_document(store.create(NOTICES.name, notice.to_document()))
+        created = Notice.from_document(store.create(NOTICES.name, claimed.to_document()))
     except Conflict:
         notice = _read(notice, store)
+    else:
+        # First sight: created already claimed, so the common path costs two writes.
+        return _send(created, sender, store, clock)
     for _ in range(MAX_RACE_RETRIES):
         if notice.status is NoticeStatus.SENT:
             return notice
@@ -74,16 +78,21 @@ def notify_payment_outcome(
         except PreconditionFailed:
             notice = _read(notice, store)
             continue
-        try:
-            sender.send(claimed.id, claimed.customer_id, claimed.kind, claimed.message)
-        except Exception:
-            _release(claimed, store)  # so the redelivery sends at once instead of waiting
-            raise
-        sent = claimed.model_copy(update={"status": NoticeStatus.SENT, "sent_at": clock.now()})
-        return Notice.from_document(
-            store.replace(NOTICES.name, sent.to_document(), if_match=claimed.etag)
-        )
+        return _send(claimed, sender, store, clock)
     raise RuntimeError(f"notice {notice.id} is still being sent elsewhere; will be redelivered")
+
+
+def _send(claimed: Notice, sender: NoticeSender, store: DocumentStore, clock: Clock) -> Notice:
+    """Send the notice this delivery holds the lease of, then mark it Sent."""
+    try:
+        sender.send(claimed.id, claimed.customer_id, claimed.kind, claimed.message)
+    except Exception:
+        _release(claimed, store)  # so the redelivery sends at once instead of waiting
+        raise
+    sent = claimed.model_copy(update={"status": NoticeStatus.SENT, "sent_at": clock.now()})
+    return Notice.from_document(
+        store.replace(NOTICES.name, sent.to_document(), if_match=claimed.etag)
+    )
 
 
 def _release(notice: Notice, store: DocumentStore) -> None:
