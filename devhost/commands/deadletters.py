@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from devhost.commands.options import add_data_dir
 from shared.adapters.sqlite_bus import BUS_FILE, DeadLetterNotFound, SqliteMessageBus
 from shared.ports import ReceivedMessage
 from shared.topology import TOPICS
@@ -68,12 +67,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, *, subscription_required: bool) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("OUTERPARK_DATA_DIR", ".outerpark")),
-        help="where the embedded bus lives (OUTERPARK_DATA_DIR, default ./.outerpark)",
-    )
+    add_data_dir(parser, "where the embedded bus lives")
     parser.add_argument("--topic", choices=sorted(TOPICS), required=subscription_required)
     parser.add_argument("--subscription", required=subscription_required)
 

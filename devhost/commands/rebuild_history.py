@@ -8,9 +8,8 @@ triggers run. Stop the host on that data dir first: its trigger loops keep their
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
+from devhost.commands.options import add_data_dir
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.projection.rebuild import rebuild_history
 
@@ -20,12 +19,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "rebuild-history",
         help="empty the history view and rebuild it by replaying the change feeds (host stopped)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("OUTERPARK_DATA_DIR", ".outerpark")),
-        help="the embedded store to rebuild (OUTERPARK_DATA_DIR, default ./.outerpark)",
-    )
+    add_data_dir(parser, "the embedded store to rebuild")
     parser.set_defaults(run=run)
 
 

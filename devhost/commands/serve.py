@@ -8,10 +8,10 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devhost.app_loader import DEFAULT_APP
+from devhost.commands.options import add_data_dir
 from devhost.priority import DEFAULT_BUSY_LIMIT
 
 if TYPE_CHECKING:
@@ -35,12 +35,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         default=int(os.environ.get("OUTERPARK_PORT", "7071")),
         help="port to listen on (OUTERPARK_PORT, default 7071)",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("OUTERPARK_DATA_DIR", ".outerpark")),
-        help="where the embedded store and bus live (OUTERPARK_DATA_DIR, default ./.outerpark)",
-    )
+    add_data_dir(parser, "where the embedded store and bus live")
     parser.add_argument(
         "--app",
         default=DEFAULT_APP,
