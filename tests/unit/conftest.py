@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.domain.caller import Caller
 from shared.domain.commands import RegisterMusical
@@ -32,6 +33,14 @@ class TickingClock:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
     opened = SqliteDocumentStore(tmp_path / "data")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def bus(tmp_path: Path, clock: TickingClock) -> Iterator[SqliteMessageBus]:
+    """The real embedded bus, on the test's clock (scheduled messages wait for `advance`)."""
+    opened = SqliteMessageBus(tmp_path / "bus", clock=clock.now)
     yield opened
     opened.close()
 

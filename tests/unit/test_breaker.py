@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,25 +49,16 @@ class CountingStore:
 
 
 @pytest.fixture
-def breaker_store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
-    store = SqliteDocumentStore(tmp_path / "data")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 
 
 @pytest.fixture
-def make_breaker(
-    breaker_store: SqliteDocumentStore, clock: ManualClock
-) -> Callable[..., CircuitBreaker]:
+def make_breaker(store: SqliteDocumentStore, clock: ManualClock) -> Callable[..., CircuitBreaker]:
     """Each breaker built here plays one instance of the Function App; they share the store."""
 
     def make(config: BreakerConfig = CONFIG) -> CircuitBreaker:
-        return CircuitBreaker(breaker_store, config, clock=clock)
+        return CircuitBreaker(store, config, clock=clock)
 
     return make
 
@@ -392,9 +382,9 @@ def test_concurrent_failures_from_two_instances_lose_no_update(make_breaker) -> 
 
 
 def test_successes_on_a_closed_breaker_read_the_store_once_per_cache_period_and_never_write(
-    breaker_store: SqliteDocumentStore, clock: ManualClock
+    store: SqliteDocumentStore, clock: ManualClock
 ) -> None:
-    counting = CountingStore(breaker_store)
+    counting = CountingStore(store)
     breaker = CircuitBreaker(counting, CONFIG, clock=clock)
 
     for _ in range(50):

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
 from shared.handlers.notices import SENDING_LEASE, notify_payment_outcome
@@ -76,8 +75,7 @@ def test_deferrals_send_no_notice(store, clock):
     assert sender.sent == []
 
 
-def test_the_relay_publishes_outbox_events_to_their_topic_once(tmp_path, clock):
-    bus = SqliteMessageBus(tmp_path / "bus")
+def test_the_relay_publishes_outbox_events_to_their_topic_once(bus, clock):
     event = payment_event(EventType.PAYMENT_APPROVED, clock)
     documents = [
         event.to_document("reservationId", "r1"),
@@ -93,17 +91,14 @@ def test_the_relay_publishes_outbox_events_to_their_topic_once(tmp_path, clock):
     assert for_notices.subject == "PaymentApproved"
     assert for_notices.correlation_id == "corr"
     assert json.loads(for_reservations.body)["payload"]["reservationId"] == "r1"
-    bus.close()
 
 
-def test_events_without_a_topic_are_not_relayed(tmp_path, clock):
-    bus = SqliteMessageBus(tmp_path / "bus")
+def test_events_without_a_topic_are_not_relayed(bus, clock):
     deferred = payment_event(EventType.PAYMENT_DEFERRED, clock)
     document = deferred.to_document("reservationId", "r1") | {"topic": None}
 
     assert relay_outbox([document], bus) == 0
     assert bus.receive(TOPIC_PAYMENT, SUB_NOTICE) == []
-    bus.close()
 
 
 def store_claimed_notice(store, clock, kind: NoticeKind) -> str:

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.domain.events import Event, EventType, ReservationFacts
 from shared.domain.models import Payment, PaymentStatus
 from shared.handlers.payments import (
@@ -70,13 +69,6 @@ class ScriptedGateway:
     def charged_now(self) -> set[str]:
         """Orders holding a charge that was not refunded."""
         return {order for order, key in self.charges.items() if key not in self.refunds}
-
-
-@pytest.fixture
-def bus(tmp_path, clock):
-    opened = SqliteMessageBus(tmp_path / "bus", clock=clock.now)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

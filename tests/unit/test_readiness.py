@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, CircuitBreaker
 from shared.handlers.readiness import (
@@ -24,13 +21,6 @@ from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
 class UnreachableBus:
     def active_count(self, topic: str, subscription: str) -> int:
         raise ConnectionError("bus is gone")
-
-
-@pytest.fixture
-def bus(tmp_path: Path) -> Iterator[SqliteMessageBus]:
-    opened = SqliteMessageBus(tmp_path / "data")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
