@@ -33,6 +33,17 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
+    def status_of(self, reservation_id: str) -> str:
+        """The reservation's status, read as an admin."""
+        response = self.http.get(f"/reservations/{reservation_id}", headers=self.admin)
+        return response.json()["status"]
+
+    def history(self, who: dict[str, str]) -> dict[str, dict]:
+        """The caller's history items (first 100), by reservation id."""
+        response = self.http.get("/history", headers=who, params={"limit": 100})
+        assert response.status_code == 200, response.text
+        return {item["reservationId"]: item for item in response.json()["items"]}
+
     def reserve(self, musical_id: str, seats: int = 2, who: dict[str, str] | None = None):
         return self.http.post(
             "/reservations",

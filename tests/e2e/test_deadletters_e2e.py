@@ -21,7 +21,7 @@ from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
 from tests.e2e.conftest import Api, make_api
-from tests.e2e.test_resilience_e2e import SHORT_SETTINGS, all_deferred_in_history, status_of
+from tests.e2e.test_resilience_e2e import SHORT_SETTINGS, all_deferred_in_history
 from tests.support.devhost_process import PROJECT_ROOT, DevHost
 from tests.support.eventually import eventually
 from tests.support.fake_gateway import FakeGateway
@@ -187,12 +187,12 @@ def test_a_dead_lettered_payment_retry_stalls_its_payment_until_replayed_then_it
             assert letter["subject"] == "PaymentRetry"
             # Nothing else drives a deferred payment: past any retry delay it is still waiting.
             time.sleep(float(SHORT_SETTINGS["PAYMENT_RETRY_MAX_SECONDS"]) + 1)
-            assert status_of(again, reservation["id"]) == "Reserved"
+            assert again.status_of(reservation["id"]) == "Reserved"
 
             replay = deadletters(restarted.data_dir, "replay", "--all", *WHERE)
 
             assert replay.returncode == 0, replay.stderr
-            eventually(lambda: status_of(again, reservation["id"]) == "Confirmed", timeout=15)
+            eventually(lambda: again.status_of(reservation["id"]) == "Confirmed", timeout=15)
             assert gateway.charges_per_order() == {reservation["id"]: 1}
             assert listed(restarted.data_dir) == []
         finally:

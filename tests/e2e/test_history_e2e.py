@@ -14,15 +14,9 @@ from tests.support.eventually import eventually
 pytestmark = pytest.mark.e2e
 
 
-def history_item(api, reservation_id: str, who: dict[str, str]) -> dict | None:
-    response = api.http.get("/history", headers=who)
-    assert response.status_code == 200, response.text
-    return next((i for i in response.json()["items"] if i["reservationId"] == reservation_id), None)
-
-
 def settled(api, reservation_id: str, reservation_status: str, payment_status: str, notices: int):
     def probe() -> dict | None:
-        item = history_item(api, reservation_id, api.alice)
+        item = api.history(api.alice).get(reservation_id)
         if (
             item
             and item["reservationStatus"] == reservation_status
@@ -60,7 +54,7 @@ def test_a_reservation_its_payment_notices_and_cancellation_all_show_in_history(
     assert [step["at"] for step in final["timeline"]] == sorted(
         step["at"] for step in final["timeline"]
     )
-    assert history_item(api, reservation_id, api.bob) is None
+    assert api.history(api.bob).get(reservation_id) is None
 
 
 def test_the_rebuilt_view_serves_the_same_history(api):

@@ -87,13 +87,7 @@ def test_every_documented_status_code_is_reachable(api: Api, gateway: FakeGatewa
     http = api.http
     gateway.set_mode("decline")
     declined = api.reserve(api.musical(seats=1)["id"], seats=1).json()
-    eventually(
-        lambda: (
-            http.get(f"/reservations/{declined['id']}", headers=api.alice).json()["status"]
-            == "Rejected"
-        ),
-        what="the declined reservation rejected",
-    )
+    eventually(lambda: api.status_of(declined["id"]) == "Rejected", what="the declined reservation")
     gateway.set_mode("up")
     musical = api.musical(seats=5, price=100)
     mine = api.reserve(musical["id"], seats=1).json()

@@ -61,15 +61,6 @@ def api(tmp_path_factory: pytest.TempPathFactory, gateway: FakeGateway) -> Itera
 # ------------------------------------------------------------------------------------ helpers
 
 
-def status_of(api: Api, reservation_id: str) -> str:
-    return api.http.get(f"/reservations/{reservation_id}", headers=api.admin).json()["status"]
-
-
-def history_of(api: Api, who: dict[str, str]) -> dict[str, dict]:
-    items = api.http.get("/history", headers=who, params={"limit": 100}).json()["items"]
-    return {item["reservationId"]: item for item in items}
-
-
 def readiness(api: Api) -> dict:
     response = api.http.get("/health/ready")
     assert response.status_code == 200, response.text
@@ -84,7 +75,7 @@ def place(api: Api, musical_id: str, count: int) -> list[str]:
 
 
 def all_deferred_in_history(api: Api, ids: list[str]) -> bool:
-    history = history_of(api, api.alice)
+    history = api.history(api.alice)
     return all(
         rid in history
         and history[rid]["paymentStatus"] == "Deferred"
@@ -128,7 +119,7 @@ def test_a_failing_gateway_defers_payments_without_hammering_it_and_all_complete
         )
         assert ready["status"] == "ready"
         assert ready["degraded"] == ["payment-gateway"]
-        assert all(status_of(api, rid) == "Reserved" for rid in ids)
+        assert all(api.status_of(rid) == "Reserved" for rid in ids)
         ids += place(api, musical["id"], 2)  # the default `accept` keeps taking orders
 
         window = 3.0
@@ -137,7 +128,7 @@ def test_a_failing_gateway_defers_payments_without_hammering_it_and_all_complete
         gateway.set_mode("up")
 
     eventually(
-        lambda: all(status_of(api, rid) == "Confirmed" for rid in ids),
+        lambda: all(api.status_of(rid) == "Confirmed" for rid in ids),
         timeout=RECOVERY_TIMEOUT,
         what="every payment completed after the gateway recovered",
     )
@@ -145,7 +136,7 @@ def test_a_failing_gateway_defers_payments_without_hammering_it_and_all_complete
     assert {rid: charges.get(rid) for rid in ids} == dict.fromkeys(ids, 1)
     history = eventually(
         lambda: (
-            (h := history_of(api, api.alice))
+            (h := api.history(api.alice))
             and all(h[rid]["paymentStatus"] == "Approved" for rid in ids)
             and h
         ),
@@ -186,7 +177,7 @@ def test_with_reject_configured_an_open_breaker_answers_503_with_retry_after_and
 
             gateway.set_mode("up")
             eventually(
-                lambda: all(status_of(api, rid) == "Confirmed" for rid in accepted),
+                lambda: all(api.status_of(rid) == "Confirmed" for rid in accepted),
                 timeout=RECOVERY_TIMEOUT,
                 what="the deferred payments completed",
             )
@@ -213,7 +204,7 @@ def test_a_host_killed_while_payments_are_deferred_completes_them_all_after_a_re
         try:
             again = make_api(restarted)
             eventually(
-                lambda: all(status_of(again, rid) == "Confirmed" for rid in ids),
+                lambda: all(again.status_of(rid) == "Confirmed" for rid in ids),
                 # Usually seconds; a retry that was locked by the killed host at the moment of
                 # the kill comes back when its lock (30 s) expires.
                 timeout=45,

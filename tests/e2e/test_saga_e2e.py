@@ -14,22 +14,13 @@ from tests.support.fake_gateway import FakeGateway
 pytestmark = pytest.mark.e2e
 
 
-def status_of(api, reservation_id: str) -> str:
-    return api.http.get(f"/reservations/{reservation_id}", headers=api.admin).json()["status"]
-
-
-def history_item(api, reservation_id: str, who) -> dict | None:
-    items = api.http.get("/history", headers=who, params={"limit": 100}).json()["items"]
-    return next((item for item in items if item["reservationId"] == reservation_id), None)
-
-
 def test_a_reservation_is_confirmed_with_its_notice(api, gateway):
     gateway.set_mode("up")
     reservation = api.reserve(api.musical(price=700)["id"], seats=2).json()
 
-    eventually(lambda: status_of(api, reservation["id"]) == "Confirmed", what="confirmation")
+    eventually(lambda: api.status_of(reservation["id"]) == "Confirmed", what="confirmation")
     item = eventually(
-        lambda: (h := history_item(api, reservation["id"], api.alice)) and h["notices"] and h,
+        lambda: (h := api.history(api.alice).get(reservation["id"])) and h["notices"] and h,
         what="notice in history",
     )
 
@@ -43,13 +34,13 @@ def test_a_declined_payment_rejects_the_reservation_and_gives_the_seats_back(api
     gateway.set_mode("decline")
     try:
         reservation = api.reserve(musical["id"], seats=3).json()
-        eventually(lambda: status_of(api, reservation["id"]) == "Rejected", what="rejection")
+        eventually(lambda: api.status_of(reservation["id"]) == "Rejected", what="rejection")
     finally:
         gateway.set_mode("up")
 
     assert api.http.get(f"/musicals/{musical['id']}").json()["availableSeats"] == 4
     item = eventually(
-        lambda: (h := history_item(api, reservation["id"], api.alice)) and h["notices"] and h
+        lambda: (h := api.history(api.alice).get(reservation["id"])) and h["notices"] and h
     )
     assert item["notices"][0]["kind"] == "payment-declined"
     cancel = api.http.post(f"/reservations/{reservation['id']}/cancel", headers=api.alice)
@@ -60,7 +51,7 @@ def test_a_cancelled_reservation_is_refunded_at_the_gateway_and_notified(api, ga
     gateway.set_mode("up")
     musical = api.musical(seats=5)
     reservation = api.reserve(musical["id"], seats=2).json()
-    eventually(lambda: status_of(api, reservation["id"]) == "Confirmed")
+    eventually(lambda: api.status_of(reservation["id"]) == "Confirmed")
 
     cancelled = api.http.post(f"/reservations/{reservation['id']}/cancel", headers=api.alice)
 
@@ -70,7 +61,7 @@ def test_a_cancelled_reservation_is_refunded_at_the_gateway_and_notified(api, ga
     eventually(lambda: gateway.payment_status(payment_key) == "CANCELED", what="gateway refund")
     item = eventually(
         lambda: (
-            (h := history_item(api, reservation["id"], api.alice)) and len(h["notices"]) == 2 and h
+            (h := api.history(api.alice).get(reservation["id"])) and len(h["notices"]) == 2 and h
         )
     )
     assert {n["kind"] for n in item["notices"]} == {"payment-approved", "payment-cancelled"}
@@ -98,7 +89,7 @@ def test_a_crash_while_payments_are_in_flight_loses_nothing_and_charges_nobody_t
         try:
             again = make_api(restarted)
             eventually(
-                lambda: all(status_of(again, rid) == "Confirmed" for rid in accepted),
+                lambda: all(again.status_of(rid) == "Confirmed" for rid in accepted),
                 # Messages locked by the killed host come back when their lock (30 s) expires.
                 timeout=60,
                 what="every accepted reservation confirmed after the restart",
