@@ -16,7 +16,7 @@ from devhost.host import DevHost, Listen
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.ports import OutboundMessage
-from tests.devhost.hosted import free_port
+from tests.support.devhost_process import free_port
 from tests.support.eventually import eventually
 
 

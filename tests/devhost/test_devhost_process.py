@@ -21,42 +21,48 @@ import pytest
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.settings import DEV_JWT_SECRET
-from tests.devhost.hosted import PROJECT_ROOT, HostedProcess
+from tests.support.devhost_process import PROJECT_ROOT, DevHost
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def host_factory(tmp_path: Path) -> Iterator[Callable[..., HostedProcess]]:
-    started: list[HostedProcess] = []
+FIXTURE_APP = Path(__file__).with_name("fixture_app.py")
+# The fixture app never pays: point the gateway at a closed port instead of the simulator.
+NO_GATEWAY = {"PAYMENT_GATEWAY_URL": "http://127.0.0.1:9"}
 
-    def start(*args: str, **env: str) -> HostedProcess:
-        hosted = HostedProcess(tmp_path / "data", tmp_path / "devhost.log", env=env, args=args)
+
+@pytest.fixture
+def host_factory(tmp_path: Path) -> Iterator[Callable[..., DevHost]]:
+    started: list[DevHost] = []
+
+    def start(*args: str, **env: str | None) -> DevHost:
+        hosted = DevHost(tmp_path / "data", NO_GATEWAY | env, ("--app", str(FIXTURE_APP), *args))
         started.append(hosted.start())
         return hosted
 
     yield start
     for hosted in started:
         hosted.kill()
+        hosted.client.close()
 
 
 @pytest.fixture
-def host(host_factory: Callable[..., HostedProcess]) -> HostedProcess:
+def host(host_factory: Callable[..., DevHost]) -> DevHost:
     return host_factory()
 
 
-def _records(host: HostedProcess, kind: str) -> list[dict[str, Any]]:
-    return [r for r in httpx.get(f"{host.url}/records").json() if r["kind"] == kind]
+def _records(host: DevHost, kind: str) -> list[dict[str, Any]]:
+    return [r for r in httpx.get(f"{host.base_url}/records").json() if r["kind"] == kind]
 
 
 def test_the_host_serves_the_apps_routes_and_answers_unknown_ones_with_problems(
-    host: HostedProcess,
+    host: DevHost,
 ) -> None:
     echo = httpx.post(
-        f"{host.url}/echo/abc?x=1", content=b"hi", headers={"X-Correlation-Id": "c-1"}
+        f"{host.base_url}/echo/abc?x=1", content=b"hi", headers={"X-Correlation-Id": "c-1"}
     )
-    missing = httpx.get(f"{host.url}/missing", headers={"X-Correlation-Id": "c-2"})
+    missing = httpx.get(f"{host.base_url}/missing", headers={"X-Correlation-Id": "c-2"})
 
     assert echo.status_code == 200
     assert echo.json()["routeParams"] == {"id": "abc"}
@@ -69,12 +75,12 @@ def test_the_host_serves_the_apps_routes_and_answers_unknown_ones_with_problems(
 
 
 def test_access_lines_are_json_with_method_path_status_duration_and_correlation_id(
-    host: HostedProcess,
+    host: DevHost,
 ) -> None:
-    httpx.get(f"{host.url}/echo/1", headers={"X-Correlation-Id": "c-access"})
+    httpx.get(f"{host.base_url}/echo/1", headers={"X-Correlation-Id": "c-access"})
 
     def access_line() -> dict[str, Any] | None:
-        for line in host.logs.splitlines():
+        for line in host.logs().splitlines():
             if '"devhost.access"' in line and "c-access" in line:
                 return json.loads(line)
         return None
@@ -85,7 +91,7 @@ def test_access_lines_are_json_with_method_path_status_duration_and_correlation_
     assert line["durationMs"] >= 0
 
 
-def test_a_declared_body_over_100_mb_is_refused_before_it_is_sent(host: HostedProcess) -> None:
+def test_a_declared_body_over_100_mb_is_refused_before_it_is_sent(host: DevHost) -> None:
     with socket.create_connection(("127.0.0.1", host.port), timeout=5) as connection:
         connection.sendall(
             b"POST /api/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 104857601\r\n\r\nabc"
@@ -96,19 +102,18 @@ def test_a_declared_body_over_100_mb_is_refused_before_it_is_sent(host: HostedPr
 
 
 def test_the_development_jwt_secret_is_announced_when_none_is_set(
-    host_factory: Callable[..., HostedProcess], monkeypatch: pytest.MonkeyPatch
+    host_factory: Callable[..., DevHost],
 ) -> None:
-    monkeypatch.delenv("OUTERPARK_JWT_SECRET", raising=False)
-    host = host_factory()
+    host = host_factory(OUTERPARK_JWT_SECRET=None)
 
-    assert DEV_JWT_SECRET in host.logs
+    assert DEV_JWT_SECRET in host.logs()
 
 
 def test_a_service_bus_function_gets_published_messages_with_their_fields(
-    host: HostedProcess,
+    host: DevHost,
 ) -> None:
     httpx.post(
-        f"{host.url}/publish/reservation",
+        f"{host.base_url}/publish/reservation",
         json={
             "messageId": "m-1",
             "subject": "ReservationPlaced",
@@ -128,10 +133,10 @@ def test_a_service_bus_function_gets_published_messages_with_their_fields(
 
 
 def test_a_failing_message_is_redelivered_then_dead_lettered_after_max_deliveries(
-    host: HostedProcess,
+    host: DevHost,
 ) -> None:
     httpx.post(
-        f"{host.url}/publish/reservation",
+        f"{host.base_url}/publish/reservation",
         json={"messageId": "poison", "body": {"fail": True}},
     ).raise_for_status()
 
@@ -145,9 +150,9 @@ def test_a_failing_message_is_redelivered_then_dead_lettered_after_max_deliverie
     assert sorted(r["deliveryCount"] for r in _records(host, "servicebus")) == list(range(1, 11))
 
 
-def test_a_cosmos_function_is_retried_under_its_policy(host: HostedProcess) -> None:
+def test_a_cosmos_function_is_retried_under_its_policy(host: DevHost) -> None:
     httpx.post(
-        f"{host.url}/documents", json={"id": "flaky", "musicalId": "flaky", "failTimes": 2}
+        f"{host.base_url}/documents", json={"id": "flaky", "musicalId": "flaky", "failTimes": 2}
     ).raise_for_status()
 
     records = eventually(lambda: len(_records(host, "cosmos")) == 3 and _records(host, "cosmos"))
@@ -155,10 +160,10 @@ def test_a_cosmos_function_is_retried_under_its_policy(host: HostedProcess) -> N
 
 
 def test_after_sigkill_a_restarted_host_resumes_the_change_feed_from_its_checkpoint(
-    host_factory: Callable[..., HostedProcess],
+    host_factory: Callable[..., DevHost],
 ) -> None:
     host = host_factory()
-    httpx.post(f"{host.url}/documents", json={"id": "a", "musicalId": "a"}).raise_for_status()
+    httpx.post(f"{host.base_url}/documents", json={"id": "a", "musicalId": "a"}).raise_for_status()
     eventually(lambda: _records(host, "cosmos"))
     store = SqliteDocumentStore(host.data_dir)
     try:
@@ -169,17 +174,17 @@ def test_after_sigkill_a_restarted_host_resumes_the_change_feed_from_its_checkpo
     host.wait()
 
     again = host_factory()
-    httpx.post(f"{again.url}/documents", json={"id": "b", "musicalId": "b"}).raise_for_status()
+    httpx.post(f"{again.base_url}/documents", json={"id": "b", "musicalId": "b"}).raise_for_status()
 
     eventually(lambda: any(r["documentId"] == "b" for r in _records(again, "cosmos")))
     delivered = sorted(r["documentId"] for r in _records(again, "cosmos"))
     assert delivered == ["a", "b"]  # "a" once, before the kill; never again
 
 
-def test_sigterm_lets_an_in_flight_request_finish_and_exits_cleanly(host: HostedProcess) -> None:
+def test_sigterm_lets_an_in_flight_request_finish_and_exits_cleanly(host: DevHost) -> None:
     answers: list[httpx.Response] = []
     request = threading.Thread(
-        target=lambda: answers.append(httpx.get(f"{host.url}/slow?seconds=1", timeout=10))
+        target=lambda: answers.append(httpx.get(f"{host.base_url}/slow?seconds=1", timeout=10))
     )
     request.start()
     eventually(lambda: _records(host, "slow"))
@@ -189,17 +194,17 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_cleanly(host: Hosted
 
     assert answers[0].status_code == 200
     assert host.wait(timeout=20) == 0
-    assert "host stopped" in host.logs
+    assert "host stopped" in host.logs()
 
 
 def test_a_function_hung_past_the_shutdown_grace_does_not_keep_the_host_alive(
-    host_factory: Callable[..., HostedProcess],
+    host_factory: Callable[..., DevHost],
 ) -> None:
     host = host_factory("--shutdown-grace", "1")
 
     def call_and_lose_the_answer() -> None:
         with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"{host.url}/hang?seconds=60", timeout=30)
+            httpx.get(f"{host.base_url}/hang?seconds=60", timeout=30)
 
     threading.Thread(target=call_and_lose_the_answer, daemon=True).start()
     eventually(lambda: _records(host, "hang"))
@@ -207,7 +212,7 @@ def test_a_function_hung_past_the_shutdown_grace_does_not_keep_the_host_alive(
     host.signal(signal.SIGTERM)
 
     assert host.wait(timeout=20) == 0
-    assert "exiting with function calls still running" in host.logs
+    assert "exiting with function calls still running" in host.logs()
 
 
 @pytest.mark.parametrize("secret", [None, "a-secret-of-our-own-long-enough-for-hs256"])

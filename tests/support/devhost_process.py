@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from signal import SIGKILL, SIGTERM
 from typing import Self
 
 import httpx
@@ -25,17 +25,26 @@ def free_port() -> int:
 
 
 class DevHost:
-    """One devhost process over one data dir; restartable on the same dir."""
+    """One devhost process over one data dir; restartable on the same dir. `env` adds to (None:
+    removes from) this process's environment; `args` are extra flags of `python -m devhost
+    serve` (e.g. `--app` to host a fixture app)."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
+        self.args = tuple(args)
         self.port = free_port()
-        self.env = {
+        wanted = {
             **os.environ,
             "OUTERPARK_JWT_SECRET": TEST_JWT_SECRET,
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        self.env = {name: value for name, value in wanted.items() if value is not None}
         self.log_path = data_dir.parent / f"devhost-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.base_url, timeout=10.0)
@@ -55,6 +64,7 @@ class DevHost:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ],
             cwd=PROJECT_ROOT,
             env=self.env,
@@ -73,13 +83,21 @@ class DevHost:
             time.sleep(0.05)
         raise TimeoutError(f"devhost did not become healthy:\n{self.logs()}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+    def signal(self, sig: int) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
         return self.process.wait(timeout)
 
+    def stop(self, sig: int = SIGTERM, timeout: float = 15.0) -> int:
+        self.signal(sig)
+        return self.wait(timeout)
+
     def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        if self.process is not None and self.process.poll() is None:
+            self.stop(SIGKILL)
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
