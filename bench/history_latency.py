@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,11 +32,11 @@ from shared.ports import Create
 from shared.projection.facts import NoticeEntry, TimelineStep
 from shared.projection.history_item import HistoryItem
 from shared.topology import CUSTOMER_CENTER
+from tests.support.devhost_process import DevHost
 
 TARGET = "bench-target"
 TARGET_ITEMS = 20
 ITEMS_PER_OTHER_CUSTOMER = 10
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -138,57 +135,6 @@ def http_call(client: httpx.Client, token: str) -> Callable[[], None]:
     return call
 
 
-@contextmanager
-def devhost(data_dir: Path) -> Iterator[tuple[str, str]]:
-    """A running `python -m devhost` on `data_dir`: (base URL, bearer token for TARGET)."""
-    port = _free_port()
-    env = {**os.environ, "OUTERPARK_JWT_SECRET": "bench-secret-of-sufficient-length-0123456789"}
-    log = (data_dir.parent / f"devhost-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_healthy(base, process)
-        token = subprocess.run(
-            [sys.executable, "-m", "devhost", "token", "--sub", TARGET],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("devhost exited early")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("devhost did not become healthy")
-
-
 def report(sizes: list[int], mode: str, samples: list[list[float]]) -> None:
     p99s = []
     for size, taken in zip(sizes, samples, strict=True):
@@ -219,9 +165,8 @@ def main() -> None:
 
         calls = []
         for data_dir in data_dirs:
-            base, token = running.enter_context(devhost(data_dir))
-            client = running.enter_context(httpx.Client(base_url=base, timeout=10))
-            calls.append(http_call(client, token))
+            host = running.enter_context(closing(DevHost(data_dir).start()))
+            calls.append(http_call(host.client, host.token(TARGET)))
         report(args.sizes, "http", interleaved(calls, args.requests))
         print(f"load average after measuring: {os.getloadavg()}")
 
