@@ -19,10 +19,6 @@ _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-def current_correlation_id() -> str | None:
-    return _correlation_id.get()
-
-
 @contextlib.contextmanager
 def correlation(correlation_id: str | None) -> Iterator[None]:
     token = _correlation_id.set(correlation_id)
