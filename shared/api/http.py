@@ -70,12 +70,11 @@ class ApiRequest:
         if len(raw) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
         try:
-            json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise MalformedJson(f"the body is not valid JSON: {error}") from None
-        try:
             return model.model_validate_json(raw)
         except ValidationError as error:
+            if any(e["type"] == "json_invalid" for e in error.errors()):
+                reason = error.errors(include_url=False)[0]["msg"]
+                raise MalformedJson(f"the body is not valid JSON: {reason}") from None
             errors = [
                 {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                 for e in error.errors(include_url=False)
