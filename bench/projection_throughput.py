@@ -11,6 +11,7 @@ second — to compare with the write rate of `python -m bench.reservations`:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
@@ -26,6 +27,25 @@ from shared.projection.apply import project_changes
 from shared.topology import MUSICALS
 
 
+async def place_many(
+    count: int,
+    musical_id: str,
+    store: SqliteDocumentStore,
+    directory: MusicalDirectory,
+    clock: SystemClock,
+) -> None:
+    for i in range(count):
+        await place_reservation(
+            PlaceReservation(musical_id=musical_id, seats=1),
+            Caller(f"customer-{i % 500}"),
+            f"corr-{i}",
+            None,
+            store,
+            directory,
+            clock.now(),
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reservations", type=int, default=5000)
@@ -38,16 +58,7 @@ def main() -> int:
         musical = register_musical(
             RegisterMusical(title="Bench", seats=100_000, price=100), store, clock.now()
         )
-        for i in range(args.reservations):
-            place_reservation(
-                PlaceReservation(musical_id=musical.id, seats=1),
-                Caller(f"customer-{i % 500}"),
-                f"corr-{i}",
-                None,
-                store,
-                directory,
-                clock.now(),
-            )
+        asyncio.run(place_many(args.reservations, musical.id, store, directory, clock))
         started = time.perf_counter()
         position, written = 0, 0
         while changes := store.read_changes(MUSICALS.name, position, args.batch):

@@ -5,7 +5,7 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import PlaceReservation
-from shared.handlers.load_shedding import refuse_when_payments_down
+from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservations import cancel_reservation, get_reservation, place_reservation
 
 bp = func.Blueprint()
@@ -13,19 +13,20 @@ bp = func.Blueprint()
 
 @bp.route(route="reservations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
-def create_reservation(request: ApiRequest) -> func.HttpResponse:
+async def create_reservation(request: ApiRequest) -> func.HttpResponse:
+    """Async: the hot path runs on the worker's event loop instead of a pool thread."""
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
     command = request.body(PlaceReservation)
-    placed = place_reservation(
+    placed = await place_reservation(
         command,
         caller,
         request.correlation_id,
         request.idempotency_key(),
-        services.store,
+        services.async_store,
         services.musicals,
         services.clock.now(),
-        admit=lambda: refuse_when_payments_down(services),
+        admit=lambda: admit_new_order(services),
     )
     reservation = placed.reservation
     return json_response(

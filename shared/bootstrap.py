@@ -15,7 +15,14 @@ from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.musicals import MusicalDirectory
-from shared.ports import Clock, DocumentStore, MessagePublisher, NoticeSender, PaymentGateway
+from shared.ports import (
+    AsyncDocumentStore,
+    Clock,
+    DocumentStore,
+    MessagePublisher,
+    NoticeSender,
+    PaymentGateway,
+)
 from shared.settings import Settings, get_settings
 
 
@@ -33,6 +40,14 @@ class Services:
         from shared.adapters.sqlite_store import SqliteDocumentStore
 
         return SqliteDocumentStore(self.settings.data_dir)
+
+    @cached_property
+    def async_store(self) -> AsyncDocumentStore:
+        """The same store, awaited by async functions (both adapters implement both ports)."""
+        store = self.store
+        if not isinstance(store, AsyncDocumentStore):
+            raise TypeError(f"{type(store).__name__} has no async operations")
+        return store
 
     @cached_property
     def bus(self) -> MessagePublisher:

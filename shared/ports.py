@@ -205,6 +205,31 @@ class DocumentStore(Protocol):
         """Items of one partition matching every condition, in order, one page at a time."""
 
 
+@runtime_checkable
+class AsyncDocumentStore(Protocol):
+    """The DocumentStore operations an `async def` function awaits, with the same semantics.
+
+    A function on the worker's event loop must not block it: the hot path (placing a
+    reservation) is async, and awaits these instead of calling the blocking ones.
+    """
+
+    async def read_async(self, container: str, partition_key: str, id: str) -> Document: ...
+
+    async def create_async(self, container: str, document: Document) -> Document: ...
+
+    async def replace_async(
+        self, container: str, document: Document, if_match: str | None = None
+    ) -> Document: ...
+
+    async def delete_async(
+        self, container: str, partition_key: str, id: str, if_match: str | None = None
+    ) -> None: ...
+
+    async def batch_async(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[Document | None]: ...
+
+
 @dataclass(frozen=True)
 class Change:
     """One entry of a container's change feed: the latest version of an item and its position."""

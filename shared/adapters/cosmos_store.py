@@ -19,6 +19,7 @@ from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
 from shared.adapters import cosmos_sql
+from shared.adapters.async_in_threads import AsyncInThreads
 from shared.adapters.azure_credentials import azure_credential
 from shared.adapters.document_paths import get_field, partition_key_segments
 from shared.ports import (
@@ -127,8 +128,9 @@ def _document(item: Any) -> Document:
     return dict(item)
 
 
-class CosmosDocumentStore:
-    """DocumentStore and ChangeFeed over one Cosmos DB database of `shared.topology` containers."""
+class CosmosDocumentStore(AsyncInThreads):
+    """DocumentStore, AsyncDocumentStore and ChangeFeed over one Cosmos DB database of
+    `shared.topology` containers."""
 
     def __init__(
         self,

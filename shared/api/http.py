@@ -12,6 +12,7 @@ A function body stays a few lines:
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import uuid
@@ -147,36 +148,55 @@ def correlation_id_of(request: func.HttpRequest) -> str:
     return sent if sent and sent.strip() else uuid.uuid4().hex
 
 
-def endpoint(
-    handler: Callable[[ApiRequest], func.HttpResponse],
-) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Wrap an HTTP function: correlation, error mapping, and no exception ever escapes."""
+def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest], Any]:
+    """Wrap an HTTP function (sync or async): correlation, error mapping, and no exception
+    ever escapes."""
+    if inspect.iscoroutinefunction(handler):
+
+        async def run_async(req: func.HttpRequest) -> func.HttpResponse:
+            request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
+            with correlation(request.correlation_id):
+                try:
+                    return await handler(request)
+                except Exception as error:
+                    return _error_response(error, request, handler.__name__)
+
+        return _as_function(run_async, handler)
 
     def run(req: func.HttpRequest) -> func.HttpResponse:
         request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
         with correlation(request.correlation_id):
             try:
                 return handler(request)
-            except DomainError as error:
-                extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
-                return problem_response(
-                    error.status,
-                    error.title,
-                    error.detail,
-                    request.correlation_id,
-                    error.type_suffix,
-                    error.headers,
-                    extra,
-                )
-            except Exception:
-                log.exception("unhandled error in %s", handler.__name__)
-                return problem_response(
-                    500,
-                    "Internal Server Error",
-                    "something went wrong on our side; the request may be retried",
-                    request.correlation_id,
-                )
+            except Exception as error:
+                return _error_response(error, request, handler.__name__)
 
+    return _as_function(run, handler)
+
+
+def _error_response(error: Exception, request: ApiRequest, name: str) -> func.HttpResponse:
+    """A domain error as its problem+json answer; anything else as a logged 500."""
+    if isinstance(error, DomainError):
+        extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
+        return problem_response(
+            error.status,
+            error.title,
+            error.detail,
+            request.correlation_id,
+            error.type_suffix,
+            error.headers,
+            extra,
+        )
+    log.exception("unhandled error in %s", name, exc_info=error)
+    return problem_response(
+        500,
+        "Internal Server Error",
+        "something went wrong on our side; the request may be retried",
+        request.correlation_id,
+    )
+
+
+def _as_function(run: Callable[[func.HttpRequest], Any], handler: Callable) -> Callable:
     # Copy the name and docstring but not `__wrapped__`: the Functions worker reads the
     # signature to bind the trigger, and it must see `req`, not the handler's parameter.
     functools.update_wrapper(run, handler, assigned=("__module__", "__name__", "__doc__"))

@@ -20,7 +20,8 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def format_timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times cheaper than strftime, and this runs for every stored time.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 UtcTimestamp = Annotated[

@@ -7,6 +7,7 @@ with Retry-After, so clients come back when payments are likely to work again.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING
 
@@ -26,3 +27,10 @@ def refuse_when_payments_down(services: Services) -> None:
             "payments are unavailable; reservations are paused, please retry later",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+async def admit_new_order(services: Services) -> None:
+    """`refuse_when_payments_down` for an event loop. The breaker's state is a blocking store
+    read, so it runs in a worker thread, and only when the operators asked to refuse."""
+    if services.settings.reservations_when_payment_down == "reject":
+        await asyncio.to_thread(refuse_when_payments_down, services)

@@ -11,7 +11,7 @@ from shared.domain.errors import NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
 from shared.handlers.paging import query_page
-from shared.ports import Condition, DocumentStore, NotFound, OrderBy
+from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
 CATALOG_ORDER = (OrderBy("createdAt"),)
@@ -92,10 +92,25 @@ class MusicalDirectory:
         known = self._known.get(musical_id)
         if known is not None:
             return known
-        musical = get_musical(musical_id, self._store)
+        return self._remember(get_musical(musical_id, self._store))
+
+    async def facts_async(self, musical_id: str, store: AsyncDocumentStore) -> MusicalFacts:
+        """`facts` for an event loop: a miss is read through `store` without blocking it."""
+        known = self._known.get(musical_id)
+        if known is not None:
+            return known
+        if not is_musical_id(musical_id):
+            raise NotFoundError(f"no musical {musical_id!r}")
+        try:
+            document = await store.read_async(MUSICALS.name, musical_id, musical_id)
+        except NotFound:
+            raise NotFoundError(f"no musical {musical_id!r}") from None
+        return self._remember(Musical.from_document(document))
+
+    def _remember(self, musical: Musical) -> MusicalFacts:
         facts = MusicalFacts(musical.id, musical.title, musical.price)
         with self._lock:
             if len(self._known) >= self._capacity:
                 self._known.clear()
-            self._known[musical_id] = facts
+            self._known[musical.id] = facts
         return facts

@@ -8,7 +8,7 @@ Concurrent writers are serialised by ETags: a lost race re-reads and decides aga
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from shared.domain.ids import (
 from shared.domain.models import IdempotencyRecord, Reservation, ReservationStatus
 from shared.handlers.musicals import MusicalDirectory
 from shared.ports import (
+    AsyncDocumentStore,
     BatchFailed,
     Condition,
     Conflict,
@@ -41,21 +42,25 @@ from shared.topology import IDEMPOTENCY, MUSICALS
 MAX_RACE_RETRIES = 20
 
 
+async def _admit_all() -> None:
+    """Take every new order (no load shedding)."""
+
+
 @dataclass(frozen=True)
 class Placed:
     reservation: Reservation
     created: bool
 
 
-def place_reservation(
+async def place_reservation(
     command: PlaceReservation,
     caller: Caller,
     correlation_id: str,
     idempotency_key: str | None,
-    store: DocumentStore,
+    store: AsyncDocumentStore,
     musicals: MusicalDirectory,
     now: datetime,
-    admit: Callable[[], None] = lambda: None,
+    admit: Callable[[], Awaitable[None]] = _admit_all,
 ) -> Placed:
     """Hold the seats and record the reservation and its event, or refuse and change nothing.
 
@@ -63,46 +68,47 @@ def place_reservation(
     request with that key answers with its reservation. A refused request (unknown musical,
     not enough seats) releases the key, so a rejected request leaves nothing behind. `admit`
     is asked before a new order is taken and may refuse it (load shedding); a replay never is.
+    Async: this is the hot path, and it runs on the worker's event loop.
     """
     if not is_musical_id(command.musical_id):
         raise NotFoundError(f"no musical {command.musical_id!r}")
     if idempotency_key is None:
-        admit()
+        await admit()
         reservation_id = new_reservation_id(command.musical_id)
-        return _place(command, reservation_id, caller, correlation_id, store, musicals, now)
-    musicals.facts(command.musical_id)  # an unknown musical is refused before any write
+        return await _place(command, reservation_id, caller, correlation_id, store, musicals, now)
+    await musicals.facts_async(command.musical_id, store)  # unknown: refused before any write
     record_id = idempotency_record_id(idempotency_key)
     for _ in range(MAX_RACE_RETRIES):
-        record = _idempotency_record(record_id, caller, store)
-        existing = _find(record.reservation_id, store) if record else None
+        record = await _idempotency_record(record_id, caller, store)
+        existing = await _find_async(record.reservation_id, store) if record else None
         if existing is not None:
             return Placed(existing, created=False)
-        admit()
+        await admit()
         try:
-            record = _hold_idempotency_key(record, record_id, caller, command, store, now)
+            record = await _hold_idempotency_key(record, record_id, caller, command, store, now)
         except (Conflict, PreconditionFailed, NotFound):
             continue  # another request with this key moved first: look again
         first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
         try:
-            return _place(
+            return await _place(
                 first_request, record.reservation_id, caller, correlation_id, store, musicals, now
             )
         except (NotEnoughSeats, NotFoundError):
-            _release_idempotency_key(record, store)
+            await _release_idempotency_key(record, store)
             raise
     raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
 
 
-def _place(
+async def _place(
     command: PlaceReservation,
     reservation_id: str,
     caller: Caller,
     correlation_id: str,
-    store: DocumentStore,
+    store: AsyncDocumentStore,
     musicals: MusicalDirectory,
     now: datetime,
 ) -> Placed:
-    musical = musicals.facts(command.musical_id)
+    musical = await musicals.facts_async(command.musical_id, store)
     seats = command.seats
     reservation = Reservation(
         id=reservation_id,
@@ -118,7 +124,7 @@ def _place(
     )
     placed = reservation_event(EventType.RESERVATION_PLACED, reservation, now)
     try:
-        stored = store.batch(
+        stored = await store.batch_async(
             MUSICALS.name,
             musical.id,
             [
@@ -140,7 +146,10 @@ def _place(
             raise NotFoundError(f"no musical {musical.id!r}") from None
         if failure.index == 1 and isinstance(failure.cause, Conflict):
             # The same idempotent request won a race against us: answer with its result.
-            return Placed(_read(reservation.id, store), created=False)
+            existing = await _find_async(reservation.id, store)
+            if existing is None:
+                raise NotFoundError(f"no reservation {reservation.id!r}") from None
+            return Placed(existing, created=False)
         raise
     return Placed(Reservation.from_document(stored[1]), created=True)
 
@@ -230,23 +239,22 @@ def _transition(
     return Reservation.from_document(stored[0])
 
 
-def _idempotency_record(
-    record_id: str, caller: Caller, store: DocumentStore
+async def _idempotency_record(
+    record_id: str, caller: Caller, store: AsyncDocumentStore
 ) -> IdempotencyRecord | None:
     try:
-        return IdempotencyRecord.from_document(
-            store.read(IDEMPOTENCY.name, caller.customer_id, record_id)
-        )
+        document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
     except NotFound:
         return None
+    return IdempotencyRecord.from_document(document)
 
 
-def _hold_idempotency_key(
+async def _hold_idempotency_key(
     record: IdempotencyRecord | None,
     record_id: str,
     caller: Caller,
     command: PlaceReservation,
-    store: DocumentStore,
+    store: AsyncDocumentStore,
     now: datetime,
 ) -> IdempotencyRecord:
     """Create the key's record, or rewrite the existing one (same content, new ETag) so that
@@ -260,14 +268,19 @@ def _hold_idempotency_key(
             reservation_id=new_reservation_id(command.musical_id),
             created_at=now,
         )
-        return IdempotencyRecord.from_document(store.create(IDEMPOTENCY.name, fresh.to_document()))
-    stored = store.replace(IDEMPOTENCY.name, record.to_document(), if_match=record.etag)
+        stored = await store.create_async(IDEMPOTENCY.name, fresh.to_document())
+    else:
+        stored = await store.replace_async(
+            IDEMPOTENCY.name, record.to_document(), if_match=record.etag
+        )
     return IdempotencyRecord.from_document(stored)
 
 
-def _release_idempotency_key(record: IdempotencyRecord, store: DocumentStore) -> None:
+async def _release_idempotency_key(record: IdempotencyRecord, store: AsyncDocumentStore) -> None:
     with contextlib.suppress(NotFound, PreconditionFailed):
-        store.delete(IDEMPOTENCY.name, record.customer_id, record.id, if_match=record.etag)
+        await store.delete_async(
+            IDEMPOTENCY.name, record.customer_id, record.id, if_match=record.etag
+        )
 
 
 def _event_document(event: Event, musical_id: str) -> dict:
@@ -279,14 +292,21 @@ def _find(reservation_id: str, store: DocumentStore) -> Reservation | None:
     if musical_id is None:
         return None
     try:
-        document = store.read(MUSICALS.name, musical_id, reservation_id)
+        return _as_reservation(store.read(MUSICALS.name, musical_id, reservation_id))
     except NotFound:
         return None
+
+
+async def _find_async(reservation_id: str, store: AsyncDocumentStore) -> Reservation | None:
+    musical_id = musical_id_of(reservation_id)
+    if musical_id is None:
+        return None
+    try:
+        return _as_reservation(await store.read_async(MUSICALS.name, musical_id, reservation_id))
+    except NotFound:
+        return None
+
+
+def _as_reservation(document: dict) -> Reservation | None:
+    """The reservation stored in `document`; None when the id names another kind of item."""
     return Reservation.from_document(document) if document.get("type") == "reservation" else None
-
-
-def _read(reservation_id: str, store: DocumentStore) -> Reservation:
-    reservation = _find(reservation_id, store)
-    if reservation is None:
-        raise NotFoundError(f"no reservation {reservation_id!r}")
-    return reservation

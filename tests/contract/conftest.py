@@ -23,13 +23,13 @@ import pytest
 
 from shared import topology
 from shared.adapters.sqlite_store import SqliteDocumentStore
-from shared.ports import ChangeFeed, DocumentStore
+from shared.ports import AsyncDocumentStore, ChangeFeed, DocumentStore
 from shared.topology import ContainerSpec
 from tests.contract import cosmos_backend
 
 
-class Store(DocumentStore, ChangeFeed, Protocol):
-    """What the suite exercises: both ports on one object."""
+class Store(DocumentStore, AsyncDocumentStore, ChangeFeed, Protocol):
+    """What the suite exercises: every store port on one object."""
 
 
 # Containers of the suite: one per TTL mode, plus the real musicals container for the

@@ -73,6 +73,8 @@ TEST_SERVER_GAPS: dict[str, str] = {
     "test_a_batch_document_outside_the_batch_partition_is_a_value_error": _MISSING_READ,
     "test_fifty_racing_reservations_never_oversell": _NO_BATCH_PATCH,
     "test_racing_reservations_of_mixed_sizes_hold_exactly_what_succeeded": _NO_BATCH_PATCH,
+    "test_an_awaited_batch_commits_all_or_nothing": _NO_BATCH_PATCH,
+    "test_sixty_reservations_in_flight_on_one_loop_never_oversell": _NO_BATCH_PATCH,
     "test_an_item_with_its_own_ttl_expires_and_vanishes_everywhere": _NO_TTL,
     "test_an_expired_id_can_be_created_again": _NO_TTL,
     "test_the_container_default_ttl_applies_unless_the_item_overrides_it": _NO_TTL,

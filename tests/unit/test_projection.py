@@ -6,6 +6,7 @@ documents are built from the domain models, as their handlers write them.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +51,8 @@ Document = dict[str, Any]
 def place(store, musical: Musical, customer: Caller, now: datetime) -> Reservation:
     command = PlaceReservation(musical_id=musical.id, seats=2)
     directory = MusicalDirectory(store)
-    return place_reservation(command, customer, "corr", None, store, directory, now).reservation
+    placed = asyncio.run(place_reservation(command, customer, "corr", None, store, directory, now))
+    return placed.reservation
 
 
 def reservation_doc(store, reservation: Reservation) -> Document:

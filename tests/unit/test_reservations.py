@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -35,14 +36,16 @@ def events_of(store: DocumentStore, musical_id: str) -> list[str]:
 
 
 def place(store, musical, caller, now, seats=2, key=None):
-    return place_reservation(
-        PlaceReservation(musical_id=musical.id, seats=seats),
-        caller,
-        "corr-1",
-        key,
-        store,
-        MusicalDirectory(store),
-        now,
+    return asyncio.run(
+        place_reservation(
+            PlaceReservation(musical_id=musical.id, seats=seats),
+            caller,
+            "corr-1",
+            key,
+            store,
+            MusicalDirectory(store),
+            now,
+        )
     )
 
 
@@ -88,14 +91,16 @@ def test_a_reservation_larger_than_what_is_left_is_refused_and_changes_nothing(
 
 def test_an_unknown_musical_is_not_found(store, clock, customer):
     with pytest.raises(NotFoundError):
-        place_reservation(
-            PlaceReservation(musical_id="0" * 32, seats=1),
-            customer,
-            "c",
-            None,
-            store,
-            MusicalDirectory(store),
-            clock.now(),
+        asyncio.run(
+            place_reservation(
+                PlaceReservation(musical_id="0" * 32, seats=1),
+                customer,
+                "c",
+                None,
+                store,
+                MusicalDirectory(store),
+                clock.now(),
+            )
         )
 
 
@@ -263,14 +268,16 @@ def test_a_refused_request_with_an_idempotency_key_leaves_nothing_behind(
     with pytest.raises(NotEnoughSeats):
         place(store, musical, customer, clock.now(), seats=2, key="too-many")
     with pytest.raises(NotFoundError):
-        place_reservation(
-            PlaceReservation(musical_id="0" * 32, seats=1),
-            customer,
-            "c",
-            "unknown-musical",
-            store,
-            MusicalDirectory(store),
-            clock.now(),
+        asyncio.run(
+            place_reservation(
+                PlaceReservation(musical_id="0" * 32, seats=1),
+                customer,
+                "c",
+                "unknown-musical",
+                store,
+                MusicalDirectory(store),
+                clock.now(),
+            )
         )
 
     assert store.query(IDEMPOTENCY.name, customer.customer_id).items == []
@@ -282,19 +289,21 @@ def test_a_refused_request_with_an_idempotency_key_leaves_nothing_behind(
 def test_load_shedding_refuses_new_orders_but_never_a_replay(store, clock, customer, musical):
     first = place(store, musical, customer, clock.now(), key="before-the-outage")
 
-    def refuse() -> None:
+    async def refuse() -> None:
         raise PaymentsUnavailable("payments are down", headers={"Retry-After": "5"})
 
     def place_while_down(key: str | None):
-        return place_reservation(
-            PlaceReservation(musical_id=musical.id, seats=2),
-            customer,
-            "corr",
-            key,
-            store,
-            MusicalDirectory(store),
-            clock.now(),
-            admit=refuse,
+        return asyncio.run(
+            place_reservation(
+                PlaceReservation(musical_id=musical.id, seats=2),
+                customer,
+                "corr",
+                key,
+                store,
+                MusicalDirectory(store),
+                clock.now(),
+                admit=refuse,
+            )
         )
 
     replayed = place_while_down("before-the-outage")
@@ -305,3 +314,38 @@ def test_load_shedding_refuses_new_orders_but_never_a_replay(store, clock, custo
 
     assert replayed.reservation.id == first.reservation.id
     assert get_musical(musical.id, store).available_seats == 8
+
+
+def test_requests_in_flight_together_on_one_loop_hold_exactly_the_seats(
+    store, clock, customer, musical
+):
+    """The hot path is async: many requests interleave on the worker's event loop."""
+    directory = MusicalDirectory(store)
+
+    async def attempt(key: str | None, seats: int):
+        try:
+            return await place_reservation(
+                PlaceReservation(musical_id=musical.id, seats=seats),
+                customer,
+                "corr",
+                key,
+                store,
+                directory,
+                clock.now(),
+            )
+        except NotEnoughSeats:
+            return None
+
+    async def scenario():
+        same_key = [attempt("same-key", 1) for _ in range(10)]
+        others = [attempt(None, 1) for _ in range(12)]
+        return await asyncio.gather(*same_key, *others)
+
+    outcomes = asyncio.run(scenario())
+
+    keyed = {placed.reservation.id if placed else None for placed in outcomes[:10]}
+    assert len(keyed) == 1  # every request with the key got the same answer
+    assert sum(1 for placed in outcomes[:10] if placed and placed.created) == len(keyed - {None})
+    held = len(keyed - {None}) + sum(1 for placed in outcomes[10:] if placed is not None)
+    assert held == 10  # 13 seats asked for, 10 to give: all of them held, none oversold
+    assert get_musical(musical.id, store).available_seats == 0

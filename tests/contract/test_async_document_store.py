@@ -1,0 +1,113 @@
+"""The AsyncDocumentStore contract: the awaited operations keep the blocking ones' semantics,
+on every backend of conftest.py, including when many are in flight on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.ports import BatchFailed, Conflict, NotFound, PreconditionFailed
+from tests.contract.conftest import PLAIN, Store
+from tests.contract.test_document_store import M, doc, reserve, without_system
+
+C = PLAIN.name
+
+
+def test_awaited_writes_and_reads_are_the_blocking_ones(store: Store) -> None:
+    async def scenario() -> None:
+        created = await store.create_async(C, doc("a", v=1))
+        assert without_system(created) == doc("a", v=1)
+        assert await store.read_async(C, "p1", "a") == store.read(C, "p1", "a") == created
+
+        replaced = await store.replace_async(C, doc("a", v=2), if_match=created["_etag"])
+        assert replaced["v"] == 2
+        assert replaced["_etag"] != created["_etag"]
+
+        await store.delete_async(C, "p1", "a", if_match=replaced["_etag"])
+        assert store.query(C, "p1").items == []
+
+    asyncio.run(scenario())
+
+
+def test_awaited_writes_raise_the_blocking_ones_errors_and_change_nothing(store: Store) -> None:
+    stored = store.create(C, doc("a", v=1))
+
+    async def scenario() -> None:
+        with pytest.raises(Conflict):
+            await store.create_async(C, doc("a", v=9))
+        with pytest.raises(PreconditionFailed):
+            await store.replace_async(C, doc("a", v=9), if_match='"stale"')
+        with pytest.raises(NotFound):
+            await store.replace_async(C, doc("missing", v=9))
+        with pytest.raises(PreconditionFailed):
+            await store.delete_async(C, "p1", "a", if_match='"stale"')
+        with pytest.raises(NotFound):
+            await store.delete_async(C, "p1", "missing")
+
+    asyncio.run(scenario())
+    assert store.read(C, "p1", "a") == stored
+
+
+def test_an_awaited_batch_commits_all_or_nothing(store: Store) -> None:
+    store.create(M, {"id": "m1", "musicalId": "m1", "availableSeats": 10})
+    store.create(M, {"id": "evt-r2", "musicalId": "m1", "type": "event"})
+
+    async def scenario() -> None:
+        results = await store.batch_async(M, "m1", reserve("m1", "r1", 4))
+        assert [r["id"] for r in results] == ["m1", "r1", "evt-r1"]
+        with pytest.raises(BatchFailed) as failure:
+            await store.batch_async(M, "m1", reserve("m1", "r2", 4))
+        assert failure.value.index == 2
+        assert isinstance(failure.value.cause, Conflict)
+
+    asyncio.run(scenario())
+    assert store.read(M, "m1", "m1")["availableSeats"] == 6
+    with pytest.raises(NotFound):
+        store.read(M, "m1", "r2")
+
+
+def test_sixty_reservations_in_flight_on_one_loop_never_oversell(store: Store) -> None:
+    store.create(M, {"id": "m1", "musicalId": "m1", "availableSeats": 25})
+
+    async def attempt(n: int) -> str:
+        try:
+            await store.batch_async(M, "m1", reserve("m1", f"r{n}", 1))
+        except BatchFailed as failure:
+            return type(failure.cause).__name__
+        return "reserved"
+
+    async def scenario() -> list[str]:
+        return await asyncio.gather(*(attempt(n) for n in range(60)))
+
+    outcomes = asyncio.run(scenario())
+
+    assert outcomes.count("reserved") == 25
+    assert outcomes.count("PreconditionFailed") == 35
+    assert store.read(M, "m1", "m1")["availableSeats"] == 0
+
+
+def test_loop_and_thread_writers_share_the_store_and_none_is_left_waiting(store: Store) -> None:
+    """Blocking writers in threads and awaited ones on a loop interleave; every write lands."""
+    start = threading.Barrier(5)
+
+    def write_from_thread(worker: int) -> None:
+        start.wait()
+        for n in range(40):
+            store.create(C, doc(f"t{worker}-{n}"))
+
+    async def write_from_loop() -> None:
+        await asyncio.to_thread(start.wait)
+        for round_ in range(8):
+            await asyncio.gather(*(store.create_async(C, doc(f"l{round_}-{n}")) for n in range(20)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threads = [pool.submit(write_from_thread, worker) for worker in range(4)]
+        asyncio.run(asyncio.wait_for(write_from_loop(), timeout=60))
+        for thread in threads:
+            thread.result(timeout=60)
+
+    page = store.query(C, "p1", limit=1000)
+    assert len(page.items) == 4 * 40 + 8 * 20

@@ -1,0 +1,72 @@
+"""The SQLite store's awaited writes: what only the embedded adapter has to get right."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.topology import MUSICALS
+
+
+def musical(id: str) -> dict[str, object]:
+    return {"id": id, "musicalId": id, "type": "musical", "availableSeats": 1}
+
+
+def test_a_write_still_queued_when_the_store_closes_fails_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    store = SqliteDocumentStore(tmp_path)
+
+    async def scenario() -> None:
+        queued = asyncio.ensure_future(store.create_async(MUSICALS.name, musical("m1")))
+        await asyncio.sleep(0)  # the write is queued; the loop has not led its group yet
+        store.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await queued
+
+    asyncio.run(scenario())
+
+
+def test_awaited_writes_queued_behind_a_thread_leader_are_handed_back_to_their_loop(
+    tmp_path: Path,
+) -> None:
+    """While a thread leads a slow group, the loop's writes queue; they must not be stranded
+    when that leader steps down with no other thread waiting to lead."""
+    leading = threading.Event()
+    release = threading.Event()
+
+    def clock() -> float:
+        """Read inside every write: it holds the thread's write (and its group) open."""
+        if threading.current_thread().name == "slow-leader":
+            leading.set()
+            release.wait(timeout=10)
+        return time.time()
+
+    store = SqliteDocumentStore(tmp_path, clock=clock)
+    leader = threading.Thread(
+        target=store.create, args=(MUSICALS.name, musical("first")), name="slow-leader"
+    )
+    leader.start()
+    assert leading.wait(timeout=10)
+
+    async def scenario() -> list[dict[str, object]]:
+        writes = [store.create_async(MUSICALS.name, musical(f"m{n}")) for n in range(5)]
+        pending = asyncio.ensure_future(asyncio.gather(*writes))
+        await asyncio.sleep(0.05)
+        assert not pending.done()  # queued behind the thread's group
+        release.set()
+        return await asyncio.wait_for(pending, timeout=10)
+
+    try:
+        created = asyncio.run(scenario())
+    finally:
+        release.set()
+        leader.join()
+    assert sorted(document["id"] for document in created) == [f"m{n}" for n in range(5)]
+    assert store.read(MUSICALS.name, "m4", "m4")["availableSeats"] == 1
+    store.close()
