@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,7 @@ class SqliteDocumentStore:
         self._write_cv = threading.Condition()
         self._pending: list[_WriteJob] = []
         self._leader_busy = False
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
         self._changes_cv = threading.Condition()
         self._commits = 0
@@ -205,6 +207,7 @@ class SqliteDocumentStore:
             self._write_cv.notify_all()
         _finish(stranded, RuntimeError("the store is closed"))
         _settle_awaited(stranded)
+        self._committer.shutdown()
         with self._connections_lock:
             for connection in self._all_connections:
                 connection.close()
@@ -238,13 +241,22 @@ class SqliteDocumentStore:
         return await job.future
 
     def _lead_on_loop(self) -> None:
-        """On the event loop: commit what is queued, unless a leader is at work (it hands
-        awaited jobs back to their loop when it steps down)."""
+        """On the event loop: stage what is queued and hand the commit to the committer thread,
+        unless a leader is at work (it hands awaited jobs back to their loop when it steps down).
+
+        The statements run here, where the jobs were built; only the COMMIT, which waits for
+        the disk, runs in the thread, so the loop serves requests meanwhile."""
         with self._write_cv:
             if self._leader_busy or self._closed or not self._pending:
                 return
             group = self._take_lead()
-        self._lead(group)
+        try:
+            staged = self._stage(group)
+        except BaseException as error:
+            _finish([job for job in group if not job.done], error)
+            self._step_down(group)
+            raise
+        self._committer.submit(self._lead_to_the_end, group, lambda: self._commit(staged))
 
     def _take_lead(self) -> list[_WriteJob]:
         """Become the leader and take every queued job. Call with `_write_cv` held."""
@@ -254,41 +266,53 @@ class SqliteDocumentStore:
         return group
 
     def _lead(self, group: list[_WriteJob]) -> None:
+        self._lead_to_the_end(group, lambda: self._commit(self._stage(group)))
+
+    def _lead_to_the_end(self, group: list[_WriteJob], work: Callable[[], None]) -> None:
         try:
-            self._commit_group(group)
+            work()
         except BaseException as error:
-            _finish([other for other in group if not other.done], error)
+            _finish([job for job in group if not job.done], error)
         finally:
-            with self._write_cv:
-                self._leader_busy = False
-                self._write_cv.notify_all()
-                loops = {job.future.get_loop() for job in self._pending if job.future}
-            with self._changes_cv:
-                self._commits += 1
-                self._changes_cv.notify_all()
-            _settle_awaited(group)
-            for loop in loops:
-                _call_soon_on(loop, self._lead_on_loop)
+            self._step_down(group)
 
-    def _commit_group(self, group: list[_WriteJob]) -> None:
-        remaining = group
-        while remaining:
-            remaining = self._try_group(remaining)
+    def _step_down(self, group: list[_WriteJob]) -> None:
+        with self._write_cv:
+            self._leader_busy = False
+            self._write_cv.notify_all()
+            loops = {job.future.get_loop() for job in self._pending if job.future}
+        with self._changes_cv:
+            self._commits += 1
+            self._changes_cv.notify_all()
+        _settle_awaited(group)
+        for loop in loops:
+            _call_soon_on(loop, self._lead_on_loop)
 
-    def _try_group(self, group: list[_WriteJob]) -> list[_WriteJob]:
-        """Run the group in one transaction. Returns the jobs to run again, if any.
+    def _stage(self, group: list[_WriteJob]) -> list[_WriteJob]:
+        """Run the group in one open transaction, short of committing. Returns the jobs staged.
 
         An expected failure (a port error or a ValueError) rolls back that job's savepoint
         (a group of one needs none: it rolls back the transaction). An unexpected one rolls
         back the whole transaction: the job that raised it fails and the others run again.
         """
         connection = self._writer
-        try:
-            _begin_immediate(connection)
-        except (TooManyRequests, sqlite3.Error) as error:
-            _finish(group, error)
-            return []
-        self._lsns.clear()
+        remaining = group
+        while True:
+            try:
+                _begin_immediate(connection)
+            except (TooManyRequests, sqlite3.Error) as error:
+                _finish(remaining, error)
+                return []
+            self._lsns.clear()
+            retry = self._run_jobs(connection, remaining)
+            if retry is None:
+                return remaining
+            remaining = retry
+
+    def _run_jobs(
+        self, connection: sqlite3.Connection, group: list[_WriteJob]
+    ) -> list[_WriteJob] | None:
+        """Run each job in the open transaction; None, or the jobs to run again after a rollback."""
         alone = len(group) == 1
         for position, job in enumerate(group):
             job.result, job.error = None, None
@@ -305,17 +329,20 @@ class SqliteDocumentStore:
                 return [*group[:position], *group[position + 1 :]]
             if not alone:
                 connection.execute("RELEASE job")
+        return None
+
+    def _commit(self, staged: list[_WriteJob]) -> None:
+        connection = self._writer
         try:
             if connection.in_transaction:
                 self._save_lsns(connection)
                 connection.execute("COMMIT")
         except sqlite3.Error as error:
             _rollback(connection)
-            _finish(group, _translate(error))
-            return []
-        for job in group:
+            _finish(staged, _translate(error))
+            return
+        for job in staged:
             job.done = True
-        return []
 
     def _next_lsn(self, connection: sqlite3.Connection, container: _Container) -> int:
         """The container's next lsn, counted in memory for the length of the transaction."""
