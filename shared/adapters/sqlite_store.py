@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import queue
 import sqlite3
 import threading
@@ -75,7 +74,6 @@ DATABASE_FILE = "outerpark.sqlite3"
 MAX_BATCH_OPERATIONS = 100
 MAX_PAGE_SIZE = 1000
 RECHECK_SECONDS = 0.5
-CHECKPOINT_SECONDS = 1.0
 BUSY_TIMEOUT_MS = 10_000
 _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
 
@@ -103,8 +101,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (container, lease_prefix)
 ) WITHOUT ROWID;
 """
-
-log = logging.getLogger(__name__)
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -157,9 +153,6 @@ class SqliteDocumentStore:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
-        # Commits never checkpoint the WAL themselves (one in a few hundred would stall for
-        # milliseconds copying pages): the checkpointer thread does it beside them.
-        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         _begin_immediate(self._writer)
         for statement in _SCHEMA.split(";"):
             self._writer.execute(statement)
@@ -171,11 +164,6 @@ class SqliteDocumentStore:
         self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
         self._changes_cv = threading.Condition()
         self._commits = 0
-        self._closing = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_while_open, name="sqlite-checkpoint", daemon=True
-        )
-        self._checkpointer.start()
 
     # ------------------------------------------------------------------ connections
 
@@ -217,10 +205,6 @@ class SqliteDocumentStore:
             self._closed = True
             stranded, self._pending = self._pending, []
             self._write_cv.notify_all()
-        self._closing.set()
-        with self._changes_cv:
-            self._changes_cv.notify_all()
-        self._checkpointer.join()
         _finish(stranded, RuntimeError("the store is closed"))
         _settle_awaited(stranded)
         self._committer.shutdown()
@@ -228,25 +212,6 @@ class SqliteDocumentStore:
             for connection in self._all_connections:
                 connection.close()
             self._all_connections.clear()
-
-    def _checkpoint_while_open(self) -> None:
-        """Copy committed WAL pages into the database file about once a second while writes
-        come in. PASSIVE: it never waits for, nor blocks, readers and the writer."""
-        connection = self._connect()
-        checkpointed = 0
-        while True:
-            with self._changes_cv:
-                if not self._closed and self._commits == checkpointed:
-                    self._changes_cv.wait()
-                if self._closed:
-                    return
-                checkpointed = self._commits
-            try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                log.exception("WAL checkpoint failed; trying again in %s s", CHECKPOINT_SECONDS)
-            if self._closing.wait(CHECKPOINT_SECONDS):
-                return
 
     # ------------------------------------------------------------------ group commit
 
