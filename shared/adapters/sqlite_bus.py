@@ -31,6 +31,7 @@ from pathlib import Path
 
 from shared import topology
 from shared.adapters.sqlite_bus_schema import (
+    DEAD_LETTERED,
     MAX_DELIVERY_COUNT_EXCEEDED,
     MESSAGE_COLUMNS,
     READY,
@@ -54,7 +55,8 @@ SENT_ID_PRUNE_INTERVAL_MICROS = 60 * 1_000_000
 
 # A settlement is valid only while the receiver's lock is current.
 _HELD_LOCK = (
-    "seq = ? AND topic = ? AND subscription = ? AND state = 1 AND lock_token = ? AND visible_at > ?"
+    f"seq = ? AND topic = ? AND subscription = ? AND state = {WAITING}"
+    " AND lock_token = ? AND visible_at > ?"
 )
 
 
@@ -139,10 +141,10 @@ class SqliteMessageBus:
         with self._transaction(durable=False) as db:
             self._release_due(db, topic, spec, now)
             rows = db.execute(
-                "UPDATE entries SET state = 1, visible_at = ?,"
+                f"UPDATE entries SET state = {WAITING}, visible_at = ?,"
                 " delivery_count = delivery_count + 1, lock_token = lower(hex(randomblob(16)))"
                 " WHERE seq IN (SELECT seq FROM entries"
-                "  WHERE topic = ? AND subscription = ? AND state = 0 ORDER BY seq LIMIT ?)"
+                f"  WHERE topic = ? AND subscription = ? AND state = {READY} ORDER BY seq LIMIT ?)"
                 f" RETURNING {MESSAGE_COLUMNS}",
                 (locked_until, topic, subscription, max_messages),
             ).fetchall()
@@ -182,7 +184,7 @@ class SqliteMessageBus:
         self._subscription(message.topic, message.subscription)
         self._settle(
             message,
-            "UPDATE entries SET state = 2, lock_token = NULL, visible_at = ?,"
+            f"UPDATE entries SET state = {DEAD_LETTERED}, lock_token = NULL, visible_at = ?,"
             f" dead_letter_reason = ?, dead_letter_description = ? WHERE {_HELD_LOCK}",
             (self._now(), reason, description),
         )
@@ -223,7 +225,8 @@ class SqliteMessageBus:
             self._release_due(db, topic, spec, self._now())
             rows = db.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM entries"
-                " WHERE topic = ? AND subscription = ? AND state = 2 ORDER BY seq LIMIT ?",
+                f" WHERE topic = ? AND subscription = ? AND state = {DEAD_LETTERED}"
+                " ORDER BY seq LIMIT ?",
                 (topic, subscription, limit),
             ).fetchall()
         return [message_from_row(row) for row in rows]
@@ -237,9 +240,9 @@ class SqliteMessageBus:
             replayed = db.execute(
                 "INSERT INTO entries (topic, subscription, state, visible_at, enqueued_at,"
                 " message_id, subject, correlation_id, content_type, properties, body)"
-                " SELECT topic, subscription, 0, ?, ?, message_id, subject, correlation_id,"
+                f" SELECT topic, subscription, {READY}, ?, ?, message_id, subject, correlation_id,"
                 " content_type, properties, body FROM entries"
-                " WHERE seq = ? AND topic = ? AND subscription = ? AND state = 2",
+                f" WHERE seq = ? AND topic = ? AND subscription = ? AND state = {DEAD_LETTERED}",
                 (now, now, sequence_number, topic, subscription),
             ).rowcount
             if not replayed:
@@ -253,7 +256,7 @@ class SqliteMessageBus:
             self._set_durable(True)
             purged = self._db.execute(
                 "DELETE FROM entries WHERE seq = ? AND topic = ? AND subscription = ?"
-                " AND state = 2",
+                f" AND state = {DEAD_LETTERED}",
                 (sequence_number, topic, subscription),
             ).rowcount
         if not purged:
@@ -268,9 +271,9 @@ class SqliteMessageBus:
             self._release_due(db, topic, spec, now)
             (count,) = db.execute(
                 "SELECT (SELECT count(*) FROM entries"
-                "   WHERE topic = ? AND subscription = ? AND state = 0)"
+                f"   WHERE topic = ? AND subscription = ? AND state = {READY})"
                 " + (SELECT count(*) FROM entries"
-                "   WHERE topic = ? AND subscription = ? AND state = 1"
+                f"   WHERE topic = ? AND subscription = ? AND state = {WAITING}"
                 "   AND lock_token IS NOT NULL)",
                 (topic, subscription, topic, subscription),
             ).fetchone()
@@ -336,9 +339,9 @@ class SqliteMessageBus:
         """Settle what time has decided: expired locks of used-up messages go to the dead-letter
         queue; other expired locks and due scheduled messages become deliverable."""
         db.execute(
-            "UPDATE entries SET state = 2, lock_token = NULL,"
+            f"UPDATE entries SET state = {DEAD_LETTERED}, lock_token = NULL,"
             " dead_letter_reason = ?, dead_letter_description = ?"
-            " WHERE topic = ? AND subscription = ? AND state = 1 AND visible_at <= ?"
+            f" WHERE topic = ? AND subscription = ? AND state = {WAITING} AND visible_at <= ?"
             " AND lock_token IS NOT NULL AND delivery_count >= ?",
             (
                 MAX_DELIVERY_COUNT_EXCEEDED,
@@ -350,8 +353,8 @@ class SqliteMessageBus:
             ),
         )
         db.execute(
-            "UPDATE entries SET state = 0, lock_token = NULL"
-            " WHERE topic = ? AND subscription = ? AND state = 1 AND visible_at <= ?",
+            f"UPDATE entries SET state = {READY}, lock_token = NULL"
+            f" WHERE topic = ? AND subscription = ? AND state = {WAITING} AND visible_at <= ?",
             (topic, spec.name, now),
         )
 
@@ -362,9 +365,9 @@ class SqliteMessageBus:
                 return None
             (due,) = self._db.execute(
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM entries"
-                "   WHERE topic = ? AND subscription = ? AND state = 0) THEN 0"
+                f"   WHERE topic = ? AND subscription = ? AND state = {READY}) THEN 0"
                 " ELSE (SELECT min(visible_at) FROM entries"
-                "   WHERE topic = ? AND subscription = ? AND state = 1) END",
+                f"   WHERE topic = ? AND subscription = ? AND state = {WAITING}) END",
                 (topic, subscription, topic, subscription),
             ).fetchone()
         return due

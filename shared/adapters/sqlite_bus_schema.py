@@ -25,7 +25,7 @@ READY = 0
 WAITING = 1
 DEAD_LETTERED = 2
 
-SCHEMA = """
+SCHEMA = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,10 +45,12 @@ CREATE TABLE IF NOT EXISTS entries (
     dead_letter_reason TEXT,
     dead_letter_description TEXT
 );
-CREATE INDEX IF NOT EXISTS entries_ready ON entries (topic, subscription, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS entries_ready
+    ON entries (topic, subscription, seq) WHERE state = {READY};
 CREATE INDEX IF NOT EXISTS entries_waiting
-    ON entries (topic, subscription, visible_at) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS entries_dead ON entries (topic, subscription, seq) WHERE state = 2;
+    ON entries (topic, subscription, visible_at) WHERE state = {WAITING};
+CREATE INDEX IF NOT EXISTS entries_dead
+    ON entries (topic, subscription, seq) WHERE state = {DEAD_LETTERED};
 CREATE TABLE IF NOT EXISTS sent_ids (
     topic TEXT NOT NULL,
     message_id TEXT NOT NULL,
