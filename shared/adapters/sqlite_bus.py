@@ -160,7 +160,7 @@ class SqliteMessageBus:
         self._settle(
             message,
             f"UPDATE entries SET lock_token = NULL, visible_at = ?,"
-            f" state = CASE WHEN {used_up} THEN 2 ELSE 0 END,"
+            f" state = CASE WHEN {used_up} THEN {DEAD_LETTERED} ELSE {READY} END,"
             f" dead_letter_reason = CASE WHEN {used_up} THEN ? END,"
             f" dead_letter_description = CASE WHEN {used_up} THEN ? END"
             f" WHERE {_HELD_LOCK}",

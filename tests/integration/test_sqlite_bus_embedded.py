@@ -8,16 +8,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.ports import OutboundMessage
+from shared.ports import LockLost, OutboundMessage
 from shared.topology import (
     SUB_NOTICE,
     SUB_PAYMENT,
@@ -193,7 +195,7 @@ KILLED_MIDWAY = textwrap.dedent(
     import sys, time, uuid
     from pathlib import Path
     from shared.adapters.sqlite_bus import SqliteMessageBus
-    from shared.ports import OutboundMessage
+    from shared.ports import LockLost, OutboundMessage
 
     bus = SqliteMessageBus(Path(sys.argv[1]))
     for n in range(100):
@@ -229,3 +231,32 @@ def test_a_bus_killed_with_sigkill_keeps_every_published_message_and_its_locks(
 
     assert held_body == "0"
     assert sorted(int(m.body) for m in received) == list(range(1, 100))
+
+
+def test_settlements_racing_from_many_threads_each_get_their_own_outcome(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    """Concurrent settlements share transactions; each still answers for itself: a stale lock
+    raises LockLost for that message only, and the others are settled."""
+    bus.publish(TOPIC_RESERVATION, [message() for _ in range(40)])
+    received = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=40)
+    lock = timedelta(seconds=TOPICS[TOPIC_RESERVATION].subscriptions[0].lock_duration_seconds)
+    clock.advance(lock.total_seconds() + 1)
+    stale = received[0]
+    bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=1)  # relocks the first one
+    fresh = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=39)
+    start = threading.Barrier(40)
+
+    def settle(received_message) -> str:
+        start.wait()
+        try:
+            bus.complete(received_message)
+        except LockLost:
+            return "lost"
+        return "completed"
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        outcomes = list(pool.map(settle, [stale, *fresh]))
+
+    assert outcomes == ["lost"] + ["completed"] * 39
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 1  # the relocked first message
