@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -423,7 +423,7 @@ class SqliteDocumentStore:
         now: float,
     ) -> tuple[list[Any], Document]:
         """System properties + the column values of a write (etag, body, expiry, lsn)."""
-        etag = f'"{uuid.uuid4()}"'
+        etag = f'"{os.urandom(16).hex()}"'
         document["_etag"] = etag
         document["_ts"] = int(now)
         expires_at = self._expires_at(container, document, now)

@@ -151,7 +151,7 @@ async def _place(
                 raise NotFoundError(f"no reservation {reservation.id!r}") from None
             return Placed(existing, created=False)
         raise
-    return Placed(Reservation.from_document(stored[1]), created=True)
+    return Placed(reservation.model_copy(update={"etag": stored[1]["_etag"]}), created=True)
 
 
 def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -> Reservation:
