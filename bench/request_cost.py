@@ -14,7 +14,6 @@ request's own cost. The ratio of the two costs bounds the ratio of the two throu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -23,8 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.reservations import LUA_RESERVE, WrkResult, run_wrk
-from tests.support.devhost_process import DevHost, auth
+from bench.reservations import WrkResult, reservation_load, run_wrk, warm_up
+from tests.support.devhost_process import DevHost
 
 HTTP_ONLY_APP = Path(__file__).with_name("http_only_app.py")
 
@@ -86,25 +85,9 @@ def main() -> int:
         host = DevHost(Path(tmp) / "data", args=extra).start()
         try:
             assert host.process is not None
-            admin = auth(host.token("bench-admin", admin=True))
-            ids = [
-                host.client.post(
-                    "/musicals",
-                    json={"title": f"Bench {i}", "seats": 100_000, "price": 100},
-                    headers=admin,
-                ).json()["id"]
-                for i in range(args.musicals)
-            ]
-            script = Path(tmp) / "reserve.lua"
-            script.write_text(
-                LUA_RESERVE
-                % {
-                    "ids": ", ".join(json.dumps(i) for i in ids),
-                    "token": host.token("bench-customer"),
-                }
-            )
+            _, script = reservation_load(host, Path(tmp), args.musicals)
             base = f"http://127.0.0.1:{host.port}/api"
-            run_wrk(f"{base}/health", argparse.Namespace(**{**vars(args), "duration": 2}))
+            warm_up(f"{base}/health", args)
             health = measure(host.process.pid, f"{base}/health", args)
             reserve = measure(host.process.pid, f"{base}/reservations", args, script)
         finally:

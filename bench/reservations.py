@@ -92,6 +92,33 @@ def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> W
     return parse_wrk(output)
 
 
+def write_reserve_script(path: Path, musical_ids: list[str], token: str) -> Path:
+    """The wrk script that reserves one seat at a time in one of `musical_ids`."""
+    ids = ", ".join(json.dumps(musical_id) for musical_id in musical_ids)
+    path.write_text(LUA_RESERVE % {"ids": ids, "token": token})
+    return path
+
+
+def reservation_load(host: DevHost, directory: Path, musicals: int) -> tuple[list[str], Path]:
+    """Register `musicals` musicals of 100,000 seats; their ids and the wrk script reserving in
+    them."""
+    admin = auth(host.token("bench-admin", admin=True))
+    ids = [
+        host.client.post(
+            "/musicals",
+            json={"title": f"Bench {i}", "seats": 100_000, "price": 100},
+            headers=admin,
+        ).json()["id"]
+        for i in range(musicals)
+    ]
+    return ids, write_reserve_script(directory / "reserve.lua", ids, host.token("bench-customer"))
+
+
+def warm_up(url: str, args: argparse.Namespace) -> None:
+    """Two seconds of load first, so that what is measured is a warm host."""
+    run_wrk(url, argparse.Namespace(**{**vars(args), "duration": 2}))
+
+
 def unconfirmed(data_dir: Path) -> int:
     with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
         return db.execute(
@@ -124,22 +151,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="outerpark-bench-") as tmp:
         host = DevHost(Path(tmp) / "data").start()
         try:
-            admin = auth(host.token("bench-admin", admin=True))
-            token = host.token("bench-customer")
-            ids = [
-                host.client.post(
-                    "/musicals",
-                    json={"title": f"Bench {i}", "seats": 100_000, "price": 100},
-                    headers=admin,
-                ).json()["id"]
-                for i in range(args.musicals)
-            ]
-            script = Path(tmp) / "reserve.lua"
-            script.write_text(
-                LUA_RESERVE % {"ids": ", ".join(json.dumps(i) for i in ids), "token": token}
-            )
+            ids, script = reservation_load(host, Path(tmp), args.musicals)
             base = f"http://127.0.0.1:{host.port}"
-            run_wrk(f"{base}/api/health", argparse.Namespace(**{**vars(args), "duration": 2}))
+            warm_up(f"{base}/api/health", args)
             health = run_wrk(f"{base}/api/health", args)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             drained = wait_for_drain(host.data_dir, timeout=DRAIN_TIMEOUT_SECONDS)

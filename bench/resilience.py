@@ -17,7 +17,6 @@ down (503), then:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sqlite3
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.reservations import LUA_RESERVE, run_wrk, unconfirmed
+from bench.reservations import run_wrk, unconfirmed, write_reserve_script
 from tests.support.devhost_process import DevHost, auth
 from tests.support.fake_gateway import FakeGateway
 
@@ -121,8 +120,7 @@ def main() -> int:
             ]
             assert more == [201] * 10, more
             wait_until(lambda: breaker_state(host) == "open", 30, "breaker open")
-            script = Path(tmp) / "reserve.lua"
-            script.write_text(LUA_RESERVE % {"ids": json.dumps(musical), "token": token})
+            script = write_reserve_script(Path(tmp) / "reserve.lua", [musical], token)
             burst = run_wrk(f"http://127.0.0.1:{host.port}/api/reservations", args, script)
             state_after_burst = breaker_state(host)
             held = (
