@@ -36,15 +36,21 @@ def events_of(store: DocumentStore, musical_id: str) -> list[str]:
 
 
 def place(store, musical, caller, now, seats=2, key=None):
+    return place_in(store, musical.id, caller, now, seats, key)
+
+
+def place_in(store, musical_id, caller, now, seats=1, key=None, **options):
+    """Place a reservation through the async use case, from synchronous test code."""
     return asyncio.run(
         place_reservation(
-            PlaceReservation(musical_id=musical.id, seats=seats),
+            PlaceReservation(musical_id=musical_id, seats=seats),
             caller,
             "corr-1",
             key,
             store,
             MusicalDirectory(store),
             now,
+            **options,
         )
     )
 
@@ -91,17 +97,7 @@ def test_a_reservation_larger_than_what_is_left_is_refused_and_changes_nothing(
 
 def test_an_unknown_musical_is_not_found(store, clock, customer):
     with pytest.raises(NotFoundError):
-        asyncio.run(
-            place_reservation(
-                PlaceReservation(musical_id="0" * 32, seats=1),
-                customer,
-                "c",
-                None,
-                store,
-                MusicalDirectory(store),
-                clock.now(),
-            )
-        )
+        place_in(store, "0" * 32, customer, clock.now())
 
 
 def test_the_same_idempotency_key_returns_the_first_reservation_and_holds_no_more_seats(
@@ -268,17 +264,7 @@ def test_a_refused_request_with_an_idempotency_key_leaves_nothing_behind(
     with pytest.raises(NotEnoughSeats):
         place(store, musical, customer, clock.now(), seats=2, key="too-many")
     with pytest.raises(NotFoundError):
-        asyncio.run(
-            place_reservation(
-                PlaceReservation(musical_id="0" * 32, seats=1),
-                customer,
-                "c",
-                "unknown-musical",
-                store,
-                MusicalDirectory(store),
-                clock.now(),
-            )
-        )
+        place_in(store, "0" * 32, customer, clock.now(), key="unknown-musical")
 
     assert store.query(IDEMPOTENCY.name, customer.customer_id).items == []
     retried = place(store, musical, customer, clock.now(), seats=1, key="too-many")
@@ -293,18 +279,7 @@ def test_load_shedding_refuses_new_orders_but_never_a_replay(store, clock, custo
         raise PaymentsUnavailable("payments are down", headers={"Retry-After": "5"})
 
     def place_while_down(key: str | None):
-        return asyncio.run(
-            place_reservation(
-                PlaceReservation(musical_id=musical.id, seats=2),
-                customer,
-                "corr",
-                key,
-                store,
-                MusicalDirectory(store),
-                clock.now(),
-                admit=refuse,
-            )
-        )
+        return place_in(store, musical.id, customer, clock.now(), 2, key, admit=refuse)
 
     replayed = place_while_down("before-the-outage")
     with pytest.raises(PaymentsUnavailable):
