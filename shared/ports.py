@@ -132,6 +132,7 @@ class Read:
 
 
 BatchOperation = Create | Upsert | Replace | Patch | Delete | Read
+MAX_BATCH_OPERATIONS = 100  # Cosmos DB's limit for one transactional batch
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class DocumentStore(Protocol):
     def batch(
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> list[Document | None]:
-        """Run up to 100 operations in one partition atomically: all commit or none does.
+        """Run up to MAX_BATCH_OPERATIONS (100) operations in one partition atomically: all
+        commit or none does.
 
         Returns, per operation, the resulting document (None for Delete). On the first failing
         operation everything is rolled back and BatchFailed(index, cause) is raised.

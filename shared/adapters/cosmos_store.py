@@ -23,6 +23,7 @@ from shared.adapters.async_in_threads import AsyncInThreads
 from shared.adapters.azure_credentials import azure_credential
 from shared.adapters.document_paths import get_field, partition_key_segments
 from shared.ports import (
+    MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
     Change,
@@ -45,8 +46,6 @@ from shared.ports import (
 )
 from shared.settings import Settings
 from shared.topology import CONTAINERS, LEASES, ContainerSpec
-
-MAX_BATCH_OPERATIONS = 100
 
 # Throttling (429) is retried by the SDK, honouring the server's retry-after, for at most this
 # many attempts and this many seconds in all; then TooManyRequests reaches the use case, whose

@@ -51,6 +51,7 @@ from shared.adapters.sqlite_query import (
     ordering,
 )
 from shared.ports import (
+    MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
     Change,
@@ -73,7 +74,6 @@ from shared.ports import (
 from shared.ports import Conflict as ConflictError
 
 DATABASE_FILE = "outerpark.sqlite3"
-MAX_BATCH_OPERATIONS = 100
 MAX_PAGE_SIZE = 1000
 RECHECK_SECONDS = 0.5
 BUSY_TIMEOUT_MS = 10_000
