@@ -17,9 +17,15 @@ if TYPE_CHECKING:
     from shared.bootstrap import Services
 
 
-def refuse_when_payments_down(services: Services) -> None:
-    if services.settings.reservations_when_payment_down != "reject":
-        return
+async def admit_new_order(services: Services) -> None:
+    """Raise PaymentsUnavailable (503) when the operators asked to refuse and the breaker is
+    open. The breaker's state is a blocking store read: it runs in a worker thread, and only in
+    `reject` mode, so the default costs the event loop nothing."""
+    if services.settings.reservations_when_payment_down == "reject":
+        await asyncio.to_thread(_refuse_if_breaker_open, services)
+
+
+def _refuse_if_breaker_open(services: Services) -> None:
     state = services.breaker.state()
     if state.state == "open":
         retry_after = max(1, math.ceil(state.retry_after_seconds or 1))
@@ -27,10 +33,3 @@ def refuse_when_payments_down(services: Services) -> None:
             "payments are unavailable; reservations are paused, please retry later",
             headers={"Retry-After": str(retry_after)},
         )
-
-
-async def admit_new_order(services: Services) -> None:
-    """`refuse_when_payments_down` for an event loop. The breaker's state is a blocking store
-    read, so it runs in a worker thread, and only when the operators asked to refuse."""
-    if services.settings.reservations_when_payment_down == "reject":
-        await asyncio.to_thread(refuse_when_payments_down, services)
