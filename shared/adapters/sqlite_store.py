@@ -238,8 +238,13 @@ class SqliteDocumentStore:
         job = _WriteJob(work, future=loop.create_future())
         with self._write_cv:
             self._ensure_open()
+            # Jobs queued already have a leader coming (a lead scheduled on a loop, a thread
+            # waiting to lead, or a leader that hands them back when it steps down): it takes
+            # this one too. Only the first job of a group needs to call one.
+            first = not self._pending
             self._pending.append(job)
-        loop.call_soon(self._lead_on_loop)
+        if first:
+            loop.call_soon(self._lead_on_loop)
         return await job.future
 
     def _lead_on_loop(self) -> None:
