@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.ports import BatchFailed, Conflict, Create, Incr, Patch
 from shared.topology import MUSICALS
 
 
@@ -70,3 +71,40 @@ def test_awaited_writes_queued_behind_a_thread_leader_are_handed_back_to_their_l
     assert sorted(document["id"] for document in created) == [f"m{n}" for n in range(5)]
     assert store.read(MUSICALS.name, "m4", "m4")["availableSeats"] == 1
     store.close()
+
+
+def test_failures_inside_one_group_undo_only_their_own_changes(tmp_path: Path) -> None:
+    """Writes queued in one loop iteration commit as one group. A batch failing at its second
+    operation must undo its first; a single write failing must change nothing; the rest of the
+    group commits."""
+    store = SqliteDocumentStore(tmp_path)
+    store.create(MUSICALS.name, musical("m1"))
+    take_seat = Patch("m1", [Incr("availableSeats", -1)])
+
+    async def scenario() -> list[object]:
+        return await asyncio.gather(
+            store.create_async(MUSICALS.name, musical("m2")),
+            store.batch_async(MUSICALS.name, "m1", [take_seat, Create(musical("m1"))]),
+            store.create_async(MUSICALS.name, musical("m1")),
+            store.batch_async(MUSICALS.name, "m1", [take_seat]),
+            store.create_async(MUSICALS.name, musical("m3")),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(scenario())
+    commits = store._commits  # the point is that the five shared one
+    store.close()
+
+    assert isinstance(outcomes[1], BatchFailed)
+    assert outcomes[1].index == 1
+    assert isinstance(outcomes[2], Conflict)
+    assert [type(outcome) for outcome in (outcomes[0], outcomes[3], outcomes[4])] == [
+        dict,
+        list,
+        dict,
+    ]
+    reopened = SqliteDocumentStore(tmp_path)
+    assert reopened.read(MUSICALS.name, "m1", "m1")["availableSeats"] == 0
+    assert {reopened.read(MUSICALS.name, id, id)["id"] for id in ("m2", "m3")} == {"m2", "m3"}
+    reopened.close()
+    assert commits == 2  # the setup's create, then the five writes together
