@@ -2,6 +2,11 @@
 does: peek-lock receive, up to `maxConcurrentCalls` invocations at once, the lock renewed while an
 invocation runs (up to `maxAutoLockRenewalDuration`), complete on success, abandon on exception
 (so the bus counts the delivery and dead-letters past the subscription's max delivery count).
+
+Successes are completed by one settler thread per trigger, everything finished meanwhile in one
+bus transaction: a slot is free for the next message as soon as its function returns, and
+consumers do not queue one by one for the bus. A host killed before the settler ran leaves those
+messages locked; they are delivered again when the lock expires, as after any crash.
 """
 
 from __future__ import annotations
@@ -26,8 +31,14 @@ log = logging.getLogger("devhost.servicebus")
 Invoke = Callable[[FunctionSpec, Any], Any]
 
 
+# Most messages one settler call completes (one SQL parameter each).
+MAX_COMPLETIONS_PER_CALL = 256
+
+
 class EmbeddedBus(MessageReceiver, Protocol):
     def wait_for_messages(self, topic: str, subscription: str, timeout: float) -> bool: ...
+
+    def complete_all(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]: ...
 
 
 def function_message(message: ReceivedMessage) -> ServiceBusMessage:
@@ -80,14 +91,19 @@ class ServiceBusTrigger:
         self._stopping = threading.Event()
         self._lock = threading.Condition()
         self._in_flight: dict[str, _InFlight] = {}
+        self._finished: list[ReceivedMessage] = []
+        self._settler_done = False
         self._workers = ThreadPoolExecutor(self._slots, thread_name_prefix=f"sb-{spec.name}")
         self._threads = [
             threading.Thread(target=self._consume, name=f"sb-consume-{spec.name}", daemon=True),
             threading.Thread(target=self._renew_locks, name=f"sb-renew-{spec.name}", daemon=True),
         ]
+        self._settler = threading.Thread(
+            target=self._complete_finished, name=f"sb-settle-{spec.name}", daemon=True
+        )
 
     def start(self) -> None:
-        for thread in self._threads:
+        for thread in (*self._threads, self._settler):
             thread.start()
 
     def stop(self, grace_seconds: float) -> None:
@@ -104,6 +120,9 @@ class ServiceBusTrigger:
                 self._lock.wait(remaining)
             abandoned = list(self._in_flight.values())
             self._in_flight.clear()
+            self._settler_done = True
+            self._lock.notify_all()
+        self._settler.join()
         for entry in abandoned:
             log.warning(
                 "abandoning message %s of %s: still running at shutdown",
@@ -156,14 +175,46 @@ class ServiceBusTrigger:
                     "error": type(error).__name__,
                 },
             )
-            settle = self._bus.abandon
+            self._release(message)
         else:
-            settle = self._bus.complete
+            self._finish(message)
+
+    def _finish(self, message: ReceivedMessage) -> None:
+        """Free the message's slot and hand it to the settler (unless shutdown abandoned it)."""
+        with self._lock:
+            entry = self._in_flight.pop(message.lock_token, None)
+            if entry is not None:
+                self._finished.append(entry.message)
+            self._lock.notify_all()
+
+    def _release(self, message: ReceivedMessage) -> None:
+        """Abandon a message whose invocation failed (unless shutdown already abandoned it)."""
         with self._lock:
             entry = self._in_flight.pop(message.lock_token, None)
             self._lock.notify_all()
         if entry is not None:
-            self._settle(entry.message, settle)
+            self._settle(entry.message, self._bus.abandon)
+
+    def _complete_finished(self) -> None:
+        """The settler: completes what the invocations finished, many at a time, until stop."""
+        while True:
+            with self._lock:
+                while not self._finished and not self._settler_done:
+                    self._lock.wait()
+                batch = self._finished[:MAX_COMPLETIONS_PER_CALL]
+                del self._finished[:MAX_COMPLETIONS_PER_CALL]
+                if not batch:
+                    return
+            try:
+                lost = self._bus.complete_all(batch)
+            except Exception:
+                log.exception("completing %d message(s) of %s failed", len(batch), self.spec.name)
+                continue
+            for message in lost:
+                log.warning(
+                    "lock of message %s was lost before complete: it will be delivered again",
+                    message.message_id,
+                )
 
     def _settle(self, message: ReceivedMessage, settle: Callable[[ReceivedMessage], None]) -> None:
         try:

@@ -216,6 +216,37 @@ class SqliteMessageBus:
             doorbell.wait(pause, unless_rung_since=rings)
         return False
 
+    def complete_all(self, messages: Sequence[ReceivedMessage]) -> list[ReceivedMessage]:
+        """Complete many messages in one transaction; returns those whose lock was lost (they
+        are left as they are, as `complete` would leave them).
+
+        The local host settles its consumers' finished messages this way: one call per message
+        had every consumer thread queue for the bus's one connection.
+        """
+        for message in messages:
+            self._subscription(message.topic, message.subscription)
+        if not messages:
+            return []
+        now = self._now()
+        by_seq = {message.sequence_number: message for message in messages}
+        with self._transaction(durable=False) as db:
+            rows = db.execute(
+                "SELECT seq, topic, subscription, state, lock_token, visible_at FROM entries"
+                f" WHERE seq IN ({', '.join('?' * len(by_seq))})",
+                tuple(by_seq),
+            ).fetchall()
+            held = [
+                seq
+                for seq, topic, subscription, state, lock_token, visible_at in rows
+                if (topic, subscription, lock_token)
+                == (by_seq[seq].topic, by_seq[seq].subscription, by_seq[seq].lock_token)
+                and state == WAITING
+                and visible_at > now
+            ]
+            db.execute(f"DELETE FROM entries WHERE seq IN ({', '.join('?' * len(held))})", held)
+        completed = set(held)
+        return [message for seq, message in by_seq.items() if seq not in completed]
+
     def dead_letters(
         self, topic: str, subscription: str, limit: int = 100
     ) -> list[ReceivedMessage]:

@@ -234,3 +234,50 @@ def test_stopping_lets_a_running_invocation_finish_within_the_grace(
 
     assert bus.active_count(TOPIC, SUBSCRIPTION) == 0
     assert bus.dead_letters(TOPIC, SUBSCRIPTION) == []
+
+
+class SlowSettlingBus(SqliteMessageBus):
+    """The embedded bus, with `complete_all` held until the test lets it through."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.settling = threading.Event()
+        self.settling.set()
+
+    def complete_all(self, messages):  # type: ignore[no-untyped-def]
+        self.settling.wait(10)
+        return super().complete_all(messages)
+
+
+def test_a_slot_frees_when_its_function_returns_and_stop_completes_what_finished(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    """Completing is the settler's job: with completions held back, the next messages still
+    run in the one slot; stopping then waits until every finished message is completed."""
+    bus = SlowSettlingBus(
+        tmp_path, topics={TOPIC: TopicSpec(TOPIC, (SubscriptionSpec(SUBSCRIPTION),))}
+    )
+    bus.settling.clear()
+    recorder = Recorder()
+    trigger = ServiceBusTrigger(
+        _spec(recorder),
+        bus,
+        invoker.call_from_thread,
+        ServiceBusOptions.model_validate({"maxConcurrentCalls": 1}),
+        idle_wait_seconds=0.2,
+    )
+    trigger.start()
+    for n in range(3):
+        _publish(bus, f"m-{n}")
+
+    eventually(lambda: len(recorder.messages) == 3)
+    assert bus.active_count(TOPIC, SUBSCRIPTION) == 3  # run, not completed yet
+    stopping = threading.Thread(target=trigger.stop, args=(5,))
+    stopping.start()
+    bus.settling.set()
+    stopping.join(10)
+
+    assert not stopping.is_alive()
+    assert bus.active_count(TOPIC, SUBSCRIPTION) == 0
+    assert recorder.most_running == 1
+    bus.close()

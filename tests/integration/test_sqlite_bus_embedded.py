@@ -3,6 +3,7 @@ sharing one bus between processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -260,3 +261,35 @@ def test_settlements_racing_from_many_threads_each_get_their_own_outcome(
 
     assert outcomes == ["lost"] + ["completed"] * 39
     assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 1  # the relocked first message
+
+
+def test_complete_all_settles_the_held_messages_at_once_and_returns_the_lost_ones(
+    bus: SqliteMessageBus, clock: ManualClock
+) -> None:
+    bus.publish(TOPIC_RESERVATION, [message() for _ in range(5)])
+    stale, *held = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=5)
+    clock.advance(TOPICS[TOPIC_RESERVATION].subscriptions[0].lock_duration_seconds + 1)
+    relocked = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=5)
+    bus.complete(relocked[-1])
+    already_completed = next(m for m in held if m.sequence_number == relocked[-1].sequence_number)
+    still_held = relocked[1:-1]
+
+    lost = bus.complete_all([stale, already_completed, *still_held])
+
+    assert lost == [stale, already_completed]
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 1  # the first one, relocked
+    (first_again,) = [m for m in relocked if m.sequence_number == stale.sequence_number]
+    assert bus.complete_all([first_again]) == []
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 0
+    assert bus.complete_all([]) == []
+
+
+def test_complete_all_does_not_complete_a_message_of_another_subscription(
+    bus: SqliteMessageBus,
+) -> None:
+    bus.publish(TOPIC_RESERVATION, [message()])
+    (held,) = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+    forged = dataclasses.replace(held, subscription=SUB_NOTICE, topic=TOPIC_PAYMENT)
+
+    assert bus.complete_all([forged]) == [forged]
+    assert bus.active_count(TOPIC_RESERVATION, SUB_PAYMENT) == 1
