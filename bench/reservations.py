@@ -7,7 +7,8 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
 
 Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, and —
 for the saga — how long after the load stopped the last reservation reached `Confirmed`
-(the backlog drain). Needs `wrk` (Debian package `wrk`).
+(the backlog drain), and when the customer history showed every reservation Confirmed with
+its notice. Needs `wrk` (Debian package `wrk`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +132,20 @@ def unconfirmed(data_dir: Path) -> int:
         ).fetchone()[0]
 
 
-def wait_for_drain(data_dir: Path, timeout: float) -> float | None:
-    started = time.monotonic()
+def in_history(data_dir: Path) -> int:
+    """Reservations whose customer history shows them Confirmed with their notice sent."""
+    with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
+        return db.execute(
+            "SELECT count(*) FROM items WHERE container = 'customercenter'"
+            " AND json_extract(body, '$.reservationStatus') = 'Confirmed'"
+            " AND json_array_length(body, '$.notices') > 0"
+        ).fetchone()[0]
+
+
+def seconds_until(done: Callable[[], bool], started: float, timeout: float) -> float | None:
+    """Seconds from `started` until `done()` holds (polled), or None after `timeout`."""
     while time.monotonic() - started < timeout:
-        if unconfirmed(data_dir) == 0:
+        if done():
             return time.monotonic() - started
         time.sleep(DRAIN_POLL_SECONDS)
     return None
@@ -158,10 +170,16 @@ def main() -> int:
             warm_up(f"{base}/api/health", args)
             health = run_wrk(f"{base}/api/health", args)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
-            drained = wait_for_drain(host.data_dir, timeout=DRAIN_TIMEOUT_SECONDS)
+            load_ended = time.monotonic()
             held = sum(
                 100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
                 for i in ids
+            )
+            drained = seconds_until(
+                lambda: unconfirmed(host.data_dir) == 0, load_ended, DRAIN_TIMEOUT_SECONDS
+            )
+            history = seconds_until(
+                lambda: in_history(host.data_dir) == held, load_ended, DRAIN_TIMEOUT_SECONDS
             )
         finally:
             host.close()
@@ -179,6 +197,10 @@ def main() -> int:
             f"saga backlog drained {drained:.1f} s after the load stopped (all Confirmed;"
             f" {held / (args.duration + drained):.0f} sagas/s over load and drain)"
         )
+    if history is None:
+        print(f"history view: NOT complete within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
+    else:
+        print(f"history view complete (Confirmed, notice sent) {history:.1f} s after the load")
     return 0
 
 
