@@ -46,6 +46,15 @@ async def place_many(
         )
 
 
+async def project_feed(store: SqliteDocumentStore, batch: int) -> int:
+    """The musicals feed, batch after batch, as the trigger hands it over; items written."""
+    position, written = 0, 0
+    while changes := store.read_changes(MUSICALS.name, position, batch):
+        written += await project_changes([change.document for change in changes], store)
+        position = changes[-1].lsn
+    return written
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reservations", type=int, default=5000)
@@ -60,10 +69,7 @@ def main() -> int:
         )
         asyncio.run(place_many(args.reservations, musical.id, store, directory, clock))
         started = time.perf_counter()
-        position, written = 0, 0
-        while changes := store.read_changes(MUSICALS.name, position, args.batch):
-            written += project_changes([change.document for change in changes], store)
-            position = changes[-1].lsn
+        written = asyncio.run(project_feed(store, args.batch))
         elapsed = time.perf_counter() - started
         store.close()
     print(

@@ -15,8 +15,8 @@ bp = func.Blueprint()
 _MUSICALS_FEED, _PAYMENTS_FEED, _NOTICES_FEED = HISTORY_FEEDS
 
 
-def _project(docs: func.DocumentList) -> None:
-    project_changes(documents_of(docs), get_services().store)
+async def _project(docs: func.DocumentList) -> None:
+    await project_changes(documents_of(docs), get_services().async_store)
 
 
 @bp.route(route="history", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -33,19 +33,19 @@ def show_history(request: ApiRequest) -> func.HttpResponse:
 @bp.function_name("history_from_musicals")
 @retry_forever(bp)
 @change_feed_trigger(bp, _MUSICALS_FEED.container, _MUSICALS_FEED.lease_prefix)
-def history_from_musicals(docs: func.DocumentList) -> None:
-    _project(docs)
+async def history_from_musicals(docs: func.DocumentList) -> None:
+    await _project(docs)
 
 
 @bp.function_name("history_from_payments")
 @retry_forever(bp)
 @change_feed_trigger(bp, _PAYMENTS_FEED.container, _PAYMENTS_FEED.lease_prefix)
-def history_from_payments(docs: func.DocumentList) -> None:
-    _project(docs)
+async def history_from_payments(docs: func.DocumentList) -> None:
+    await _project(docs)
 
 
 @bp.function_name("history_from_notices")
 @retry_forever(bp)
 @change_feed_trigger(bp, _NOTICES_FEED.container, _NOTICES_FEED.lease_prefix)
-def history_from_notices(docs: func.DocumentList) -> None:
-    _project(docs)
+async def history_from_notices(docs: func.DocumentList) -> None:
+    await _project(docs)

@@ -5,16 +5,20 @@ most one write, however many of its facts the batch holds. A write is conditiona
 first sight, otherwise replace If-Match the ETag read): the three feeds are consumed
 concurrently and may touch the same item, and a lost race re-reads and folds again. An item
 the facts do not change is not written at all, so a redelivered batch costs reads only.
+
+The items of a batch are folded concurrently: one after the other, each write waited for its
+own commit (Cosmos DB: a round trip; SQLite: a group commit), and the view fell behind the saga.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.ports import Conflict, DocumentStore, NotFound, PreconditionFailed
+from shared.ports import AsyncDocumentStore, Conflict, NotFound, PreconditionFailed
 from shared.projection.facts import HistoryFact, facts_of
 from shared.projection.history_item import HistoryItem
 from shared.topology import CUSTOMER_CENTER
@@ -24,36 +28,51 @@ MAX_RACE_RETRIES = 20
 log = logging.getLogger("outerpark.history")
 
 
-def project_changes(documents: Iterable[Mapping[str, Any]], store: DocumentStore) -> int:
-    """Fold a batch of changed documents into the view; returns how many items were written."""
+async def project_changes(documents: Iterable[Mapping[str, Any]], store: AsyncDocumentStore) -> int:
+    """Fold a batch of changed documents into the view; returns how many items were written.
+
+    Every item is folded even when another fails; then the first failure is raised, so that
+    the batch is retried (what was folded already is not written again)."""
     by_item: dict[tuple[str, str], list[HistoryFact]] = defaultdict(list)
     for document in documents:
         for fact in facts_of(document):
             by_item[(fact.customer_id, fact.reservation_id)].append(fact)
-    return sum(_fold_into_item(facts, store) for facts in by_item.values())
+    outcomes = await asyncio.gather(
+        *(_fold_into_item(facts, store) for facts in by_item.values()), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return sum(outcomes)
 
 
-def _fold_into_item(facts: list[HistoryFact], store: DocumentStore) -> bool:
+async def _fold_into_item(facts: list[HistoryFact], store: AsyncDocumentStore) -> bool:
     customer_id, reservation_id = facts[0].customer_id, facts[0].reservation_id
     for _ in range(MAX_RACE_RETRIES):
-        current = _read(customer_id, reservation_id, store)
+        current = await _read(customer_id, reservation_id, store)
         try:
             if current is None:
-                store.create(CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document())
+                await store.create_async(
+                    CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document()
+                )
                 return True
             folded = current.with_facts(facts)
             if folded.to_document() == current.to_document():
                 return False
-            store.replace(CUSTOMER_CENTER.name, folded.to_document(), if_match=current.etag)
+            await store.replace_async(
+                CUSTOMER_CENTER.name, folded.to_document(), if_match=current.etag
+            )
             return True
         except (Conflict, PreconditionFailed, NotFound):
             log.debug("history item %s changed under us; folding again", reservation_id)
     raise RuntimeError(f"history item {reservation_id} kept changing; the batch will be retried")
 
 
-def _read(customer_id: str, reservation_id: str, store: DocumentStore) -> HistoryItem | None:
+async def _read(
+    customer_id: str, reservation_id: str, store: AsyncDocumentStore
+) -> HistoryItem | None:
     try:
-        document = store.read(CUSTOMER_CENTER.name, customer_id, reservation_id)
+        document = await store.read_async(CUSTOMER_CENTER.name, customer_id, reservation_id)
     except NotFound:
         return None
     return HistoryItem.from_document(document)

@@ -8,10 +8,11 @@ only slower).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.ports import ChangeFeed, DocumentStore, NotFound
+from shared.ports import AsyncDocumentStore, ChangeFeed, DocumentStore, NotFound
 from shared.projection.apply import project_changes
 from shared.projection.feeds import HISTORY_FEEDS
 from shared.topology import CUSTOMER_CENTER
@@ -19,7 +20,7 @@ from shared.topology import CUSTOMER_CENTER
 REPLAY_BATCH = 100
 
 
-class RebuildableStore(DocumentStore, ChangeFeed, Protocol):
+class RebuildableStore(DocumentStore, AsyncDocumentStore, ChangeFeed, Protocol):
     def delete_checkpoint(self, container: str, lease_prefix: str) -> None:
         """Forget a consumer's checkpoint, so that it starts again from the beginning."""
 
@@ -44,7 +45,8 @@ def rebuild_history(store: RebuildableStore) -> RebuildReport:
     for feed in HISTORY_FEEDS:
         position, count = 0, 0
         while changes := store.read_changes(feed.container, position, REPLAY_BATCH):
-            written += project_changes([change.document for change in changes], store)
+            documents = [change.document for change in changes]
+            written += asyncio.run(project_changes(documents, store))
             position, count = changes[-1].lsn, count + len(changes)
         if position:
             store.set_checkpoint(feed.container, feed.lease_prefix, position)

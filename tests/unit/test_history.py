@@ -17,9 +17,9 @@ from shared.domain.errors import InvalidContinuationToken
 from shared.domain.events import Event, EventType, PaymentFacts, ReservationFacts
 from shared.handlers.history import list_history
 from shared.ports import Condition, OrderBy, Page
-from shared.projection.apply import project_changes
 from shared.settings import Settings
 from shared.topology import CUSTOMER_CENTER, PAYMENTS
+from tests.support.projection import project
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ def seed(store, customer_id: str, count: int, first: int = 0) -> list[str]:
         placed(customer_id, first + n, START + timedelta(milliseconds=500 * n))
         for n in range(count)
     ]
-    project_changes(documents, store)
+    project(documents, store)
     return [d["payload"]["reservationId"] for d in reversed(documents)]
 
 
@@ -108,7 +108,7 @@ def test_items_come_newest_first_across_pages_without_gaps_or_repeats(store):
 
 def test_items_placed_at_the_same_moment_are_ordered_by_id(store):
     same_moment = [placed("alice", n, START) for n in (3, 1, 2)]
-    project_changes(same_moment, store)
+    project(same_moment, store)
 
     ids, _ = all_pages(store, Caller("alice"), limit=2)
 
@@ -148,7 +148,7 @@ def test_a_reservation_known_only_from_its_payment_is_not_listed_yet(store):
             reservation_id="r-early", musical_id="a" * 32, customer_id="alice", amount=100
         ).to_json_dict(),
     ).to_document("reservationId", "r-early")
-    project_changes([payment_first], store)
+    project([payment_first], store)
 
     listed = list_history(Caller("alice"), store, 50, None)
 

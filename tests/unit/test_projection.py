@@ -35,12 +35,12 @@ from shared.handlers.reservations import (
     place_reservation,
 )
 from shared.ports import Condition
-from shared.projection.apply import project_changes
 from shared.projection.facts import facts_of
 from shared.projection.feeds import HISTORY_FEEDS
 from shared.projection.history_item import HistoryItem
 from shared.projection.rebuild import rebuild_history
 from shared.topology import CUSTOMER_CENTER, MUSICALS, NOTICES, PAYMENTS
+from tests.support.projection import project
 
 Document = dict[str, Any]
 
@@ -249,11 +249,11 @@ def test_a_payment_seen_before_its_placement_lands_and_is_completed_later(
         store, reservation, PaymentStatus.APPROVED, EventType.PAYMENT_APPROVED, clock.now()
     )
 
-    project_changes([approval.to_document("reservationId", reservation.id)], store)
+    project([approval.to_document("reservationId", reservation.id)], store)
     early = HistoryItem.from_document(
         store.read(CUSTOMER_CENTER.name, customer.customer_id, reservation.id)
     )
-    project_changes([event_doc(store, reservation, "placed")], store)
+    project([event_doc(store, reservation, "placed")], store)
     complete = HistoryItem.from_document(
         store.read(CUSTOMER_CENTER.name, customer.customer_id, reservation.id)
     )
@@ -301,11 +301,11 @@ def test_a_batch_costs_one_write_per_reservation_and_a_redelivery_writes_nothing
 ):
     documents = approved_then_cancelled(store, clock, musical, customer)
 
-    assert project_changes(documents, store) == 1
+    assert project(documents, store) == 1
     stored = store.read(
         CUSTOMER_CENTER.name, customer.customer_id, documents[0]["payload"]["reservationId"]
     )
-    assert project_changes(documents, store) == 0
+    assert project(documents, store) == 0
     again = store.read(CUSTOMER_CENTER.name, customer.customer_id, stored["id"])
     assert again["_etag"] == stored["_etag"]
 
@@ -317,7 +317,7 @@ def test_feeds_projected_concurrently_converge_on_the_same_item(store, clock, mu
     random.Random(3).shuffle(singles)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(lambda batch: project_changes(batch, store), singles))
+        list(pool.map(lambda batch: project(batch, store), singles))
 
     assert view_of(store, customer.customer_id) == [expected]
 
@@ -333,7 +333,7 @@ def live_scenario(store, clock, musical) -> list[str]:
     def tick() -> None:
         for feed in reversed(HISTORY_FEEDS):
             while changes := store.read_changes(feed.container, positions[feed.container], 2):
-                project_changes([change.document for change in changes], store)
+                project([change.document for change in changes], store)
                 positions[feed.container] = changes[-1].lsn
 
     customers = [Caller(customer_id=name) for name in ("alice", "bob", "carol")]
