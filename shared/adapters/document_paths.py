@@ -6,6 +6,7 @@ turns the same paths into SQLite JSON paths for its queries.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +19,11 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _INDEX = re.compile(r"\d+\Z")
 
 
-def split_path(path: str) -> list[str | int]:
-    """Split a dotted path into keys (str) and array indexes (int). Raises ValueError."""
+@functools.lru_cache(maxsize=1024)
+def split_path(path: str) -> tuple[str | int, ...]:
+    """Split a dotted path into keys (str) and array indexes (int). Raises ValueError.
+
+    Cached: the paths are the code's own, and every write and query splits them again."""
     if not path:
         raise ValueError("empty field path")
     segments: list[str | int] = []
@@ -30,9 +34,10 @@ def split_path(path: str) -> list[str | int]:
             segments.append(int(part))
         else:
             raise ValueError(f"invalid field path {path!r}")
-    return segments
+    return tuple(segments)
 
 
+@functools.lru_cache(maxsize=1024)
 def sqlite_json_path(path: str) -> str:
     """The SQLite JSON path ("$.a.b[0]") of a dotted path."""
     return "$" + "".join(
@@ -41,7 +46,7 @@ def sqlite_json_path(path: str) -> str:
     )
 
 
-def partition_key_segments(partition_key_path: str) -> list[str | int]:
+def partition_key_segments(partition_key_path: str) -> tuple[str | int, ...]:
     """Segments of a container's partition key path such as "/musicalId"."""
     return split_path(partition_key_path.strip("/").replace("/", "."))
 

@@ -4,8 +4,9 @@ Implements `DocumentStore` and `ChangeFeed` of `shared.ports`.
 
 Writes go through one writer connection with group commit: a thread that finds the writer idle
 becomes the leader, takes every write queued meanwhile and runs them in one `BEGIN IMMEDIATE`
-transaction, each inside its own savepoint (a failing write rolls back alone), then commits
-once. Under concurrency many writes share one fsync; alone, a write costs one commit as usual.
+transaction, then commits once. Under concurrency many writes share one fsync; alone, a write
+costs one commit as usual. A write that fails changes nothing and the others still commit (see
+`_run_jobs`). The layout of the file is `sqlite_store_schema`'s.
 Reads use a pool of reader connections, which WAL lets run beside the writer. Other processes
 may open the same file: `BEGIN IMMEDIATE` with a busy timeout serialises their writers.
 
@@ -25,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -50,6 +51,7 @@ from shared.adapters.sqlite_query import (
     keyset_sql,
     ordering,
 )
+from shared.adapters.sqlite_store_schema import ensure_schema
 from shared.ports import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
@@ -79,32 +81,12 @@ RECHECK_SECONDS = 0.5
 BUSY_TIMEOUT_MS = 10_000
 _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    container  TEXT    NOT NULL,
-    pk         TEXT    NOT NULL,
-    id         TEXT    NOT NULL,
-    body       TEXT    NOT NULL,
-    etag       TEXT    NOT NULL,
-    expires_at REAL,
-    lsn        INTEGER NOT NULL,
-    PRIMARY KEY (container, pk, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS items_by_lsn ON items (container, lsn);
-CREATE INDEX IF NOT EXISTS items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS lsn_counters (
-    container TEXT PRIMARY KEY,
-    lsn       INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoints (
-    container    TEXT    NOT NULL,
-    lease_prefix TEXT    NOT NULL,
-    lsn          INTEGER NOT NULL,
-    PRIMARY KEY (container, lease_prefix)
-) WITHOUT ROWID;
-"""
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_Sql = tuple[str, list[Any]]
+_ALWAYS: _Sql = ("1", [])
+# Built once: json.dumps with options builds an encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 T = TypeVar("T")
 
@@ -121,7 +103,7 @@ class _WriteJob:
 @dataclass(frozen=True)
 class _Container:
     name: str
-    pk_segments: list[str | int]
+    pk_segments: tuple[str | int, ...]
     protected: tuple[str, ...]
     default_ttl: int | None
 
@@ -156,8 +138,7 @@ class SqliteDocumentStore:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         _begin_immediate(self._writer)
-        for statement in _SCHEMA.split(";"):
-            self._writer.execute(statement)
+        ensure_schema(self._writer)
         self._writer.execute("COMMIT")
         self._write_cv = threading.Condition()
         self._pending: list[_WriteJob] = []
@@ -296,15 +277,10 @@ class SqliteDocumentStore:
             _call_soon_on(loop, self._lead_on_loop)
 
     def _stage(self, group: list[_WriteJob]) -> list[_WriteJob]:
-        """Run the group in one open transaction, short of committing. Returns the jobs staged.
-
-        An expected failure (a port error or a ValueError) rolls back that job's savepoint
-        (a group of one needs none: it rolls back the transaction). An unexpected one rolls
-        back the whole transaction: the job that raised it fails and the others run again.
-        """
+        """Run the group in one open transaction, short of committing. Returns the jobs staged."""
         connection = self._writer
         remaining = group
-        while True:
+        while remaining:
             try:
                 _begin_immediate(connection)
             except (TooManyRequests, sqlite3.Error) as error:
@@ -315,27 +291,36 @@ class SqliteDocumentStore:
             if retry is None:
                 return remaining
             remaining = retry
+        return []
 
     def _run_jobs(
         self, connection: sqlite3.Connection, group: list[_WriteJob]
     ) -> list[_WriteJob] | None:
-        """Run each job in the open transaction; None, or the jobs to run again after a rollback."""
-        alone = len(group) == 1
+        """Run each job in the open transaction; None, or the jobs to run again after a rollback.
+
+        A job that fails with an expected error (a port error or a ValueError) having written
+        nothing leaves the transaction as it was: that is every single operation, and every
+        batch whose first write fails. One that fails after writing (a batch whose later
+        operation fails), or fails unexpectedly, is undone with the whole transaction: it keeps
+        its error and the others run again. (No savepoint per job: two statements each, for a
+        case that is rare.)
+        """
         for position, job in enumerate(group):
             job.result, job.error = None, None
-            if not alone:
-                connection.execute("SAVEPOINT job")
+            changes_before = connection.total_changes
             try:
                 job.result = job.work(connection)
+                continue
             except (StoreError, ValueError) as error:
-                connection.execute("ROLLBACK" if alone else "ROLLBACK TO job")
-                job.error = error
+                if connection.total_changes == changes_before:
+                    job.error = error
+                    continue
+                failure: BaseException = error
             except BaseException as error:
-                _rollback(connection)
-                _finish([job], error)
-                return [*group[:position], *group[position + 1 :]]
-            if not alone:
-                connection.execute("RELEASE job")
+                failure = error
+            _rollback(connection)
+            _finish([job], failure)
+            return [*group[:position], *group[position + 1 :]]
         return None
 
     def _commit(self, staged: list[_WriteJob]) -> None:
@@ -379,13 +364,13 @@ class SqliteDocumentStore:
             raise ValueError(f"unknown container {name!r}") from None
 
     def _prepare(self, container: _Container, document: Document) -> tuple[Document, str]:
-        """A private, JSON-clean copy of `document` and its partition key value."""
+        """A copy of `document` for the store to stamp, and its partition key value.
+
+        The copy is shallow: it becomes text (and so private) when the write runs, which is
+        also where a value JSON cannot hold is refused."""
         if not isinstance(document, dict):
             raise ValueError("a document is a JSON object")
-        try:
-            copy = json.loads(json.dumps(document, allow_nan=False))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"document is not valid JSON: {error}") from error
+        copy = dict(document)
         _check_id(copy.get("id"))
         partition_key = get_field(copy, container.pk_segments)
         if not isinstance(partition_key, str):
@@ -407,10 +392,10 @@ class SqliteDocumentStore:
         partition_key: str,
         id: str,
         now: float,
-        condition: Sequence[Condition] = (),
+        condition: _Sql = _ALWAYS,
     ) -> tuple[_Current | None, bool]:
-        """The live item (or None) and whether `condition` holds on it."""
-        where, params = condition_sql(condition)
+        """The live item (or None) and whether `condition` (from `condition_sql`) holds on it."""
+        where, params = condition
         row = connection.execute(
             f"SELECT body, etag, {where} FROM items"
             f" WHERE container = ? AND pk = ? AND id = ? AND {_LIVE}",
@@ -428,11 +413,16 @@ class SqliteDocumentStore:
         now: float,
     ) -> tuple[list[Any], Document]:
         """System properties + the column values of a write (etag, body, expiry, lsn)."""
-        etag = f'"{os.urandom(16).hex()}"'
+        # Unique, not secret: os.urandom would be a system call per write. (The random module
+        # reseeds itself in a forked child, so two processes never share a sequence.)
+        etag = f'"{random.getrandbits(128):032x}"'
         document["_etag"] = etag
         document["_ts"] = int(now)
         expires_at = self._expires_at(container, document, now)
-        body = json.dumps(document, separators=(",", ":"))
+        try:
+            body = _ENCODE(document)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"document is not valid JSON: {error}") from error
         return [body, etag, expires_at, self._next_lsn(connection, container)], document
 
     def _insert(
@@ -527,7 +517,7 @@ class SqliteDocumentStore:
         partition_key: str,
         id: str,
         operations: Sequence[PatchOperation],
-        condition: Sequence[Condition],
+        condition: _Sql,
         if_match: str | None,
     ) -> Document:
         now = self._clock()
@@ -609,9 +599,9 @@ class SqliteDocumentStore:
         if_match: str | None = None,
     ) -> Document:
         spec = self._container(container)
-        condition_sql(condition)  # validates before queueing
+        holds = condition_sql(condition)  # validates before queueing
         return self._write(
-            lambda c: self._do_patch(c, spec, partition_key, id, operations, condition, if_match)
+            lambda c: self._do_patch(c, spec, partition_key, id, operations, holds, if_match)
         )
 
     def delete(
@@ -687,14 +677,14 @@ class SqliteDocumentStore:
                 return lambda c: self._do_upsert(c, spec, partition_key, copy, operation.if_match)
             return lambda c: self._do_replace(c, spec, partition_key, copy, operation.if_match)
         if isinstance(operation, Patch):
-            condition_sql(operation.condition)
+            holds = condition_sql(operation.condition)
             return lambda c: self._do_patch(
                 c,
                 spec,
                 partition_key,
                 operation.id,
                 operation.operations,
-                operation.condition,
+                holds,
                 operation.if_match,
             )
         if isinstance(operation, Delete):

@@ -98,3 +98,43 @@ def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         store.create(M, {"id": "m1", "musicalId": "m1"})
+
+
+FIRST_LAYOUT = """
+CREATE TABLE items (
+    container TEXT NOT NULL, pk TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+    etag TEXT NOT NULL, expires_at REAL, lsn INTEGER NOT NULL,
+    PRIMARY KEY (container, pk, id)
+) WITHOUT ROWID;
+CREATE INDEX items_by_lsn ON items (container, lsn);
+CREATE INDEX items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE lsn_counters (container TEXT PRIMARY KEY, lsn INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    container TEXT NOT NULL, lease_prefix TEXT NOT NULL, lsn INTEGER NOT NULL,
+    PRIMARY KEY (container, lease_prefix)
+) WITHOUT ROWID;
+INSERT INTO items VALUES ('musicals', 'm1', 'm1', '{"id":"m1","musicalId":"m1","_etag":"\\"e1\\""}',
+                          '"e1"', NULL, 7);
+INSERT INTO lsn_counters VALUES ('musicals', 7);
+INSERT INTO checkpoints VALUES ('musicals', 'relay', 7);
+"""
+
+
+def test_a_data_dir_of_the_first_layout_is_brought_up_to_date_keeping_everything(
+    tmp_path: Path,
+) -> None:
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as old:
+        old.executescript(FIRST_LAYOUT)
+
+    store = SqliteDocumentStore(tmp_path)
+    kept = store.read(M, "m1", "m1")
+    store.replace(M, {"id": "m1", "musicalId": "m1", "title": "Hamilton"}, if_match='"e1"')
+    changes = store.read_changes(M, store.get_checkpoint(M, "relay"))
+    store.close()
+
+    assert kept["_etag"] == '"e1"'
+    assert [(change.lsn, change.document["title"]) for change in changes] == [(8, "Hamilton")]
+    with sqlite3.connect(tmp_path / DATABASE_FILE) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        layout = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'items'").fetchone()[0]
+        assert "WITHOUT ROWID" not in layout
