@@ -26,44 +26,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from shared import topology
-from shared.adapters.document_paths import (
-    apply_patch,
-    get_field,
-    partition_key_segments,
-)
-from shared.adapters.sqlite_query import (
-    condition_sql,
-    decode_token,
-    encode_token,
-    keyset_sql,
-    ordering,
+from shared.adapters.document_paths import apply_patch, get_field
+from shared.adapters.sqlite_query import condition_sql
+from shared.adapters.sqlite_reader import (
+    DATABASE_FILE,
+    ContainerLayout,
+    Sql,
+    SqliteReader,
+    Synchronous,
 )
 from shared.adapters.sqlite_store_schema import ensure_schema
 from shared.ports import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
     BatchOperation,
-    Change,
     Condition,
     Create,
     Delete,
     Document,
     NotFound,
-    OrderBy,
-    Page,
     Patch,
     PatchOperation,
     PreconditionFailed,
@@ -75,16 +67,9 @@ from shared.ports import (
 )
 from shared.ports import Conflict as ConflictError
 
-DATABASE_FILE = "outerpark.sqlite3"
-MAX_PAGE_SIZE = 1000
-RECHECK_SECONDS = 0.5
-BUSY_TIMEOUT_MS = 10_000
+__all__ = ["DATABASE_FILE", "SqliteDocumentStore"]
+
 _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
-
-
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_Sql = tuple[str, list[Any]]
-_ALWAYS: _Sql = ("1", [])
 # Built once: json.dumps with options builds an encoder on every call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -100,21 +85,7 @@ class _WriteJob:
     future: asyncio.Future[Any] | None = None  # set when an event loop awaits the job
 
 
-@dataclass(frozen=True)
-class _Container:
-    name: str
-    pk_segments: tuple[str | int, ...]
-    protected: tuple[str, ...]
-    default_ttl: int | None
-
-
-@dataclass(frozen=True)
-class _Current:
-    document: Document
-    etag: str
-
-
-class SqliteDocumentStore:
+class SqliteDocumentStore(SqliteReader):
     """Cosmos-DB-shaped document store and change feed in `data_dir/outerpark.sqlite3`."""
 
     def __init__(
@@ -122,19 +93,10 @@ class SqliteDocumentStore:
         data_dir: Path,
         containers: Mapping[str, topology.ContainerSpec] = topology.CONTAINERS,
         clock: Callable[[], float] = time.time,
-        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        synchronous: Synchronous = "FULL",
     ) -> None:
-        if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError("synchronous must be FULL or NORMAL")
+        super().__init__(data_dir, containers, clock, synchronous)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = data_dir / DATABASE_FILE
-        self._synchronous = synchronous
-        self._clock = clock
-        self._containers = {name: _describe(spec) for name, spec in containers.items()}
-        self._closed = False
-        self._all_connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         _begin_immediate(self._writer)
@@ -145,40 +107,11 @@ class SqliteDocumentStore:
         self._leader_busy = False
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
-        self._changes_cv = threading.Condition()
-        self._commits = 0
+        self._commit_listeners: list[Callable[[], None]] = []
 
-    # ------------------------------------------------------------------ connections
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        with self._connections_lock:
-            self._all_connections.append(connection)
-        return connection
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        self._ensure_open()
-        try:
-            connection = self._readers.get_nowait()
-        except queue.Empty:
-            connection = self._connect()
-            connection.execute("PRAGMA query_only=1")
-        try:
-            yield connection
-        finally:
-            self._readers.put(connection)
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the store is closed")
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every group commit, from the thread that committed it."""
+        self._commit_listeners.append(listener)
 
     def close(self) -> None:
         """Close every connection; writes still queued fail. Further calls raise RuntimeError."""
@@ -191,10 +124,7 @@ class SqliteDocumentStore:
         _finish(stranded, RuntimeError("the store is closed"))
         _settle_awaited(stranded)
         self._committer.shutdown()
-        with self._connections_lock:
-            for connection in self._all_connections:
-                connection.close()
-            self._all_connections.clear()
+        super().close()
 
     # ------------------------------------------------------------------ group commit
 
@@ -269,9 +199,9 @@ class SqliteDocumentStore:
             self._leader_busy = False
             self._write_cv.notify_all()
             loops = {job.future.get_loop() for job in self._pending if job.future}
-        with self._changes_cv:
-            self._commits += 1
-            self._changes_cv.notify_all()
+        self._notify_commit()
+        for listener in self._commit_listeners:
+            listener()
         _settle_awaited(group)
         for loop in loops:
             _call_soon_on(loop, self._lead_on_loop)
@@ -336,7 +266,7 @@ class SqliteDocumentStore:
         for job in staged:
             job.done = True
 
-    def _next_lsn(self, connection: sqlite3.Connection, container: _Container) -> int:
+    def _next_lsn(self, connection: sqlite3.Connection, container: ContainerLayout) -> int:
         """The container's next lsn, counted in memory for the length of the transaction."""
         counter = self._lsns.get(container.name)
         if counter is None:
@@ -357,13 +287,7 @@ class SqliteDocumentStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _container(self, name: str) -> _Container:
-        try:
-            return self._containers[name]
-        except KeyError:
-            raise ValueError(f"unknown container {name!r}") from None
-
-    def _prepare(self, container: _Container, document: Document) -> tuple[Document, str]:
+    def _prepare(self, container: ContainerLayout, document: Document) -> tuple[Document, str]:
         """A copy of `document` for the store to stamp, and its partition key value.
 
         The copy is shallow: it becomes text (and so private) when the write runs, which is
@@ -377,7 +301,9 @@ class SqliteDocumentStore:
             raise ValueError(f"document needs a string partition key at {container.pk_segments!r}")
         return copy, partition_key
 
-    def _expires_at(self, container: _Container, document: Document, now: float) -> float | None:
+    def _expires_at(
+        self, container: ContainerLayout, document: Document, now: float
+    ) -> float | None:
         if container.default_ttl is None:
             return None
         ttl = document.get("ttl", container.default_ttl)
@@ -385,30 +311,10 @@ class SqliteDocumentStore:
             raise ValueError("ttl must be -1 or a positive integer of seconds")
         return None if ttl == -1 else now + ttl
 
-    def _current(
-        self,
-        connection: sqlite3.Connection,
-        container: _Container,
-        partition_key: str,
-        id: str,
-        now: float,
-        condition: _Sql = _ALWAYS,
-    ) -> tuple[_Current | None, bool]:
-        """The live item (or None) and whether `condition` (from `condition_sql`) holds on it."""
-        where, params = condition
-        row = connection.execute(
-            f"SELECT body, etag, {where} FROM items"
-            f" WHERE container = ? AND pk = ? AND id = ? AND {_LIVE}",
-            [*params, container.name, partition_key, id, now],
-        ).fetchone()
-        if row is None:
-            return None, False
-        return _Current(json.loads(row[0]), row[1]), bool(row[2])
-
     def _stamp(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         document: Document,
         now: float,
     ) -> tuple[list[Any], Document]:
@@ -428,7 +334,7 @@ class SqliteDocumentStore:
     def _insert(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         document: Document,
         now: float,
@@ -452,7 +358,7 @@ class SqliteDocumentStore:
     def _update(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         document: Document,
         now: float,
@@ -470,7 +376,7 @@ class SqliteDocumentStore:
     def _do_create(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         document: Document,
     ) -> Document:
@@ -481,7 +387,7 @@ class SqliteDocumentStore:
     def _do_upsert(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         document: Document,
         if_match: str | None,
@@ -497,7 +403,7 @@ class SqliteDocumentStore:
     def _do_replace(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         document: Document,
         if_match: str | None,
@@ -513,11 +419,11 @@ class SqliteDocumentStore:
     def _do_patch(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         id: str,
         operations: Sequence[PatchOperation],
-        condition: _Sql,
+        condition: Sql,
         if_match: str | None,
     ) -> Document:
         now = self._clock()
@@ -534,7 +440,7 @@ class SqliteDocumentStore:
     def _do_delete(
         self,
         connection: sqlite3.Connection,
-        container: _Container,
+        container: ContainerLayout,
         partition_key: str,
         id: str,
         if_match: str | None,
@@ -549,20 +455,7 @@ class SqliteDocumentStore:
             [container.name, partition_key, id],
         )
 
-    def _do_read(
-        self, connection: sqlite3.Connection, container: _Container, partition_key: str, id: str
-    ) -> Document:
-        current, _ = self._current(connection, container, partition_key, id, self._clock())
-        if current is None:
-            raise NotFound(f"{container.name}/{partition_key}/{id}")
-        return current.document
-
     # ------------------------------------------------------------------ DocumentStore
-
-    def read(self, container: str, partition_key: str, id: str) -> Document:
-        spec = self._container(container)
-        with self._reader() as connection:
-            return self._do_read(connection, spec, partition_key, id)
 
     def create(self, container: str, document: Document) -> Document:
         return self._write(self._create_work(container, document))
@@ -641,10 +534,6 @@ class SqliteDocumentStore:
 
     # ------------------------------------------------------------------ AsyncDocumentStore
 
-    async def read_async(self, container: str, partition_key: str, id: str) -> Document:
-        # Inline: a WAL read never waits for the writer, and takes microseconds.
-        return self.read(container, partition_key, id)
-
     async def create_async(self, container: str, document: Document) -> Document:
         return await self._write_async(self._create_work(container, document))
 
@@ -664,7 +553,7 @@ class SqliteDocumentStore:
         return await self._write_async(self._batch_work(container, partition_key, operations))
 
     def _batch_step(
-        self, spec: _Container, partition_key: str, operation: BatchOperation
+        self, spec: ContainerLayout, partition_key: str, operation: BatchOperation
     ) -> Callable[[sqlite3.Connection], Document | None]:
         """Validate one batch operation now; return what runs it inside the transaction."""
         if isinstance(operation, Create | Upsert | Replace):
@@ -695,67 +584,7 @@ class SqliteDocumentStore:
             return lambda c: self._do_read(c, spec, partition_key, operation.id)
         raise ValueError(f"unknown batch operation {operation!r}")
 
-    def query(
-        self,
-        container: str,
-        partition_key: str,
-        where: Sequence[Condition] = (),
-        order_by: Sequence[OrderBy] = (),
-        limit: int = 100,
-        continuation: str | None = None,
-    ) -> Page:
-        spec = self._container(container)
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
-        filter_sql, filter_params = condition_sql(where)
-        order = ordering(order_by)
-        keyset, keyset_params = "1", []
-        if continuation is not None:
-            values, last_id = decode_token(continuation, order.fingerprint)
-            keyset, keyset_params = keyset_sql(order.directions, values, last_id)
-        sql = (
-            f"SELECT * FROM (SELECT body, id{order.select_sql} FROM items"
-            f" WHERE container = ? AND pk = ? AND {_LIVE} AND {filter_sql})"
-            f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?"
-        )
-        params = [
-            *order.select_params,
-            spec.name,
-            partition_key,
-            self._clock(),
-            *filter_params,
-            *keyset_params,
-            limit + 1,
-        ]
-        with self._reader() as connection:
-            rows = connection.execute(sql, params).fetchall()
-        items = [json.loads(row[0]) for row in rows[:limit]]
-        token = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            token = encode_token(order.fingerprint, list(last[2:]), last[1])
-        return Page(items=items, continuation=token)
-
     # ------------------------------------------------------------------ ChangeFeed
-
-    def read_changes(self, container: str, after_lsn: int, max_items: int = 100) -> list[Change]:
-        spec = self._container(container)
-        with self._reader() as connection:
-            rows = connection.execute(
-                f"SELECT lsn, body FROM items WHERE container = ? AND lsn > ? AND {_LIVE}"
-                " ORDER BY lsn LIMIT ?",
-                [spec.name, after_lsn, self._clock(), max_items],
-            ).fetchall()
-        return [Change(lsn=row[0], document=json.loads(row[1])) for row in rows]
-
-    def get_checkpoint(self, container: str, lease_prefix: str) -> int:
-        spec = self._container(container)
-        with self._reader() as connection:
-            row = connection.execute(
-                "SELECT lsn FROM checkpoints WHERE container = ? AND lease_prefix = ?",
-                [spec.name, lease_prefix],
-            ).fetchone()
-        return 0 if row is None else int(row[0])
 
     def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
         spec = self._container(container)
@@ -782,34 +611,6 @@ class SqliteDocumentStore:
             )
         )
 
-    def wait_for_changes(self, container: str, after_lsn: int, timeout: float) -> bool:
-        """Block until `container` has a change with lsn > after_lsn, or `timeout` passes.
-
-        Writes of this process wake the waiter at once; writes of other processes are seen by
-        a re-check at most every RECHECK_SECONDS.
-        """
-        spec = self._container(container)
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._changes_cv:
-                seen = self._commits
-            if self._has_change_after(spec, after_lsn):
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._changes_cv:
-                if self._commits == seen:
-                    self._changes_cv.wait(min(remaining, RECHECK_SECONDS))
-
-    def _has_change_after(self, spec: _Container, after_lsn: int) -> bool:
-        with self._reader() as connection:
-            row = connection.execute(
-                f"SELECT 1 FROM items WHERE container = ? AND lsn > ? AND {_LIVE} LIMIT 1",
-                [spec.name, after_lsn, self._clock()],
-            ).fetchone()
-        return row is not None
-
     def purge_expired(self) -> int:
         """Physically delete expired items; returns how many."""
 
@@ -821,12 +622,6 @@ class SqliteDocumentStore:
             return cursor.rowcount
 
         return self._write(run)
-
-
-def _describe(spec: topology.ContainerSpec) -> _Container:
-    segments = partition_key_segments(spec.partition_key)
-    protected = ("id", str(segments[0])) if len(segments) == 1 else ("id",)
-    return _Container(spec.name, segments, protected, spec.default_ttl)
 
 
 def _check_id(id: Any) -> None:

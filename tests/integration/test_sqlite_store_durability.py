@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_store
+from shared.adapters import sqlite_reader
 from shared.adapters.sqlite_store import DATABASE_FILE, SqliteDocumentStore
 from shared.ports import Condition, Create, Incr, Patch, TooManyRequests
 from shared.topology import MUSICALS
@@ -76,7 +76,7 @@ def test_synchronous_normal_is_accepted_and_anything_else_refused(tmp_path: Path
 def test_a_write_blocked_by_another_process_lock_raises_too_many_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(sqlite_reader, "BUSY_TIMEOUT_MS", 100)
     store = SqliteDocumentStore(tmp_path)
     store.create(M, {"id": "m1", "musicalId": "m1"})
     other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)

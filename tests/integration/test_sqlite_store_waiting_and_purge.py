@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_store
+from shared.adapters import sqlite_reader
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.topology import ContainerSpec
 
@@ -56,7 +56,7 @@ def test_waiting_gives_up_after_the_timeout_without_a_change(store: SqliteDocume
 def test_a_write_in_this_process_wakes_a_waiter_without_polling(
     store: SqliteDocumentStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "RECHECK_SECONDS", 60.0)
+    monkeypatch.setattr(sqlite_reader, "RECHECK_SECONDS", 60.0)
     outcome: list[bool] = []
     waiter = threading.Thread(
         target=lambda: outcome.append(store.wait_for_changes(FEED.name, 0, timeout=30))
