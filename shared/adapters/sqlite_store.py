@@ -468,9 +468,14 @@ class SqliteDocumentStore(SqliteReader):
         return lambda c: self._do_create(c, spec, partition_key, copy)
 
     def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        return self._write(self._upsert_work(container, document, if_match))
+
+    def _upsert_work(
+        self, container: str, document: Document, if_match: str | None
+    ) -> Callable[[sqlite3.Connection], Document]:
         spec = self._container(container)
         copy, partition_key = self._prepare(spec, document)
-        return self._write(lambda c: self._do_upsert(c, spec, partition_key, copy, if_match))
+        return lambda c: self._do_upsert(c, spec, partition_key, copy, if_match)
 
     def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
         return self._write(self._replace_work(container, document, if_match))
@@ -491,11 +496,22 @@ class SqliteDocumentStore(SqliteReader):
         condition: Sequence[Condition] = (),
         if_match: str | None = None,
     ) -> Document:
+        return self._write(
+            self._patch_work(container, partition_key, id, operations, condition, if_match)
+        )
+
+    def _patch_work(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition],
+        if_match: str | None,
+    ) -> Callable[[sqlite3.Connection], Document]:
         spec = self._container(container)
         holds = condition_sql(condition)  # validates before queueing
-        return self._write(
-            lambda c: self._do_patch(c, spec, partition_key, id, operations, holds, if_match)
-        )
+        return lambda c: self._do_patch(c, spec, partition_key, id, operations, holds, if_match)
 
     def delete(
         self, container: str, partition_key: str, id: str, if_match: str | None = None
@@ -537,10 +553,28 @@ class SqliteDocumentStore(SqliteReader):
     async def create_async(self, container: str, document: Document) -> Document:
         return await self._write_async(self._create_work(container, document))
 
+    async def upsert_async(
+        self, container: str, document: Document, if_match: str | None = None
+    ) -> Document:
+        return await self._write_async(self._upsert_work(container, document, if_match))
+
     async def replace_async(
         self, container: str, document: Document, if_match: str | None = None
     ) -> Document:
         return await self._write_async(self._replace_work(container, document, if_match))
+
+    async def patch_async(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition] = (),
+        if_match: str | None = None,
+    ) -> Document:
+        return await self._write_async(
+            self._patch_work(container, partition_key, id, operations, condition, if_match)
+        )
 
     async def delete_async(
         self, container: str, partition_key: str, id: str, if_match: str | None = None
@@ -587,6 +621,14 @@ class SqliteDocumentStore(SqliteReader):
     # ------------------------------------------------------------------ ChangeFeed
 
     def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
+        self._write(self._checkpoint_work(container, lease_prefix, lsn))
+
+    async def set_checkpoint_async(self, container: str, lease_prefix: str, lsn: int) -> None:
+        await self._write_async(self._checkpoint_work(container, lease_prefix, lsn))
+
+    def _checkpoint_work(
+        self, container: str, lease_prefix: str, lsn: int
+    ) -> Callable[[sqlite3.Connection], None]:
         spec = self._container(container)
 
         def run(connection: sqlite3.Connection) -> None:
@@ -597,7 +639,7 @@ class SqliteDocumentStore(SqliteReader):
                 [spec.name, lease_prefix, lsn],
             )
 
-        self._write(run)
+        return run
 
     # ------------------------------------------------------------------ embedded-only extras
 

@@ -23,9 +23,11 @@ import pytest
 
 from shared import topology
 from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.adapters.sqlite_store_client import SqliteStoreClient
 from shared.ports import AsyncDocumentStore, ChangeFeed, DocumentStore
 from shared.topology import ContainerSpec
 from tests.contract import cosmos_backend
+from tests.support.store_service import running_store_service
 
 
 class Store(DocumentStore, AsyncDocumentStore, ChangeFeed, Protocol):
@@ -82,8 +84,21 @@ def _open_sqlite(request: BackendRequest) -> Iterator[Store]:
         store.close()
 
 
+@contextmanager
+def _open_sqlite_service(request: BackendRequest) -> Iterator[Store]:
+    """The store as devhost's function hosts use it: a client of the store service."""
+    data_dir = request.tmp_path / request.unique_id
+    with running_store_service(data_dir, request.containers, request.clock) as socket_path:
+        client = SqliteStoreClient(data_dir, socket_path, request.containers, request.clock)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
 STORE_BACKENDS: list[StoreBackend] = [
     StoreBackend(name="sqlite", open=_open_sqlite, controls_clock=True),
+    StoreBackend(name="sqlite-service", open=_open_sqlite_service, controls_clock=True),
     StoreBackend(
         name=cosmos_backend.NAME,
         open=cosmos_backend.open_store,

@@ -1,0 +1,146 @@
+"""The store service and its clients beyond the port contract: commit notices, a service that
+restarts, and a client that sends what the protocol does not allow."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.adapters import sqlite_reader, sqlite_store_client
+from shared.adapters.sqlite_store_client import SqliteStoreClient
+from shared.adapters.store_wire import HEADER, FrameReader, frame
+from shared.ports import Conflict
+from shared.topology import MUSICALS
+from tests.support.store_service import running_store_service
+
+M = MUSICALS.name
+
+
+def musical(id: str) -> dict[str, object]:
+    return {"id": id, "musicalId": id, "availableSeats": 10}
+
+
+def test_a_waiting_client_is_woken_by_another_clients_commit_without_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_reader, "RECHECK_SECONDS", 60.0)
+    with running_store_service(tmp_path) as socket_path:
+        waiting = SqliteStoreClient(tmp_path, socket_path)
+        writing = SqliteStoreClient(tmp_path, socket_path)
+        outcome: list[bool] = []
+        waiter = threading.Thread(
+            target=lambda: outcome.append(waiting.wait_for_changes(M, 0, timeout=30))
+        )
+        waiter.start()
+        time.sleep(0.3)  # the waiter is watching by now
+        written = time.monotonic()
+        writing.create(M, musical("m1"))
+        waiter.join(timeout=30)
+        woken_after = time.monotonic() - written
+        waiting.close()
+        writing.close()
+
+    assert outcome == [True]
+    assert woken_after < 5  # by the service's notice, not the 60 s re-check or the timeout
+
+
+def test_a_client_carries_on_after_the_service_restarts_on_the_same_socket(
+    tmp_path: Path,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="op-") as sockets:
+        socket_path = Path(sockets) / "store.sock"
+        with running_store_service(tmp_path, socket_path=socket_path):
+            client = SqliteStoreClient(tmp_path, socket_path)
+            client.create(M, musical("m1"))
+            asyncio.run(client.create_async(M, musical("m2")))
+        # As devhost's supervisor does after a crash: the same path, served again.
+        with running_store_service(tmp_path, socket_path=socket_path):
+            client.create(M, musical("m3"))
+            asyncio.run(client.create_async(M, musical("m4")))
+
+    assert [change.document["id"] for change in client.read_changes(M, 0)] == [
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+    ]
+    client.close()
+
+
+def test_a_service_that_does_not_come_back_fails_the_call_with_connection_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store_client, "CONNECT_PATIENCE_SECONDS", 0.2)
+    with running_store_service(tmp_path) as socket_path:
+        client = SqliteStoreClient(tmp_path, socket_path)
+        client.create(M, musical("m1"))
+
+    with pytest.raises(ConnectionError):
+        client.create(M, musical("m2"))
+    with pytest.raises(ConnectionError):
+        asyncio.run(client.create_async(M, musical("m2")))
+    assert [change.document["id"] for change in client.read_changes(M, 0)] == ["m1"]
+    client.close()
+
+
+def test_awaited_calls_from_two_loops_each_get_their_own_answers(tmp_path: Path) -> None:
+    with running_store_service(tmp_path) as socket_path:
+        client = SqliteStoreClient(tmp_path, socket_path)
+
+        async def create(ids: list[str]) -> list[str]:
+            stored = await asyncio.gather(*(client.create_async(M, musical(i)) for i in ids))
+            return [document["id"] for document in stored]
+
+        results: dict[str, list[str]] = {}
+        batches = {name: [f"{name}{i}" for i in range(20)] for name in ("a", "b")}
+
+        def run(name: str) -> None:
+            results[name] = asyncio.run(create(batches[name]))
+
+        loops = [threading.Thread(target=run, args=(name,)) for name in batches]
+        for loop in loops:
+            loop.start()
+        for loop in loops:
+            loop.join(30)
+        with pytest.raises(Conflict):
+            asyncio.run(client.create_async(M, musical("a0")))
+        client.close()
+
+    assert results == batches
+
+
+def test_a_connection_sending_a_malformed_frame_is_closed_and_others_are_served(
+    tmp_path: Path,
+) -> None:
+    with running_store_service(tmp_path) as socket_path:
+        client = SqliteStoreClient(tmp_path, socket_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as rogue:
+            rogue.connect(str(socket_path))
+            rogue.sendall(HEADER.pack(3) + b"{{{")
+            assert rogue.recv(1024) == b""  # closed by the service
+        stored = client.create(M, musical("m1"))
+        client.close()
+
+    assert stored["id"] == "m1"
+
+
+def test_an_unknown_call_is_answered_with_an_error_not_a_crash(tmp_path: Path) -> None:
+    with (
+        running_store_service(tmp_path) as socket_path,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw,
+    ):
+        raw.connect(str(socket_path))
+        raw.sendall(frame([7, "drop_everything", []]))
+        answers: list[object] = []
+        reader = FrameReader()
+        while not answers:
+            answers = reader.feed(raw.recv(1024))
+
+    call_id, outcome, error = answers[0]  # type: ignore[misc]
+    assert (call_id, outcome, error["type"]) == (7, "error", "ValueError")
