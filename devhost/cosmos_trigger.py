@@ -68,9 +68,13 @@ class CosmosTrigger:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Stop after the running invocation (returns at once; `stop` waits)."""
+        self._stopping.set()
+
     def stop(self, timeout_seconds: float) -> None:
         """Stop after the running invocation (waiting at most `timeout_seconds` for it)."""
-        self._stopping.set()
+        self.request_stop()
         self._thread.join(timeout_seconds)
         if self._thread.is_alive():
             log.warning(

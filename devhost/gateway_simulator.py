@@ -1,6 +1,8 @@
-"""A local simulator of the payment gateway of CONTRACT §4, served by uvicorn in a thread.
+"""A local simulator of the payment gateway of CONTRACT §4, served by uvicorn.
 
-`python -m devhost` starts one when `PAYMENT_GATEWAY_URL` is unset:
+`python -m devhost` runs one in a process of its own when `PAYMENT_GATEWAY_URL` is unset
+(`python -m devhost.gateway_simulator --fd N`, on a socket devhost bound); tests start one in a
+thread:
 
     simulator = start_simulator()          # 127.0.0.1, a free port
     ... PAYMENT_GATEWAY_URL = simulator.url ...
@@ -31,8 +33,10 @@ Every answer waits `GATEWAY_SIM_LATENCY_MS` first (default 20).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import random
 import socket
 import threading
@@ -280,26 +284,12 @@ def start_simulator(
     decline_rate: float | None = None,
     rng: random.Random | None = None,
 ) -> RunningSimulator:
-    """Serve the simulator on host:port (0 = a free port) until `.stop()`.
+    """Serve the simulator on host:port (0 = a free port) in a thread, until `.stop()`.
 
     `latency_ms` and `decline_rate` default to the GATEWAY_SIM_* environment variables.
     """
-    settings = SimulatorSettings()
-    latency = settings.latency_ms if latency_ms is None else latency_ms
-    ledger = PaymentLedger(
-        settings.decline_rate if decline_rate is None else decline_rate, rng or random.Random()
-    )
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    bound_port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        GatewaySimulatorApp(ledger, latency / 1000),
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
+    listener = listening_socket(host, port)
+    server = simulator_server(latency_ms, decline_rate, rng)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="gateway-simulator", daemon=True
     )
@@ -310,5 +300,59 @@ def start_simulator(
             server.should_exit = True
             raise RuntimeError(f"the payment gateway simulator did not start on {host}:{port}")
         time.sleep(0.01)
-    url_host = f"[{host}]" if ":" in host else host
-    return RunningSimulator(f"http://{url_host}:{bound_port}", server, thread)
+    return RunningSimulator(url_of(listener), server, thread)
+
+
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A socket bound to host:port (0 = a free port), for the simulator to serve on."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    return listener
+
+
+def url_of(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def simulator_server(
+    latency_ms: int | None = None,
+    decline_rate: float | None = None,
+    rng: random.Random | None = None,
+) -> uvicorn.Server:
+    settings = SimulatorSettings()
+    latency = settings.latency_ms if latency_ms is None else latency_ms
+    ledger = PaymentLedger(
+        settings.decline_rate if decline_rate is None else decline_rate, rng or random.Random()
+    )
+    config = uvicorn.Config(
+        GatewaySimulatorApp(ledger, latency / 1000),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        log_config=None,
+    )
+    return uvicorn.Server(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve on an inherited, bound socket until SIGTERM (or the lifeline ends)."""
+    parser = argparse.ArgumentParser(prog="python -m devhost.gateway_simulator")
+    parser.add_argument("--fd", type=int, required=True, help="a bound socket to serve on")
+    parser.add_argument("--lifeline", type=int, help="a pipe whose end means: stop")
+    args = parser.parse_args(argv)
+
+    from devhost.lifeline import watch_lifeline
+    from devhost.log_setup import configure_host_logging
+
+    configure_host_logging("gateway")
+    server = simulator_server()
+    if args.lifeline is not None:
+        watch_lifeline(args.lifeline, lambda: os._exit(0))
+    server.run(sockets=[socket.socket(fileno=args.fd)])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,8 +2,7 @@
 
 Sync functions run in a bounded thread pool (the worker's `PYTHON_THREADPOOL_THREAD_COUNT`,
 default min(32, cpu + 4)); async ones run on the host's event loop. Trigger loops call from
-their own threads: sync functions run right there, async ones are handed to the loop. Trigger
-invocations pass through an HttpFirstGate (see devhost.priority).
+their own threads: sync functions run right there, async ones are handed to the loop.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devhost.metadata import FunctionSpec
-from devhost.priority import HttpFirstGate
 
 
 def default_thread_count() -> int:
@@ -29,10 +27,8 @@ class Invoker:
         self,
         loop: asyncio.AbstractEventLoop,
         thread_count: int | None = None,
-        gate: HttpFirstGate | None = None,
     ) -> None:
         self._loop = loop
-        self._gate = gate or HttpFirstGate()
         self._pool = ThreadPoolExecutor(
             max_workers=thread_count or default_thread_count(), thread_name_prefix="function"
         )
@@ -40,22 +36,17 @@ class Invoker:
     async def call(self, spec: FunctionSpec, payload: Any) -> Any:
         """From the event loop: run the function with its trigger payload, return its result."""
         arguments = {spec.trigger_arg: payload}
-        self._gate.http_started()
-        try:
-            if spec.is_async:
-                return await spec.function(**arguments)
-            return await self._loop.run_in_executor(self._pool, lambda: spec.function(**arguments))
-        finally:
-            self._gate.http_finished()
+        if spec.is_async:
+            return await spec.function(**arguments)
+        return await self._loop.run_in_executor(self._pool, lambda: spec.function(**arguments))
 
     def call_from_thread(self, spec: FunctionSpec, payload: Any) -> Any:
         """From a trigger's worker thread: blocks until the function returns (or raises)."""
         arguments = {spec.trigger_arg: payload}
-        with self._gate.background():
-            if spec.is_async:
-                coroutine = spec.function(**arguments)
-                return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-            return spec.function(**arguments)
+        if spec.is_async:
+            coroutine = spec.function(**arguments)
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        return spec.function(**arguments)
 
     def shutdown(self) -> None:
         """Stop taking work; running calls finish in their threads."""

@@ -106,12 +106,16 @@ class ServiceBusTrigger:
         for thread in (*self._threads, self._settler):
             thread.start()
 
-    def stop(self, grace_seconds: float) -> None:
-        """Stop receiving; let running invocations finish for up to `grace_seconds`, then abandon
-        the messages of those still running (they are redelivered later, never lost)."""
+    def request_stop(self) -> None:
+        """Stop receiving (returns at once; `stop` waits)."""
         self._stopping.set()
         with self._lock:
             self._lock.notify_all()
+
+    def stop(self, grace_seconds: float) -> None:
+        """Stop receiving; let running invocations finish for up to `grace_seconds`, then abandon
+        the messages of those still running (they are redelivered later, never lost)."""
+        self.request_stop()
         for thread in self._threads:
             thread.join()
         deadline = time.monotonic() + grace_seconds

@@ -37,6 +37,14 @@ class Services:
             from shared.adapters.cosmos_store import CosmosDocumentStore
 
             return CosmosDocumentStore.from_settings(self.settings)
+        if self.settings.store_socket is not None:
+            from shared.adapters.sqlite_store_client import SqliteStoreClient
+
+            return SqliteStoreClient(
+                self.settings.data_dir,
+                self.settings.store_socket,
+                priority=self.settings.store_priority,
+            )
         from shared.adapters.sqlite_store import SqliteDocumentStore
 
         return SqliteDocumentStore(self.settings.data_dir)

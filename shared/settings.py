@@ -4,7 +4,8 @@ Names are the app-setting names the Bicep templates set (`infra/`), so that swit
 embedded backends to Azure is configuration only:
 
 - `CosmosDBConnection__accountEndpoint` set → Cosmos DB; otherwise the embedded SQLite store in
-  `OUTERPARK_DATA_DIR`.
+  `OUTERPARK_DATA_DIR`, written through devhost's store service when `OUTERPARK_STORE_SOCKET`
+  names one.
 - `ServiceBusConnection__fullyQualifiedNamespace` set → Service Bus; otherwise the embedded bus.
 """
 
@@ -25,6 +26,17 @@ class Settings(BaseSettings):
 
     # --- storage and messaging backends
     data_dir: Path = Field(Path(".outerpark"), alias="OUTERPARK_DATA_DIR")
+    store_socket: Path | None = Field(
+        None,
+        alias="OUTERPARK_STORE_SOCKET",
+        description="The local store service's socket: set by devhost for the hosts it runs.",
+    )
+    store_priority: Literal["high", "low"] = Field(
+        "high",
+        alias="OUTERPARK_STORE_PRIORITY",
+        description="Priority of this process's writes at the store service: devhost's trigger "
+        "host writes at low priority, so that requests' writes come first.",
+    )
     cosmos_endpoint: str | None = Field(None, alias="CosmosDBConnection__accountEndpoint")
     cosmos_key: SecretStr | None = Field(
         None,

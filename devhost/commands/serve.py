@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
-import threading
-import time
-from typing import TYPE_CHECKING
+import socket
+import tempfile
+from pathlib import Path
 
 from devhost.app_loader import DEFAULT_APP
+from devhost.children import ChildSpec
 from devhost.commands.options import add_data_dir
-from devhost.priority import DEFAULT_BUSY_LIMIT
-
-if TYPE_CHECKING:
-    from devhost.gateway_simulator import RunningSimulator
+from devhost.trigger_host import DEFAULT_NICENESS
 
 log = logging.getLogger("devhost")
 
@@ -48,63 +45,107 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="seconds running invocations get to finish at shutdown (10)",
     )
     parser.add_argument(
-        "--background-when-busy",
+        "--background-nice",
         type=int,
-        default=DEFAULT_BUSY_LIMIT,
-        help="trigger invocations allowed at once while HTTP requests are in flight "
-        f"({DEFAULT_BUSY_LIMIT}; unlimited when HTTP is idle)",
+        default=DEFAULT_NICENESS,
+        help="how many steps below the HTTP host's CPU priority the trigger host runs "
+        f"({DEFAULT_NICENESS}; 0 for the same)",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # The app's settings are read from the environment on first use: set them before the
-    # app (or anything reading settings) is imported.
-    os.environ["OUTERPARK_DATA_DIR"] = str(args.data_dir.resolve())
+    """The store service, the gateway simulator (unless PAYMENT_GATEWAY_URL is set) and the
+    trigger host as child processes, then the HTTP host here until SIGTERM/SIGINT."""
+    data_dir = args.data_dir.resolve()
+    # The app's settings are read from the environment on first use, here and in the children:
+    # set them before anything reads settings.
+    os.environ["OUTERPARK_DATA_DIR"] = str(data_dir)
     from devhost.log_setup import configure_host_logging
 
-    configure_host_logging()
+    configure_host_logging("http")
     _warn_on_development_secret()
-    simulator = _start_gateway_simulator_if_needed()
 
     import uvloop
 
     from devhost.app_loader import load_app
-    from devhost.host import DevHost, Listen
+    from devhost.children import Children
+    from devhost.host import DevHost, Listen, exit_now_if_functions_still_run
     from devhost.services import close_services, host_services
 
-    loaded = load_app(args.app)
-    services = host_services()
-    listen = Listen(args.host, args.port, args.shutdown_grace)
-    host = DevHost(loaded, services, listen, args.background_when_busy)
-    try:
-        uvloop.run(host.serve())
-    finally:
-        close_services(services)
-        if simulator is not None:
-            simulator.stop()
-    _exit_now_if_functions_still_run()
+    with tempfile.TemporaryDirectory(prefix="outerpark-") as runtime_dir:
+        store_socket = Path(runtime_dir) / "store.sock"
+        os.environ["OUTERPARK_STORE_SOCKET"] = str(store_socket)
+        gateway = None if os.environ.get("PAYMENT_GATEWAY_URL") else _gateway_listener()
+        children = Children(_child_specs(args, data_dir, store_socket, gateway))
+        children.start()
+        loaded = load_app(args.app)
+        services = host_services()
+        listen = Listen(args.host, args.port, args.shutdown_grace)
+        try:
+            uvloop.run(DevHost(loaded, services, listen, triggers=False).serve())
+        finally:
+            close_services(services)
+            children.stop()
+    exit_now_if_functions_still_run()
     return 0
 
 
-def _exit_now_if_functions_still_run(patience_seconds: float = 1.0) -> None:
-    """Python joins thread-pool threads at exit, so one hung function call would keep the host
-    from ever exiting. Its message was abandoned and its batch left unacknowledged (both come
-    again after a restart): leave without waiting for it."""
-    deadline = time.monotonic() + patience_seconds
-    for thread in threading.enumerate():
-        if not thread.daemon and thread is not threading.main_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-    lingering = [
-        thread.name
-        for thread in threading.enumerate()
-        if thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
-    ]
-    if lingering:
-        log.warning("exiting with function calls still running in %s", lingering)
-        logging.shutdown()
-        sys.stdout.flush()
-        os._exit(0)
+def _gateway_listener() -> socket.socket:
+    """The simulator's socket, bound here so that its address is known before it starts (and
+    stays the same when it is started again)."""
+    from devhost.gateway_simulator import listening_socket, url_of
+
+    listener = listening_socket()
+    os.environ["PAYMENT_GATEWAY_URL"] = url_of(listener)
+    log.info("payment gateway simulator at %s", url_of(listener), extra={"url": url_of(listener)})
+    return listener
+
+
+def _child_specs(
+    args: argparse.Namespace,
+    data_dir: Path,
+    store_socket: Path,
+    gateway: socket.socket | None,
+) -> list[ChildSpec]:
+    store = ChildSpec(
+        "store",
+        "devhost.store_service",
+        ("--data-dir", str(data_dir), "--socket", str(store_socket)),
+        ready=lambda: _accepts(store_socket),
+    )
+    triggers = ChildSpec(
+        "triggers",
+        "devhost.trigger_host",
+        (
+            "--app",
+            args.app,
+            "--shutdown-grace",
+            str(args.shutdown_grace),
+            "--nice",
+            str(args.background_nice),
+        ),
+        env={"OUTERPARK_STORE_PRIORITY": "low"},
+        stop_timeout_seconds=args.shutdown_grace + 5,
+    )
+    if gateway is None:
+        return [store, triggers]
+    simulator = ChildSpec(
+        "gateway",
+        "devhost.gateway_simulator",
+        ("--fd", str(gateway.fileno())),
+        pass_fds=(gateway.fileno(),),
+    )
+    return [store, simulator, triggers]
+
+
+def _accepts(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
 def _warn_on_development_secret() -> None:
@@ -116,15 +157,3 @@ def _warn_on_development_secret() -> None:
             DEV_JWT_SECRET,
             extra={"jwtSecret": DEV_JWT_SECRET},
         )
-
-
-def _start_gateway_simulator_if_needed() -> RunningSimulator | None:
-    if os.environ.get("PAYMENT_GATEWAY_URL"):
-        return None
-    from devhost.gateway_simulator import start_simulator
-
-    simulator = start_simulator()
-    os.environ["PAYMENT_GATEWAY_URL"] = simulator.url
-    log.info("payment gateway simulator at %s", simulator.url, extra={"url": simulator.url})
-    sys.stdout.flush()
-    return simulator

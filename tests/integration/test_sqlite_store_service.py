@@ -136,7 +136,7 @@ def test_an_unknown_call_is_answered_with_an_error_not_a_crash(tmp_path: Path) -
         socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw,
     ):
         raw.connect(str(socket_path))
-        raw.sendall(frame([7, "drop_everything", []]))
+        raw.sendall(frame([7, "drop_everything", [], "high"]))
         answers: list[object] = []
         reader = FrameReader()
         while not answers:

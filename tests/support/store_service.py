@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import uvloop
 
 from devhost.store_service import StoreService
 from shared import topology
@@ -34,7 +35,8 @@ def running_store_service(
     service = StoreService(store)
     with tempfile.TemporaryDirectory(prefix="op-") as sockets:
         path = socket_path or Path(sockets) / "store.sock"
-        serving = threading.Thread(target=lambda: asyncio.run(service.serve(path)), daemon=True)
+        # On uvloop, as devhost runs it (its transports are not asyncio's classes).
+        serving = threading.Thread(target=lambda: uvloop.run(service.serve(path)), daemon=True)
         serving.start()
         eventually(path.exists)
         try:

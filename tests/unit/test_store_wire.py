@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+
 import pytest
 
 from shared.adapters.store_wire import (
@@ -33,6 +37,15 @@ from shared.ports import (
     TooManyRequests,
     Upsert,
 )
+
+
+class Status(StrEnum):
+    OPEN = "open"
+
+
+class Seats(IntEnum):
+    TWO = 2
+
 
 EVERY_OPERATION = [
     Create({"id": "a", "pk": "p", "nested": {"list": [1, 2.5, None, True]}}),
@@ -98,11 +111,26 @@ def test_a_refused_argument_is_a_value_error_and_anything_else_a_runtime_error()
     assert "KeyError" in str(broken)
 
 
-def test_a_document_json_cannot_hold_is_refused_before_it_is_sent() -> None:
+def test_a_value_that_is_not_plain_data_is_refused_before_it_is_sent() -> None:
     with pytest.raises(ValueError, match="not valid JSON"):
-        frame([1, "create", ["c", {"id": "a", "score": float("nan")}]])
+        frame([1, "create", ["c", {"id": "a", "when": datetime.now(UTC)}]])
     with pytest.raises(ValueError, match="not valid JSON"):
-        frame([1, "create", ["c", {"id": "a", "when": object()}]])
+        frame([1, "create", ["c", {"id": "a", "thing": object()}]])
+
+
+def test_enum_values_travel_as_their_plain_values() -> None:
+    (message,) = FrameReader().feed(frame({"status": Status.OPEN, "seats": Seats.TWO}))
+
+    assert message == {"status": "open", "seats": 2}
+    assert type(message["status"]) is str
+    assert type(message["seats"]) is int
+
+
+def test_a_frame_that_names_a_class_is_malformed_and_nothing_is_built() -> None:
+    payload = pickle.dumps(datetime.now(UTC))
+
+    with pytest.raises(MalformedFrame, match="only plain data"):
+        FrameReader().feed(HEADER.pack(len(payload)) + payload)
 
 
 def test_frames_split_anywhere_in_the_stream_come_out_whole_and_in_order() -> None:
@@ -122,6 +150,8 @@ def test_a_frame_over_the_limit_or_not_json_is_malformed() -> None:
         FrameReader().feed(HEADER.pack(MAX_FRAME_BYTES + 1))
     with pytest.raises(MalformedFrame):
         FrameReader().feed(HEADER.pack(2) + b"{x")
+    with pytest.raises(MalformedFrame):
+        FrameReader().feed(HEADER.pack(0))
 
 
 def test_an_unknown_operation_is_malformed() -> None:
