@@ -31,6 +31,8 @@ MAX_IDEMPOTENCY_KEY = 200
 CORRELATION_HEADER = "X-Correlation-Id"
 
 log = logging.getLogger("outerpark.http")
+# Built once: json.dumps with options builds an encoder on every call.
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -108,7 +110,7 @@ def json_response(
     body: Any, request: ApiRequest, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body, separators=(",", ":")),
+        _ENCODE_JSON(body),
         status_code=status,
         mimetype="application/json",
         headers={CORRELATION_HEADER: request.correlation_id, **(headers or {})},

@@ -21,7 +21,8 @@ def _as_utc(value: datetime) -> datetime:
 
 def format_timestamp(value: datetime) -> str:
     # isoformat is several times cheaper than strftime, and this runs for every stored time.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 UtcTimestamp = Annotated[
