@@ -46,7 +46,7 @@ log = logging.getLogger("devhost.store")
 NOTICE_INTERVAL_SECONDS = 0.01
 # Writes per group commit: measured best at 4 to 8 against `python -m devhost` under load (a
 # group of everything queued left the HTTP host idle while it ran; see SqliteDocumentStore).
-MAX_GROUP = 8
+MAX_GROUP = int(os.environ.get("PROTO_GROUP", "8"))
 
 
 class StoreService:
@@ -225,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lifeline", type=int, help="a pipe whose end means: stop")
     args = parser.parse_args(argv)
     configure_host_logging("store")
+    if os.environ.get("PROTO_STORE_NICE"):
+        os.nice(int(os.environ["PROTO_STORE_NICE"]))
 
     import uvloop
 
@@ -234,9 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lifeline is not None:
         watch_lifeline(args.lifeline, service.stop)
     purger.start()
+    prof = None
+    if os.environ.get("PROTO_CPROFILE"):
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         uvloop.run(_serve_until_signalled(service, args.socket))
     finally:
+        if prof:
+            prof.disable()
+            prof.dump_stats(os.environ["PROTO_CPROFILE"])
         purger.stop()
         store.close()
     return 0

@@ -87,7 +87,7 @@ class ApiRequest:
 
     def idempotency_key(self) -> str | None:
         """The Idempotency-Key header: 1 to 200 characters when present (else 422)."""
-        key = self.raw.headers.get("Idempotency-Key")
+        key = header(self.raw, "Idempotency-Key")
         if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
         return key
@@ -144,9 +144,16 @@ def problem_response(
     )
 
 
+def header(request: func.HttpRequest, name: str) -> str | None:
+    """A request header (any case), or None. `headers.get` would raise and catch a KeyError
+    inside for every absent header, on every request."""
+    headers = request.headers
+    return headers[name] if name in headers else None  # noqa: SIM401 - see above
+
+
 def correlation_id_of(request: func.HttpRequest) -> str:
     """The caller's X-Correlation-Id exactly as sent (CONTRACT §3), or a new one."""
-    sent = request.headers.get(CORRELATION_HEADER)
+    sent = header(request, CORRELATION_HEADER)
     return sent if sent and sent.strip() else uuid.uuid4().hex
 
 

@@ -7,6 +7,7 @@ history view), in SQLite and in Cosmos DB alike, so every stored time has micros
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,10 +20,20 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=64)
 def format_timestamp(value: datetime) -> str:
-    # isoformat is several times cheaper than strftime, and this runs for every stored time.
+    # Cached: a request writes its one `now` several times (a reservation's times, its event's,
+    # the answer's), and formatting costs more than the lookup.
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - twice as fast as isoformat
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
+    )
 
 
 UtcTimestamp = Annotated[
