@@ -32,6 +32,7 @@ from shared.adapters.store_wire import (
     COMMITTED,
     WATCH,
     FrameReader,
+    FrameWriter,
     MalformedFrame,
     decode_batch_operations,
     decode_conditions,
@@ -149,6 +150,7 @@ class _ClientConnection(asyncio.Protocol):
     def __init__(self, service: StoreService) -> None:
         self._service = service
         self._reader = FrameReader()
+        self._writer = FrameWriter()
         self._transport: asyncio.Transport | None = None
         self._calls: set[asyncio.Future[Any]] = set()
 
@@ -199,10 +201,10 @@ class _ClientConnection(asyncio.Protocol):
         self._fail(call_id, error)
 
     def _answer(self, call_id: Any, result: Any) -> None:
-        self.send(frame([call_id, "ok", result]))
+        self.send(self._writer.frame([call_id, "ok", result]))
 
     def _fail(self, call_id: Any, error: BaseException) -> None:
-        self.send(frame([call_id, "error", encode_error(error)]))
+        self.send(self._writer.frame([call_id, "error", encode_error(error)]))
 
     def send(self, data: bytes) -> None:
         if self._transport is not None:  # else the client left; its calls stand all the same

@@ -30,6 +30,7 @@ from shared.adapters.store_wire import (
     COMMITTED,
     WATCH,
     FrameReader,
+    FrameWriter,
     MalformedFrame,
     decode_error,
     encode_batch_operations,
@@ -158,7 +159,6 @@ class SqliteStoreClient(SqliteReader):
 
     def _call(self, method: str, args: list[Any]) -> Any:
         self._ensure_open()
-        request = frame([1, method, args, self._priority])
         connection: _BlockingConnection | None = getattr(self._per_thread, "connection", None)
         if connection is None or not connection.usable():
             connection = _BlockingConnection(_connect_patiently(self._socket_path))
@@ -166,7 +166,7 @@ class SqliteStoreClient(SqliteReader):
             with self._lock:
                 self._blocking = [c for c in self._blocking if not c.broken]
                 self._blocking.append(connection)
-        return expand_result(method, args, connection.call(request))
+        return expand_result(method, args, connection.call([1, method, args, self._priority]))
 
     async def _call_async(self, method: str, args: list[Any]) -> Any:
         self._ensure_open()
@@ -244,6 +244,7 @@ class _BlockingConnection:
     def __init__(self, connection: socket.socket) -> None:
         self._socket = connection
         self._reader = FrameReader()
+        self._writer = FrameWriter()
         self.broken = False
 
     def usable(self) -> bool:
@@ -261,7 +262,8 @@ class _BlockingConnection:
             self.close()
         return not closed_by_peer
 
-    def call(self, request: bytes) -> Any:
+    def call(self, message: list[Any]) -> Any:
+        request = self._writer.frame(message)
         try:
             self._socket.sendall(request)
             while True:
@@ -286,6 +288,7 @@ class _PipelinedConnection(asyncio.Protocol):
 
     def __init__(self, path: str) -> None:
         self._reader = FrameReader()
+        self._writer = FrameWriter()
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -307,7 +310,7 @@ class _PipelinedConnection(asyncio.Protocol):
 
     def call(self, method: str, args: list[Any], priority: Priority) -> asyncio.Future[Any]:
         call_id = next(self._ids)
-        request = frame([call_id, method, args, priority])
+        request = self._writer.frame([call_id, method, args, priority])
         if self._transport is None:
             raise ConnectionError("the store service connection is closed")
         answer = asyncio.get_running_loop().create_future()

