@@ -34,9 +34,15 @@ class EmbeddedStore(DocumentStore, ChangeFeed, Protocol):
 
 def function_documents(changes: list[Change]) -> func.DocumentList:
     """The batch as the Python worker hands it to a function (with Cosmos's `_lsn`)."""
-    return func.DocumentList(
-        [func.Document.from_dict({**change.document, "_lsn": change.lsn}) for change in changes]
-    )
+    return func.DocumentList([_function_document(change) for change in changes])
+
+
+def _function_document(change: Change) -> func.Document:
+    # A Document is a UserDict: filled through `data`, its real dict, rather than key by key
+    # through Python-level __setitem__ (which cost the trigger host ~5 ms per batch).
+    document = func.Document()
+    document.data = {**change.document, "_lsn": change.lsn}
+    return document
 
 
 class CosmosTrigger:
