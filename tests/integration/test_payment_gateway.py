@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -177,6 +179,39 @@ def test_a_timeout_means_unavailable_and_the_retry_gets_the_payment_the_gateway_
 
     assert retried.payment_key == fake.payment_key_of("r-1")
     assert fake.charges_per_order() == {"r-1": 1}
+
+
+def test_a_kept_alive_connection_the_gateway_closed_is_replaced_and_the_call_made_once() -> None:
+    """A gateway that closes each connection after answering, without saying so: the next
+    call finds its connection dead and sends again, once, on a new one."""
+    approval = (
+        b'{"paymentKey": "pk-1", "orderId": "r-1", "status": "DONE",'
+        b' "approvedAt": "2026-12-01T10:00:00+00:00"}'
+    )
+    received: list[bytes] = []
+
+    def serve(listener: socket.socket) -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                received.append(connection.recv(65536))
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(approval), approval)
+                )
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        port = listener.getsockname()[1]
+        with HttpPaymentGateway(f"http://127.0.0.1:{port}", TIMEOUT_SECONDS) as client:
+            first = client.confirm("r-1", 1000, "Cats")
+            time.sleep(0.1)  # the gateway has closed the connection by now
+            second = client.confirm("r-1", 1000, "Cats")
+        server.join(5)
+
+    assert first.payment_key == second.payment_key == "pk-1"
+    assert len(received) == 2
 
 
 def test_cancel_sends_its_reason_and_idempotency_key_and_cancels_the_payment(
