@@ -45,9 +45,10 @@ from shared.adapters.store_wire import (
 log = logging.getLogger("devhost.store")
 
 NOTICE_INTERVAL_SECONDS = 0.01
-# Writes per group commit: measured best at 4 to 8 against `python -m devhost` under load (a
-# group of everything queued left the HTTP host idle while it ran; see SqliteDocumentStore).
-MAX_GROUP = int(os.environ.get("PROTO_GROUP", "8"))
+# Writes per group commit. Against `python -m devhost` under load, 6 to 8 did best: a cap of 4
+# committed too often, and 16 or more let one group keep the HTTP host waiting on its answers
+# (see SqliteDocumentStore).
+MAX_GROUP = 8
 
 
 class StoreService:
@@ -227,8 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lifeline", type=int, help="a pipe whose end means: stop")
     args = parser.parse_args(argv)
     configure_host_logging("store")
-    if os.environ.get("PROTO_STORE_NICE"):
-        os.nice(int(os.environ["PROTO_STORE_NICE"]))
 
     import uvloop
 
@@ -238,18 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lifeline is not None:
         watch_lifeline(args.lifeline, service.stop)
     purger.start()
-    prof = None
-    if os.environ.get("PROTO_CPROFILE"):
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
     try:
         uvloop.run(_serve_until_signalled(service, args.socket))
     finally:
-        if prof:
-            prof.disable()
-            prof.dump_stats(os.environ["PROTO_CPROFILE"])
         purger.stop()
         store.close()
     return 0
