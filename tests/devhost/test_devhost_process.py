@@ -246,3 +246,69 @@ def test_the_token_command_prints_a_jwt_that_verifies_with_the_local_secret(
     assert claims["sub"] == "cust-1"
     assert claims["roles"] == ["admin"]
     assert claims["exp"] - claims["iat"] == 120
+
+
+def _children(pid: int) -> dict[str, int]:
+    """The devhost processes under `pid`, by module: store_service, trigger_host, ..."""
+    found = {}
+    # Each thread lists the children it started (a child started again by its supervisor
+    # thread is under that thread).
+    pids = [
+        c for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()
+    ]
+    for child in pids:
+        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        module = next((part.decode() for part in command if part.startswith(b"devhost.")), "")
+        found[module.removeprefix("devhost.")] = int(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_host_runs_its_store_and_triggers_as_child_processes_the_triggers_behind(
+    host: DevHost,
+) -> None:
+    assert host.process is not None
+    processes = _children(host.process.pid)
+
+    assert set(processes) == {"store_service", "trigger_host"}  # the gateway URL was given
+    stat = Path(f"/proc/{processes['trigger_host']}/stat")
+    eventually(lambda: int(stat.read_text().rsplit(")", 1)[1].split()[16]) > 0, what="nice")
+
+
+def test_a_killed_store_service_is_started_again_and_writes_go_on(host: DevHost) -> None:
+    assert host.process is not None
+    store_pid = _children(host.process.pid)["store_service"]
+    httpx.post(f"{host.base_url}/documents", json={"id": "a", "musicalId": "a"}).raise_for_status()
+
+    os.kill(store_pid, signal.SIGKILL)
+    eventually(lambda: _children(host.process.pid).get("store_service") not in (None, store_pid))
+    written = eventually(
+        lambda: (
+            httpx.post(f"{host.base_url}/documents", json={"id": "b", "musicalId": "b"}).is_success
+        ),
+        timeout=15,
+    )
+
+    assert written
+    assert "store process exited" in host.logs()
+
+
+def test_the_child_processes_end_with_a_killed_host(
+    host_factory: Callable[..., DevHost],
+) -> None:
+    host = host_factory()
+    assert host.process is not None
+    processes = _children(host.process.pid)
+
+    host.signal(signal.SIGKILL)
+    host.wait()
+
+    for name, pid in processes.items():
+        eventually(lambda pid=pid: not _alive(pid), timeout=15, what=f"the {name} process")

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_reader, sqlite_store_client
+from devhost import store_service
+from shared.adapters import sqlite_reader, sqlite_store, sqlite_store_client
 from shared.adapters.sqlite_store_client import SqliteStoreClient
 from shared.adapters.store_wire import HEADER, FrameReader, frame
 from shared.ports import Conflict
 from shared.topology import MUSICALS
+from tests.support.eventually import eventually
 from tests.support.store_service import running_store_service
 
 M = MUSICALS.name
@@ -144,3 +146,69 @@ def test_an_unknown_call_is_answered_with_an_error_not_a_crash(tmp_path: Path) -
 
     call_id, outcome, error = answers[0]  # type: ignore[misc]
     assert (call_id, outcome, error["type"]) == (7, "error", "ValueError")
+
+
+def test_commit_notices_come_at_most_once_per_interval_and_a_lone_commit_at_once(
+    tmp_path: Path,
+) -> None:
+    notices: list[float] = []
+    with running_store_service(tmp_path) as socket_path:
+        client = SqliteStoreClient(tmp_path, socket_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as watcher:
+            watcher.connect(str(socket_path))
+            watcher.sendall(frame([1, "watch", [], "low"]))
+            listening = threading.Thread(target=_note_commits, args=(watcher, notices))
+            listening.start()
+            time.sleep(0.2)
+            burst_started = time.monotonic()
+            for n in range(60):
+                client.create(M, musical(f"m{n}"))
+            burst = time.monotonic() - burst_started
+            time.sleep(0.2)
+            told_in_burst = len(notices)
+            lone = time.monotonic()
+            client.create(M, musical("lone"))
+            eventually(lambda: len(notices) > told_in_burst, timeout=5)
+            watcher.shutdown(socket.SHUT_RDWR)
+            listening.join(5)
+        client.close()
+
+    assert 1 <= told_in_burst <= burst / store_service.NOTICE_INTERVAL_SECONDS + 2
+    assert notices[told_in_burst] - lone < store_service.NOTICE_INTERVAL_SECONDS + 0.5
+
+
+def _note_commits(connection: socket.socket, notices: list[float]) -> None:
+    reader = FrameReader()
+    while data := connection.recv(4096):
+        notices.extend(time.monotonic() for m in reader.feed(data) if m[1] == "committed")
+
+
+def test_a_low_priority_client_gives_way_to_a_high_priority_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
+    with running_store_service(tmp_path) as socket_path:
+        requests = SqliteStoreClient(tmp_path, socket_path)
+        background = SqliteStoreClient(tmp_path, socket_path, priority="low")
+        writing = threading.Event()
+
+        def keep_writing() -> None:
+            n = 0
+            while writing.is_set():
+                requests.create(M, musical(f"request-{n}"))
+                n += 1
+
+        writing.set()
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        for n in range(4):
+            background.create(M, musical(f"bg-{n}"))
+        took = time.monotonic() - started
+        writing.clear()
+        writer.join(5)
+        requests.close()
+        background.close()
+
+    assert took >= 0.25  # four writes, one per 0.1 s trickle while requests kept writing

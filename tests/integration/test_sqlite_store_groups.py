@@ -1,0 +1,95 @@
+"""How the SQLite store groups queued writes: at most `max_group` per commit, and background
+(low-priority) writes giving way to requests' (high-priority) ones without being starved."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.adapters import sqlite_store
+from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.topology import MUSICALS
+
+M = MUSICALS.name
+
+
+def doc(id: str) -> dict[str, object]:
+    return {"id": id, "musicalId": id}
+
+
+def test_a_group_commits_at_most_max_group_writes_and_the_rest_follow(tmp_path: Path) -> None:
+    store = SqliteDocumentStore(tmp_path, max_group=4)
+    committed_after_each_group: list[int] = []
+    store.add_commit_listener(
+        lambda: committed_after_each_group.append(len(store.read_changes(M, 0)))
+    )
+
+    async def scenario() -> None:
+        await asyncio.gather(*(store.submit(store.create_work(M, doc(f"m{n}"))) for n in range(10)))
+
+    asyncio.run(scenario())
+    stored = [change.document["id"] for change in store.read_changes(M, 0)]
+    store.close()
+
+    assert committed_after_each_group == [4, 8, 10]
+    assert stored == [f"m{n}" for n in range(10)]
+
+
+def test_while_requests_write_background_writes_trickle_then_flow_once_they_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_QUIET_SECONDS", 0.2)
+    store = SqliteDocumentStore(tmp_path)
+    committed_at: dict[str, float] = {}
+
+    async def write(id: str, priority: sqlite_store.Priority) -> None:
+        await store.submit(store.create_work(M, doc(id)), priority)
+        committed_at[id] = time.monotonic()
+
+    async def requests_for(seconds: float) -> None:
+        deadline, n = time.monotonic() + seconds, 0
+        while time.monotonic() < deadline:
+            await write(f"request-{n}", "high")
+            n += 1
+            await asyncio.sleep(0.005)
+
+    async def scenario() -> float:
+        requests = asyncio.ensure_future(requests_for(0.5))
+        await asyncio.sleep(0.01)
+        background = [asyncio.ensure_future(write(f"bg-{n}", "low")) for n in range(6)]
+        await requests
+        requests_ended = time.monotonic()
+        await asyncio.gather(*background)
+        return requests_ended
+
+    requests_ended = asyncio.run(scenario())
+    store.close()
+
+    during = sorted(
+        t for id, t in committed_at.items() if id.startswith("bg-") and t < requests_ended
+    )
+    after = [t for id, t in committed_at.items() if id.startswith("bg-") and t >= requests_ended]
+    assert 3 <= len(during) <= 6  # one per trickle interval over ~0.5 s: about five
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(during))  # not all at once
+    assert all(t - requests_ended < 1.0 for t in after)  # the rest flowed once requests paused
+
+
+def test_background_writes_alone_are_not_held_back(tmp_path: Path) -> None:
+    store = SqliteDocumentStore(tmp_path)
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        await asyncio.gather(
+            *(store.submit(store.create_work(M, doc(f"bg-{n}")), "low") for n in range(20))
+        )
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    store.close()
+
+    assert elapsed < 1.0  # with no request writing, nothing waits for a trickle
