@@ -1,20 +1,22 @@
-"""What one request costs the host: server CPU time per request, health against reservations.
+"""What one request costs the host: CPU time per request, health against reservations, for
+each of devhost's processes (the HTTP host, the store service, the trigger host, the gateway
+simulator) and for the load generator.
 
 Starts `python -m devhost` on a fresh data dir, drives GET /api/health and then
-POST /api/reservations with `wrk` (as `bench.reservations` does), and reads the host
-process's user and system CPU time from /proc before and after each run:
+POST /api/reservations with `wrk` (as `bench.reservations` does), and reads each process's user
+and system CPU time from /proc before and after each run:
 
     python -m bench.request_cost [--duration 10] [--connections 32] [--saga-off]
 
-`--saga-off` hosts `bench/http_only_app.py` (no background functions), so the figure is the
-request's own cost. The ratio of the two costs bounds the ratio of the two throughputs that
-`bench.reservations` measures. Linux only (/proc); needs `wrk`.
+`--saga-off` hosts `bench/http_only_app.py` (no background functions), so the figures are the
+request's own costs. The HTTP host runs on one core: the ratio of its two costs bounds the ratio
+of the two throughputs that `bench.reservations` measures, and the other processes share the
+second core with the load generator. Linux only (/proc); needs `wrk`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import sys
@@ -22,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.processes import CpuUse, snapshot, used_between
 from bench.reservations import WrkResult, reservation_load, run_wrk, warm_up
 from tests.support.devhost_process import DevHost
 
@@ -31,40 +34,33 @@ HTTP_ONLY_APP = Path(__file__).with_name("http_only_app.py")
 @dataclass(frozen=True)
 class Cost:
     wrk: WrkResult
-    user_us: float
-    system_us: float
+    cpu: CpuUse
     load_generator_us: float
+
+    @property
+    def http_host_us(self) -> float:
+        return self.cpu.per_request_us(self.wrk.requests)["http"]
 
     def line(self, name: str) -> str:
         return (
-            f"{name:<22} {self.wrk.requests_per_second:>7.0f} req/s   server CPU per request:"
-            f" {self.user_us + self.system_us:5.0f} µs ({self.user_us:.0f} user +"
-            f" {self.system_us:.0f} system)   wrk {self.load_generator_us:.0f} µs"
+            f"{name:<22} {self.wrk.requests_per_second:>7.0f} req/s   "
+            f"{self.cpu.line(self.wrk.requests)}, wrk {self.load_generator_us:.0f}"
         )
 
 
-def process_cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of `pid` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
 def measure(pid: int, url: str, args: argparse.Namespace, script: Path | None = None) -> Cost:
-    user_before, system_before = process_cpu_seconds(pid)
+    before = snapshot(pid)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = run_wrk(url, args, script)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    user_after, system_after = process_cpu_seconds(pid)
-    per_request = 1_000_000 / max(result.requests, 1)
+    after = snapshot(pid)
     wrk_seconds = (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
     )
     return Cost(
         wrk=result,
-        user_us=(user_after - user_before) * per_request,
-        system_us=(system_after - system_before) * per_request,
-        load_generator_us=wrk_seconds * per_request,
+        cpu=used_between(before, after),
+        load_generator_us=wrk_seconds / max(result.requests, 1) * 1e6,
     )
 
 
@@ -97,9 +93,8 @@ def main() -> int:
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, saga {saga}")
     print(health.line("GET /api/health"))
     print(reserve.line("POST /api/reservations"))
-    health_cost = health.user_us + health.system_us
-    reserve_cost = reserve.user_us + reserve.system_us
-    print(f"a reservation costs the host {reserve_cost / health_cost:.1f} times a health request")
+    ratio = reserve.http_host_us / health.http_host_us
+    print(f"a reservation costs the HTTP host {ratio:.2f} times a health request")
     return 0
 
 

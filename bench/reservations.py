@@ -5,7 +5,8 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
 
     python -m bench.reservations [--duration 10] [--connections 32] [--threads 2]
 
-Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, and —
+Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, the CPU
+time each of devhost's processes spent per reservation, and —
 for the saga — how long after the load stopped the last reservation reached `Confirmed`
 (the backlog drain), and when the customer history showed every reservation Confirmed with
 its notice. Needs `wrk` (Debian package `wrk`).
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.processes import snapshot, used_between
 from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
@@ -169,8 +171,11 @@ def main() -> int:
             base = f"http://127.0.0.1:{host.port}"
             warm_up(f"{base}/api/health", args)
             health = run_wrk(f"{base}/api/health", args)
+            assert host.process is not None
+            before = snapshot(host.process.pid)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             load_ended = time.monotonic()
+            cpu = used_between(before, snapshot(host.process.pid))
             held = sum(
                 100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
                 for i in ids
@@ -190,6 +195,7 @@ def main() -> int:
     print(reserve.line("POST /api/reservations"))
     print(f"ratio reservations/health: {ratio:.0%} (bar: >= 50%, p99 < 50 ms, 0 errors)")
     print(f"seats held: {held} (201s answered: {reserve.requests - reserve.errors})")
+    print(f"reservations' {cpu.line(reserve.requests)} (devhost's processes)")
     if drained is None:
         print(f"saga backlog: NOT drained within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
     else:
