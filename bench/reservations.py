@@ -6,10 +6,10 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
     python -m bench.reservations [--duration 10] [--connections 32] [--threads 2]
 
 Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, the CPU
-time each of devhost's processes spent per reservation, and —
-for the saga — how long after the load stopped the last reservation reached `Confirmed`
-(the backlog drain), and when the customer history showed every reservation Confirmed with
-its notice. Needs `wrk` (Debian package `wrk`).
+time each of devhost's processes spent per reservation, and — for the saga — its backlog
+after the load stopped (bench.saga_backlog: when its stages stopped growing), how long until
+the last reservation reached `Confirmed` (the drain), and when the customer history showed every
+reservation Confirmed with its notice. Needs `wrk` (Debian package `wrk`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from pathlib import Path
 import httpx
 
 from bench.processes import snapshot, used_between
+from bench.saga_backlog import POLL_SECONDS, follow_drain
 from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
-# The count scans every reservation (~50 ms of CPU at 25k): polled often, it slows the drain.
-DRAIN_POLL_SECONDS = 1.0
 
 LUA_RESERVE = """
 local ids = {%(ids)s}
@@ -125,15 +124,6 @@ def warm_up(url: str, args: argparse.Namespace) -> None:
     run_wrk(url, argparse.Namespace(**{**vars(args), "duration": 2}))
 
 
-def unconfirmed(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
-        return db.execute(
-            "SELECT count(*) FROM items WHERE container = 'musicals'"
-            " AND json_extract(body, '$.type') = 'reservation'"
-            " AND json_extract(body, '$.status') = 'Reserved'"
-        ).fetchone()[0]
-
-
 def in_history(data_dir: Path) -> int:
     """Reservations whose customer history shows them Confirmed with their notice sent."""
     with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
@@ -149,7 +139,7 @@ def seconds_until(done: Callable[[], bool], started: float, timeout: float) -> f
     while time.monotonic() - started < timeout:
         if done():
             return time.monotonic() - started
-        time.sleep(DRAIN_POLL_SECONDS)
+        time.sleep(POLL_SECONDS)
     return None
 
 
@@ -180,9 +170,7 @@ def main() -> int:
                 100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
                 for i in ids
             )
-            drained = seconds_until(
-                lambda: unconfirmed(host.data_dir) == 0, load_ended, DRAIN_TIMEOUT_SECONDS
-            )
+            drain = follow_drain(host.data_dir, load_ended, DRAIN_TIMEOUT_SECONDS)
             history = seconds_until(
                 lambda: in_history(host.data_dir) == held, load_ended, DRAIN_TIMEOUT_SECONDS
             )
@@ -196,12 +184,14 @@ def main() -> int:
     print(f"ratio reservations/health: {ratio:.0%} (bar: >= 50%, p99 < 50 ms, 0 errors)")
     print(f"seats held: {held} (201s answered: {reserve.requests - reserve.errors})")
     print(f"reservations' {cpu.line(reserve.requests)} (devhost's processes)")
-    if drained is None:
+    print("\n".join(drain.lines()))
+    if drain.drained_after is None:
         print(f"saga backlog: NOT drained within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
     else:
         print(
-            f"saga backlog drained {drained:.1f} s after the load stopped (all Confirmed;"
-            f" {held / (args.duration + drained):.0f} sagas/s over load and drain)"
+            f"saga backlog drained {drain.drained_after:.1f} s after the load stopped (all"
+            f" Confirmed; {held / (args.duration + drain.drained_after):.0f} sagas/s over load"
+            " and drain)"
         )
     if history is None:
         print(f"history view: NOT complete within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")

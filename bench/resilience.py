@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.reservations import run_wrk, unconfirmed, write_reserve_script
+from bench.reservations import run_wrk, write_reserve_script
+from bench.saga_backlog import unconfirmed
 from tests.support.devhost_process import DevHost, auth
 from tests.support.fake_gateway import FakeGateway
 
