@@ -84,10 +84,13 @@ WAL_CHECKPOINT_PAGES = 10_000
 
 Priority = Literal["high", "low"]
 # Low-priority writes (Cosmos DB's priority-based execution: background work) give way to
-# high-priority ones (requests). Once no high-priority write has come for QUIET seconds they
-# flow, PER_GROUP at most in a group; until then one gets through every TRICKLE seconds, so
-# background work is slowed down under load, never stopped.
-LOW_PRIORITY_QUIET_SECONDS = 0.1
+# high-priority ones (requests) under load: while the last BUSY_WRITES high-priority writes
+# all came within BUSY_SECONDS, or some wait, one low-priority write gets through every TRICKLE
+# seconds, so background work is slowed down, never stopped. Otherwise they flow, PER_GROUP at
+# most in a group. (A rate, not a quiet time: one request's write now and then must not hold
+# back the saga it starts.)
+LOW_PRIORITY_BUSY_WRITES = 20
+LOW_PRIORITY_BUSY_SECONDS = 0.1
 LOW_PRIORITY_TRICKLE_SECONDS = 0.05
 LOW_PRIORITY_PER_GROUP = 8
 
@@ -124,7 +127,7 @@ class SqliteDocumentStore(SqliteReader):
         self._write_cv = threading.Condition()
         self._pending: list[_WriteJob] = []
         self._pending_low: deque[_WriteJob] = deque()
-        self._last_high = float("-inf")
+        self._recent_high: deque[float] = deque(maxlen=LOW_PRIORITY_BUSY_WRITES)
         self._last_trickle = float("-inf")
         self._retry_pending = False
         self._leader_busy = False
@@ -156,7 +159,7 @@ class SqliteDocumentStore(SqliteReader):
         with self._write_cv:
             self._ensure_open()
             self._pending.append(job)
-            self._last_high = time.monotonic()
+            self._recent_high.append(time.monotonic())
         while not job.done:  # lead, until a group (ours or another's) carries this job
             with self._write_cv:
                 while not job.done and self._leader_busy:
@@ -185,7 +188,7 @@ class SqliteDocumentStore(SqliteReader):
             else:
                 first = not self._pending
                 self._pending.append(job)
-                self._last_high = time.monotonic()
+                self._recent_high.append(time.monotonic())
         if first:
             loop.call_soon(self._lead_on_loop)
         return job.future
@@ -217,7 +220,7 @@ class SqliteDocumentStore(SqliteReader):
         waiting = self._pending_low
         if waiting:
             now = time.monotonic()
-            if not self._pending and now - self._last_high >= LOW_PRIORITY_QUIET_SECONDS:
+            if not self._pending and not self._requests_busy(now):
                 take = min(len(waiting), LOW_PRIORITY_PER_GROUP)
             elif now - self._last_trickle >= LOW_PRIORITY_TRICKLE_SECONDS:
                 take = 1
@@ -227,13 +230,19 @@ class SqliteDocumentStore(SqliteReader):
             group.extend(waiting.popleft() for _ in range(take))
         return group
 
+    def _requests_busy(self, now: float) -> bool:
+        recent = self._recent_high
+        return (
+            len(recent) == LOW_PRIORITY_BUSY_WRITES and now - recent[0] <= LOW_PRIORITY_BUSY_SECONDS
+        )
+
     def _retry_lead_later(self) -> None:
         """Come back for the waiting low-priority jobs when their turn comes (on their loop)."""
         if self._retry_pending:
             return
         self._retry_pending = True
         waited = time.monotonic() - self._last_trickle
-        delay = max(0.0, min(LOW_PRIORITY_QUIET_SECONDS, LOW_PRIORITY_TRICKLE_SECONDS - waited))
+        delay = max(0.0, LOW_PRIORITY_TRICKLE_SECONDS - waited)
         loop = self._pending_low[0].future.get_loop()  # type: ignore[union-attr]
         loop.call_later(delay, self._retried_lead)
 

@@ -43,7 +43,8 @@ def test_while_requests_write_background_writes_trickle_then_flow_once_they_paus
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.2)
     store = SqliteDocumentStore(tmp_path)
     committed_at: dict[str, float] = {}
 
@@ -59,8 +60,8 @@ def test_while_requests_write_background_writes_trickle_then_flow_once_they_paus
             await asyncio.sleep(0.005)
 
     async def scenario() -> float:
-        requests = asyncio.ensure_future(requests_for(0.5))
-        await asyncio.sleep(0.01)
+        requests = asyncio.ensure_future(requests_for(0.6))
+        await asyncio.sleep(0.1)  # requests are writing at ~150/s: busy
         background = [asyncio.ensure_future(write(f"bg-{n}", "low")) for n in range(6)]
         await requests
         requests_ended = time.monotonic()
@@ -93,3 +94,29 @@ def test_background_writes_alone_are_not_held_back(tmp_path: Path) -> None:
     store.close()
 
     assert elapsed < 1.0  # with no request writing, nothing waits for a trickle
+
+
+def test_a_request_now_and_then_does_not_hold_background_writes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One request's write starts a saga of background writes: they must not trickle."""
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.2)
+    store = SqliteDocumentStore(tmp_path)
+
+    async def scenario() -> float:
+        for n in range(4):  # ten requests a second: not busy
+            await store.submit(store.create_work(M, doc(f"request-{n}")), "high")
+            await asyncio.sleep(0.1)
+        await store.submit(store.create_work(M, doc("request-last")), "high")
+        started = time.monotonic()
+        await asyncio.gather(
+            *(store.submit(store.create_work(M, doc(f"bg-{n}")), "low") for n in range(6))
+        )
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    store.close()
+
+    assert elapsed < 0.25  # trickled, six writes would take 0.5 s or more
