@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared.adapters.sockets import closed_while_idle
 from shared.ports import GatewayNotReached, GatewayUnavailable, PaymentApproval, PaymentDeclined
 from shared.settings import Settings
 
@@ -154,6 +155,8 @@ class HttpPaymentGateway:
         request = json.dumps(body).encode()
         headers = {**self._headers, "Idempotency-Key": idempotency_key}
         connection = self._connection()
+        if connection.sock is not None and closed_while_idle(connection.sock):
+            connection.close()  # the gateway closed it while idle: nothing was sent on it
         reused = connection.sock is not None
         if not reused:
             _connect(connection)
@@ -163,10 +166,11 @@ class HttpPaymentGateway:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if not reused:
                     raise
-                # The gateway closed the kept-alive connection meanwhile: send it again, once,
-                # on a new one (the Idempotency-Key makes that safe even if it was received).
+                # The gateway closed the kept-alive connection as we sent: send again, once, on
+                # a new one (the Idempotency-Key makes that safe). The first may have reached
+                # it, so failing from here on is "unavailable", never "not reached".
                 connection.close()
-                _connect(connection)
+                connection.connect()
                 answer = _exchange(connection, self._prefix + path, request, headers)
         except (OSError, http.client.HTTPException) as error:
             connection.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from shared import topology
+from shared.adapters.sockets import closed_while_idle
 from shared.adapters.sqlite_reader import SqliteReader
 from shared.adapters.sqlite_store import Priority
 from shared.adapters.store_wire import (
@@ -252,15 +253,10 @@ class _BlockingConnection:
         a connection is replaced before anything is sent on it."""
         if self.broken:
             return False
-        try:
-            closed_by_peer = self._socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return True
-        except OSError:
-            closed_by_peer = True
-        if closed_by_peer:
+        if closed_while_idle(self._socket):
             self.close()
-        return not closed_by_peer
+            return False
+        return True
 
     def call(self, message: list[Any]) -> Any:
         request = self._writer.frame(message)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -212,6 +213,49 @@ def test_a_kept_alive_connection_the_gateway_closed_is_replaced_and_the_call_mad
 
     assert first.payment_key == second.payment_key == "pk-1"
     assert len(received) == 2
+
+
+def read_request(stream: BinaryIO) -> None:
+    """One whole HTTP request (headers, then Content-Length bytes of body)."""
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    stream.read(length)
+
+
+def test_a_call_cut_off_after_it_was_sent_may_have_reached_the_gateway() -> None:
+    """The gateway reads the request on a kept-alive connection, then goes away without an
+    answer: it may have charged, so a failed resend is "unavailable", never "not reached"
+    (which would let a cancel conclude that nothing was charged)."""
+    approval = (
+        b'{"paymentKey": "pk-1", "orderId": "r-1", "status": "DONE",'
+        b' "approvedAt": "2026-12-01T10:00:00+00:00"}'
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection, connection.makefile("rb") as requests:
+            read_request(requests)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(approval), approval)
+            )
+            read_request(requests)  # the second call arrives...
+            listener.close()  # ...and the gateway goes away without answering it
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    with HttpPaymentGateway(f"http://127.0.0.1:{port}", TIMEOUT_SECONDS) as client:
+        client.confirm("r-1", 1000, "Cats")
+        with pytest.raises(GatewayUnavailable) as raised:
+            client.confirm("r-2", 1000, "Cats")
+    server.join(5)
+
+    assert not isinstance(raised.value, GatewayNotReached)
 
 
 def test_cancel_sends_its_reason_and_idempotency_key_and_cancels_the_payment(
