@@ -97,7 +97,7 @@ LOW_PRIORITY_PER_GROUP = 8
 
 @dataclass
 class _WriteJob:
-    work: Callable[[sqlite3.Connection], Any]
+    work: Work[Any]
     result: Any = None
     error: BaseException | None = None
     done: bool = False
@@ -132,7 +132,8 @@ class SqliteDocumentStore(SqliteReader):
         self._retry_pending = False
         self._leader_busy = False
         self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
-        self._commit_listeners: list[Callable[[], None]] = []
+        # Waiters of wait_for_changes in this process first.
+        self._commit_listeners: list[Callable[[], None]] = [self._notify_commit]
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every group commit, from the thread that committed it."""
@@ -268,7 +269,6 @@ class SqliteDocumentStore(SqliteReader):
             self._write_cv.notify_all()
             waiting = [*self._pending, *self._pending_low]
             loops = {job.future.get_loop() for job in waiting if job.future}
-        self._notify_commit()
         for listener in self._commit_listeners:
             listener()
         _settle_awaited(group)
