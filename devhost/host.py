@@ -50,7 +50,6 @@ class Services(Protocol):
 class Listen:
     host: str = "127.0.0.1"
     port: int = 7071
-    shutdown_grace_seconds: float = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -89,7 +88,7 @@ class DevHost:
         self._services = services
         self._listen = listen
         self._run_triggers = triggers
-        self._grace = listen.shutdown_grace_seconds if listen else shutdown_grace_seconds
+        self._grace = shutdown_grace_seconds
         self._server: _Server | None = None
         self._stop_requested: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,7 +138,7 @@ class DevHost:
                 log_config=None,
                 server_header=False,
                 proxy_headers=False,
-                timeout_graceful_shutdown=math.ceil(listen.shutdown_grace_seconds),
+                timeout_graceful_shutdown=math.ceil(self._grace),
             )
         )
 

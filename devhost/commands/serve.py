@@ -81,9 +81,15 @@ def run(args: argparse.Namespace) -> int:
         children.start()
         loaded = load_app(args.app)
         services = host_services()
-        listen = Listen(args.host, args.port, args.shutdown_grace)
+        host = DevHost(
+            loaded,
+            services,
+            Listen(args.host, args.port),
+            triggers=False,
+            shutdown_grace_seconds=args.shutdown_grace,
+        )
         try:
-            uvloop.run(DevHost(loaded, services, listen, triggers=False).serve())
+            uvloop.run(host.serve())
         finally:
             close_services(services)
             children.stop()

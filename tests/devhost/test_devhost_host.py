@@ -43,7 +43,7 @@ def test_a_host_serves_http_and_drives_triggers_until_asked_to_stop(tmp_path: Pa
     (tmp_path / "host.json").write_text('{"extensions": {"http": {"routePrefix": "v1"}}}')
     backends = Backends(SqliteDocumentStore(tmp_path), SqliteMessageBus(tmp_path))
     port = free_port()
-    host = DevHost(LoadedApp(app, tmp_path), backends, Listen(port=port, shutdown_grace_seconds=1))
+    host = DevHost(LoadedApp(app, tmp_path), backends, Listen(port=port), shutdown_grace_seconds=1)
     serving = threading.Thread(target=lambda: asyncio.run(host.serve()))
     serving.start()
     try:
