@@ -45,6 +45,7 @@ from shared.adapters.store_wire import (
 log = logging.getLogger("devhost.store")
 
 NOTICE_INTERVAL_SECONDS = 0.01
+_COMMITTED_NOTICE = frame([None, COMMITTED, None])
 # Writes per group commit. Against `python -m devhost` under load, 6 to 8 did best: a cap of 4
 # committed too often, and 16 or more let one group keep the HTTP host waiting on its answers
 # (see SqliteDocumentStore).
@@ -140,9 +141,8 @@ class StoreService:
     def _tell_watchers(self) -> None:
         self._notice_due = False
         self._last_notice = time.monotonic()
-        committed = frame([None, COMMITTED, None])
         for watcher in self._watchers:
-            watcher.send(committed)
+            watcher.send(_COMMITTED_NOTICE)
 
 
 class _ClientConnection(asyncio.Protocol):
@@ -197,15 +197,16 @@ class _ClientConnection(asyncio.Protocol):
         if error is None:
             self._answer(call_id, shrink_result(method, args, committed.result()))
             return
-        if encode_error(error)["type"] == "ServiceError":
-            log.error("a store call failed unexpectedly", exc_info=error)
         self._fail(call_id, error)
 
     def _answer(self, call_id: Any, result: Any) -> None:
         self.send(self._writer.frame([call_id, "ok", result]))
 
     def _fail(self, call_id: Any, error: BaseException) -> None:
-        self.send(self._writer.frame([call_id, "error", encode_error(error)]))
+        encoded = encode_error(error)
+        if encoded["type"] == "ServiceError":
+            log.error("a store call failed unexpectedly", exc_info=error)
+        self.send(self._writer.frame([call_id, "error", encoded]))
 
     def send(self, data: bytes) -> None:
         if self._transport is not None:  # else the client left; its calls stand all the same
