@@ -18,7 +18,6 @@ import argparse
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.processes import snapshot, used_between
-from bench.saga_backlog import POLL_SECONDS, follow_drain
+from bench.saga_backlog import POLL_SECONDS, follow_drain, in_history
 from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
@@ -122,16 +121,6 @@ def reservation_load(host: DevHost, directory: Path, musicals: int) -> tuple[lis
 def warm_up(url: str, args: argparse.Namespace) -> None:
     """Two seconds of load first, so that what is measured is a warm host."""
     run_wrk(url, argparse.Namespace(**{**vars(args), "duration": 2}))
-
-
-def in_history(data_dir: Path) -> int:
-    """Reservations whose customer history shows them Confirmed with their notice sent."""
-    with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
-        return db.execute(
-            "SELECT count(*) FROM items WHERE container = 'customercenter'"
-            " AND json_extract(body, '$.reservationStatus') = 'Confirmed'"
-            " AND json_array_length(body, '$.notices') > 0"
-        ).fetchone()[0]
 
 
 def seconds_until(done: Callable[[], bool], started: float, timeout: float) -> float | None:

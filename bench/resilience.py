@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -28,18 +27,17 @@ from pathlib import Path
 import httpx
 
 from bench.reservations import run_wrk, write_reserve_script
-from bench.saga_backlog import unconfirmed
+from bench.saga_backlog import count_documents, unconfirmed
 from tests.support.devhost_process import DevHost, auth
 from tests.support.fake_gateway import FakeGateway
 
 
 def deferred(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "outerpark.sqlite3") as db:
-        return db.execute(
-            "SELECT count(*) FROM items WHERE container = 'payments'"
-            " AND json_extract(body, '$.type') = 'payment'"
-            " AND json_extract(body, '$.status') = 'Deferred'"
-        ).fetchone()[0]
+    return count_documents(
+        data_dir,
+        "payments",
+        "json_extract(body, '$.type') = 'payment' AND json_extract(body, '$.status') = 'Deferred'",
+    )
 
 
 def wait_until(probe, timeout: float, what: str) -> float:

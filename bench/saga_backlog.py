@@ -46,14 +46,32 @@ class StagePeak:
     seconds: float
 
 
-def unconfirmed(data_dir: Path) -> int:
-    """Reservations not yet Confirmed."""
+def count_documents(data_dir: Path, container: str, where: str) -> int:
+    """Documents of `container` for which the SQL condition `where` (on `body`) holds."""
     with closing(sqlite3.connect(data_dir / DATABASE_FILE)) as store:
         return store.execute(
-            "SELECT count(*) FROM items WHERE container = 'musicals'"
-            " AND json_extract(body, '$.type') = 'reservation'"
-            " AND json_extract(body, '$.status') = 'Reserved'"
+            f"SELECT count(*) FROM items WHERE container = ? AND {where}", [container]
         ).fetchone()[0]
+
+
+def unconfirmed(data_dir: Path) -> int:
+    """Reservations not yet Confirmed."""
+    return count_documents(
+        data_dir,
+        "musicals",
+        "json_extract(body, '$.type') = 'reservation'"
+        " AND json_extract(body, '$.status') = 'Reserved'",
+    )
+
+
+def in_history(data_dir: Path) -> int:
+    """Reservations whose customer history shows them Confirmed with their notice sent."""
+    return count_documents(
+        data_dir,
+        "customercenter",
+        "json_extract(body, '$.reservationStatus') = 'Confirmed'"
+        " AND json_array_length(body, '$.notices') > 0",
+    )
 
 
 def queued_in_stages(data_dir: Path) -> dict[str, int]:
