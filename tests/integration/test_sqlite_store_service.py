@@ -187,6 +187,9 @@ def test_a_low_priority_client_gives_way_to_a_high_priority_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
+    # Busy from 10 writes/s on: a slow or crowded machine still counts as busy.
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
+    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.5)
     with running_store_service(tmp_path) as socket_path:
         requests = SqliteStoreClient(tmp_path, socket_path)
         background = SqliteStoreClient(tmp_path, socket_path, priority="low")
