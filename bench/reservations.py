@@ -37,9 +37,15 @@ DRAIN_TIMEOUT_SECONDS = 300
 LUA_RESERVE = """
 local ids = {%(ids)s}
 local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}
+-- Built once, one per musical: formatting each request cost wrk ~6 us more CPU per request
+-- (~54 against ~48 us), on the cores that the host under test shares with it.
+local requests = {}
+for i, id in ipairs(ids) do
+  local body = '{"musicalId":"' .. id .. '","seats":1}'
+  requests[i] = wrk.format("POST", "/api/reservations", headers, body)
+end
 request = function()
-  local id = ids[math.random(#ids)]
-  return wrk.format("POST", "/api/reservations", headers, '{"musicalId":"' .. id .. '","seats":1}')
+  return requests[math.random(#requests)]
 end
 """
 
