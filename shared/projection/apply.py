@@ -56,12 +56,10 @@ async def _fold_into_item(facts: list[HistoryFact], store: AsyncDocumentStore) -
                     CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document()
                 )
                 return True
-            folded = current.with_facts(facts)
-            if folded.to_document() == current.to_document():
+            folded = current.with_facts(facts).to_document()
+            if folded == current.to_document():
                 return False
-            await store.replace_async(
-                CUSTOMER_CENTER.name, folded.to_document(), if_match=current.etag
-            )
+            await store.replace_async(CUSTOMER_CENTER.name, folded, if_match=current.etag)
             return True
         except (Conflict, PreconditionFailed, NotFound):
             log.debug("history item %s changed under us; folding again", reservation_id)
