@@ -65,7 +65,7 @@ class Services:
             return ServiceBusPublisher.from_settings(self.settings)
         from shared.adapters.sqlite_bus import SqliteMessageBus
 
-        return SqliteMessageBus(self.settings.data_dir)
+        return SqliteMessageBus(self.settings.data_dir, rings=self.settings.bus_rings)
 
     @cached_property
     def musicals(self) -> MusicalDirectory:

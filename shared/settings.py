@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         alias="OUTERPARK_STORE_SOCKET",
         description="The local store service's socket: set by devhost for the hosts it runs.",
     )
+    bus_rings: Path | None = Field(
+        None,
+        alias="OUTERPARK_BUS_RINGS",
+        description="The socket on which devhost's Service Bus trigger host hears of messages "
+        "that its other processes publish to the embedded bus: set by devhost.",
+    )
     store_priority: Literal["high", "low"] = Field(
         "high",
         alias="OUTERPARK_STORE_PRIORITY",

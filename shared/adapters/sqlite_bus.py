@@ -4,7 +4,9 @@
 semantics the handlers rely on: fan-out to subscriptions by subject filter, duplicate detection
 by message id within the topic's window, scheduled messages, peek-lock with delivery counts, and
 dead-lettering after the subscription's max delivery count. Everything lives in `bus.db` (WAL),
-so several threads and processes can publish to and consume from the same bus.
+so several threads and processes can publish to and consume from the same bus. Waiting
+consumers are woken at once by the publishes of their own process, and by other processes'
+through the `rings` socket (`shared.adapters.bus_rings`) when one is given.
 
 Durability: every commit survives SIGKILL. Publishing (and replaying or purging a dead letter)
 also waits for the disk (synchronous=FULL), so an accepted message survives power loss too.
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared import topology
+from shared.adapters.bus_rings import RingListener, RingSender
 from shared.adapters.sqlite_bus_schema import (
     DEAD_LETTERED,
     MAX_DELIVERY_COUNT_EXCEEDED,
@@ -76,7 +79,10 @@ class SqliteMessageBus:
         data_dir: Path,
         topics: Mapping[str, TopicSpec] = topology.TOPICS,
         clock: Callable[[], datetime] = utc_now,
+        rings: Path | None = None,
     ) -> None:
+        """`rings`: the socket of the process that listens for rings (`listen_for_rings`), to
+        tell it of messages this one publishes (see `shared.adapters.bus_rings`)."""
         self._topics = dict(topics)
         self._clock = clock
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +102,9 @@ class SqliteMessageBus:
             for topic in self._topics.values()
             for subscription in topic.subscriptions
         }
+        self._rings_path = rings
+        self._ring_sender = RingSender(rings) if rings is not None else None
+        self._ring_listener: RingListener | None = None
         self._closed = False
         self._next_sent_id_prune = 0
 
@@ -126,7 +135,7 @@ class SqliteMessageBus:
                 rows,
             )
         for subscription, count in Counter(row[1] for row in rows).items():
-            self._doorbells[topic, subscription].ring(count)
+            self._ring(topic, subscription, count)
 
     # ------------------------------------------------------------------ peek-lock
 
@@ -170,7 +179,7 @@ class SqliteMessageBus:
                 max_delivery_description(spec.max_delivery_count),
             ),
         )
-        self._doorbells[message.topic, message.subscription].ring(1)
+        self._ring(message.topic, message.subscription, 1)
 
     def renew_lock(self, message: ReceivedMessage) -> datetime:
         spec = self._subscription(message.topic, message.subscription)
@@ -194,9 +203,9 @@ class SqliteMessageBus:
     def wait_for_messages(self, topic: str, subscription: str, timeout: float) -> bool:
         """Block until a message may be deliverable (True) or `timeout` seconds pass (False).
 
-        Publishes and abandons in this process wake the waiter at once; a scheduled time or a
-        lock expiry wakes it when due; other processes' publishes are seen by a re-check at
-        most every CROSS_PROCESS_POLL_SECONDS.
+        Publishes and abandons in this process wake the waiter at once, and so do those of
+        other processes once this one `listen_for_rings`; a scheduled time or a lock expiry
+        wakes it when due; a re-check at most every CROSS_PROCESS_POLL_SECONDS finds the rest.
         """
         self._subscription(topic, subscription)
         doorbell = self._doorbells[topic, subscription]
@@ -279,7 +288,7 @@ class SqliteMessageBus:
             if not replayed:
                 raise DeadLetterNotFound(f"{topic}/{subscription} dead letter {sequence_number}")
             db.execute("DELETE FROM entries WHERE seq = ?", (sequence_number,))
-        self._doorbells[topic, subscription].ring(1)
+        self._ring(topic, subscription, 1)
 
     def purge_dead_letter(self, topic: str, subscription: str, sequence_number: int) -> None:
         self._subscription(topic, subscription)
@@ -310,15 +319,37 @@ class SqliteMessageBus:
             ).fetchone()
         return count
 
+    def listen_for_rings(self) -> None:
+        """Wake this process's waiters for messages published by other processes too (they
+        must be given the same `rings` path; without one, this does nothing). One process
+        listens on a path."""
+        if self._rings_path is not None and self._ring_listener is None:
+            self._ring_listener = RingListener(self._rings_path, self._ring_from_elsewhere)
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+        if self._ring_listener is not None:
+            self._ring_listener.close()
+        if self._ring_sender is not None:
+            self._ring_sender.close()
         for doorbell in self._doorbells.values():
             doorbell.ring()
 
     # ------------------------------------------------------------------ internals
+
+    def _ring(self, topic: str, subscription: str, count: int) -> None:
+        """Wake up to `count` waiters for new messages, here and in the listening process."""
+        self._doorbells[topic, subscription].ring(count)
+        if self._ring_sender is not None and self._ring_listener is None:
+            self._ring_sender.ring(topic, subscription, count)
+
+    def _ring_from_elsewhere(self, topic: str, subscription: str, count: int) -> None:
+        doorbell = self._doorbells.get((topic, subscription))
+        if doorbell is not None:
+            doorbell.ring(count)
 
     def _topic(self, topic: str) -> TopicSpec:
         try:

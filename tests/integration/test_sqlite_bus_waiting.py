@@ -9,8 +9,10 @@ under test.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters import sqlite_bus
+from shared.adapters.bus_rings import encode_ring
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SubscriptionSpec, TopicSpec
@@ -199,4 +202,69 @@ def test_closing_the_bus_releases_a_waiter(bus: SqliteMessageBus) -> None:
 
     closer.join()
     assert not found
+    assert waited < WOKE_WITHIN
+
+
+# ------------------------------------------------------------------ rings between processes
+# A bus opened with a `rings` path stands for a process of its own: it has its own doorbells,
+# so only a ring through the socket can wake a waiter of another bus (the re-check is out of
+# reach, see above).
+
+
+@pytest.fixture
+def rings() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="op-") as directory:  # socket paths must be short
+        yield Path(directory) / "rings.sock"
+
+
+def test_a_publish_of_a_second_bus_rings_the_listening_one(tmp_path: Path, rings: Path) -> None:
+    listening = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    listening.listen_for_rings()
+    publishing = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    publisher = threading.Timer(0.2, publishing.publish, args=(TOPIC, [message()]))
+    publisher.start()
+
+    found, waited = timed_wait(listening)
+
+    publisher.join()
+    publishing.close()
+    assert found
+    assert waited < WOKE_WITHIN
+    assert len(listening.receive(TOPIC, ALL)) == 1
+    listening.close()
+    assert not rings.exists()  # the listener takes its socket away
+
+
+def test_a_bus_that_does_not_listen_hears_no_rings(tmp_path: Path, rings: Path) -> None:
+    deaf = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    publishing = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    publisher = threading.Timer(0.2, publishing.publish, args=(TOPIC, [message()]))
+    publisher.start()
+
+    started = time.monotonic()
+    deaf.wait_for_messages(TOPIC, ALL, timeout=1.0)
+    waited = time.monotonic() - started
+
+    publisher.join()  # no listener: its ring is dropped, and the publish succeeds
+    publishing.close()
+    deaf.close()
+    assert waited >= 0.9  # slept through the publish at 0.2 s until its timeout
+
+
+def test_a_malformed_ring_is_ignored_and_listening_goes_on(tmp_path: Path, rings: Path) -> None:
+    listening = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    listening.listen_for_rings()
+    publishing = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as stranger:
+        stranger.sendto(b"\xff not a ring", str(rings))
+        stranger.sendto(encode_ring("no-such-topic", ALL, 1), str(rings))
+    publisher = threading.Timer(0.2, publishing.publish, args=(TOPIC, [message()]))
+    publisher.start()
+
+    found, waited = timed_wait(listening)
+
+    publisher.join()
+    publishing.close()
+    listening.close()
+    assert found
     assert waited < WOKE_WITHIN
