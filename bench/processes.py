@@ -1,7 +1,7 @@
 """devhost's processes and their CPU time, read from /proc (Linux only).
 
 `python -m devhost` is the HTTP host plus child processes (devhost.children): the store
-service, the trigger host and, unless a gateway URL is given, the gateway simulator. A child
+service, the two trigger hosts and, unless a gateway URL is given, the gateway simulator. A child
 started again by its supervisor thread is that thread's child, so every thread is looked at.
 """
 
@@ -13,21 +13,30 @@ from pathlib import Path
 
 ROLES = {
     "devhost.store_service": "store",
-    "devhost.trigger_host": "triggers",
     "devhost.gateway_simulator": "gateway",
 }
+# The trigger hosts, told apart by the kind of trigger each drives.
+TRIGGER_HOST = "devhost.trigger_host"
+TRIGGER_ROLES = {"serviceBusTrigger": "bus-triggers", "cosmosDBTrigger": "feed-triggers"}
 
 
 def devhost_processes(host_pid: int) -> dict[str, int]:
-    """{"http": host_pid, "store": pid, "triggers": pid, "gateway": pid} (those running)."""
+    """{"http": host_pid, "store": pid, "bus-triggers": pid, ...} (those running)."""
     found = {"http": host_pid}
     for task in Path(f"/proc/{host_pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            role = next((ROLES[p.decode()] for p in command if p.decode() in ROLES), None)
+            command = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            role = _role(command)
             if role is not None:
                 found[role] = int(child)
     return found
+
+
+def _role(command: list[str]) -> str | None:
+    if TRIGGER_HOST in command:
+        kinds = [TRIGGER_ROLES[part] for part in command if part in TRIGGER_ROLES]
+        return kinds[0] if len(kinds) == 1 else "triggers"
+    return next((ROLES[part] for part in command if part in ROLES), None)
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:

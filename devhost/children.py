@@ -4,9 +4,10 @@
   clients, as functions are Cosmos DB's.
 - `gateway` (`devhost.gateway_simulator`), when `PAYMENT_GATEWAY_URL` is unset: it stands for a
   system outside.
-- `triggers` (`devhost.trigger_host`): in Azure, background triggers and HTTP scale on instances
-  of their own. Here the trigger host runs at a lower CPU priority: requests come first, and
-  background work takes what they leave.
+- `bus-triggers` and `feed-triggers` (`devhost.trigger_host`): the Service Bus triggers and the
+  Cosmos DB triggers. In Azure, background triggers and HTTP scale on instances of their own.
+  Here the trigger hosts run at a lower CPU priority: requests come first, and background work
+  takes what they leave.
 
 Each child holds the lifeline (it stops when this process ends, however it ends) and starts in a
 session of its own (a Ctrl-C in the terminal reaches this process only, which stops the children

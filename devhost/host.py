@@ -28,14 +28,17 @@ from devhost.cosmos_trigger import CosmosTrigger, EmbeddedStore
 from devhost.host_config import HostConfig, load_host_config
 from devhost.http_app import FunctionsHttpApp
 from devhost.invocation import Invoker
-from devhost.metadata import FunctionSpec, functions_of
+from devhost.metadata import (
+    BACKGROUND_TRIGGERS,
+    COSMOS_TRIGGER,
+    HTTP_TRIGGER,
+    SERVICE_BUS_TRIGGER,
+    FunctionSpec,
+    functions_of,
+)
 from devhost.servicebus_trigger import EmbeddedBus, ServiceBusTrigger
 
 log = logging.getLogger("devhost")
-
-HTTP_TRIGGER = "httpTrigger"
-SERVICE_BUS_TRIGGER = "serviceBusTrigger"
-COSMOS_TRIGGER = "cosmosDBTrigger"
 
 
 class Services(Protocol):
@@ -71,8 +74,8 @@ class _Server(uvicorn.Server):
 
 
 class DevHost:
-    """Serves HTTP on `listen` (None: no HTTP server) and drives the triggers (if `triggers`)
-    until SIGTERM/SIGINT or `request_stop`."""
+    """Serves HTTP on `listen` (None: no HTTP server) and drives the functions of the trigger
+    kinds in `triggers` until SIGTERM/SIGINT or `request_stop`."""
 
     def __init__(
         self,
@@ -80,14 +83,14 @@ class DevHost:
         services: Services,
         listen: Listen | None = Listen(),
         *,
-        triggers: bool = True,
+        triggers: frozenset[str] = BACKGROUND_TRIGGERS,
         shutdown_grace_seconds: float = 10.0,
     ) -> None:
         self._specs = functions_of(loaded.app)
         self._config: HostConfig = load_host_config(loaded.directory)
         self._services = services
         self._listen = listen
-        self._run_triggers = triggers
+        self._trigger_kinds = triggers
         self._grace = shutdown_grace_seconds
         self._server: _Server | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -98,7 +101,7 @@ class DevHost:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         invoker = Invoker(self._loop)
-        triggers = self._triggers(invoker) if self._run_triggers else []
+        triggers = self._triggers(invoker)
         for trigger in triggers:
             trigger.start()
         self._announce()
@@ -152,6 +155,8 @@ class DevHost:
         triggers: list[ServiceBusTrigger | CosmosTrigger] = []
         leases: dict[tuple[str, str], str] = {}
         for spec in self._specs:
+            if spec.trigger_type not in self._trigger_kinds:
+                continue
             if spec.trigger_type == SERVICE_BUS_TRIGGER and "topicName" in spec.trigger:
                 if spec.retry is not None:
                     log.warning(
@@ -178,22 +183,29 @@ class DevHost:
                     )
                 leases[lease] = spec.name
                 triggers.append(trigger)
-            elif spec.trigger_type != HTTP_TRIGGER:
-                log.error(
-                    "%s: devhost cannot run %s triggers; the function is not hosted",
-                    spec.name,
-                    spec.trigger_type,
-                )
+        if any(isinstance(trigger, ServiceBusTrigger) for trigger in triggers):
+            # Messages published by other processes (devhost's change-feed host relays the
+            # outbox) wake these triggers at once too.
+            self._services.bus.listen_for_rings()
         return triggers
 
     def _announce(self) -> None:
-        """Log each function this host runs, and bindings devhost does not provide."""
+        """Log each function this host runs, and bindings devhost does not provide; the HTTP
+        host also names the functions of trigger kinds devhost cannot run."""
         listen = self._listen
         base = f"http://{listen.host}:{listen.port}" if listen else ""
         prefix = f"/{self._config.route_prefix}" if self._config.route_prefix else ""
         for spec in self._specs:
             is_http = spec.trigger_type == HTTP_TRIGGER
-            if (is_http and listen is None) or (not is_http and not self._run_triggers):
+            if not is_http and spec.trigger_type not in BACKGROUND_TRIGGERS and listen:
+                log.error(
+                    "%s: devhost cannot run %s triggers; the function is not hosted",
+                    spec.name,
+                    spec.trigger_type,
+                )
+            if (is_http and listen is None) or (
+                not is_http and spec.trigger_type not in self._trigger_kinds
+            ):
                 continue
             unbound = [b["type"] for b in spec.bindings if b.get("name") != "$return"]
             if unbound:

@@ -15,6 +15,12 @@ from typing import Any
 
 import azure.functions as func
 
+HTTP_TRIGGER = "httpTrigger"
+SERVICE_BUS_TRIGGER = "serviceBusTrigger"
+COSMOS_TRIGGER = "cosmosDBTrigger"
+BACKGROUND_TRIGGERS = frozenset({SERVICE_BUS_TRIGGER, COSMOS_TRIGGER})
+"""The trigger kinds devhost drives besides HTTP."""
+
 Binding = dict[str, Any]
 
 _SPECS: weakref.WeakKeyDictionary[Any, list[FunctionSpec]] = weakref.WeakKeyDictionary()

@@ -40,6 +40,8 @@ class EmbeddedBus(MessageReceiver, Protocol):
 
     def complete_all(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]: ...
 
+    def listen_for_rings(self) -> None: ...
+
 
 def function_message(message: ReceivedMessage) -> ServiceBusMessage:
     """The message as the Python worker hands it to a function."""

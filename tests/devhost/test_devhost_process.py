@@ -18,6 +18,7 @@ import httpx
 import jwt
 import pytest
 
+from bench.processes import devhost_processes
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.settings import DEV_JWT_SECRET
@@ -249,18 +250,8 @@ def test_the_token_command_prints_a_jwt_that_verifies_with_the_local_secret(
 
 
 def _children(pid: int) -> dict[str, int]:
-    """The devhost processes under `pid`, by module: store_service, trigger_host, ..."""
-    found = {}
-    # Each thread lists the children it started (a child started again by its supervisor
-    # thread is under that thread).
-    pids = [
-        c for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()
-    ]
-    for child in pids:
-        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        module = next((part.decode() for part in command if part.startswith(b"devhost.")), "")
-        found[module.removeprefix("devhost.")] = int(child)
-    return found
+    """The child processes of the devhost `pid`, by role: store, bus-triggers, ..."""
+    return {role: child for role, child in devhost_processes(pid).items() if role != "http"}
 
 
 def _alive(pid: int) -> bool:
@@ -277,18 +268,19 @@ def test_the_host_runs_its_store_and_triggers_as_child_processes_the_triggers_be
     assert host.process is not None
     processes = _children(host.process.pid)
 
-    assert set(processes) == {"store_service", "trigger_host"}  # the gateway URL was given
-    stat = Path(f"/proc/{processes['trigger_host']}/stat")
-    eventually(lambda: int(stat.read_text().rsplit(")", 1)[1].split()[16]) > 0, what="nice")
+    assert set(processes) == {"store", "bus-triggers", "feed-triggers"}  # a gateway URL was given
+    for role in ("bus-triggers", "feed-triggers"):
+        stat = Path(f"/proc/{processes[role]}/stat")
+        eventually(lambda stat=stat: int(stat.read_text().rsplit(")", 1)[1].split()[16]) > 0)
 
 
 def test_a_killed_store_service_is_started_again_and_writes_go_on(host: DevHost) -> None:
     assert host.process is not None
-    store_pid = _children(host.process.pid)["store_service"]
+    store_pid = _children(host.process.pid)["store"]
     httpx.post(f"{host.base_url}/documents", json={"id": "a", "musicalId": "a"}).raise_for_status()
 
     os.kill(store_pid, signal.SIGKILL)
-    eventually(lambda: _children(host.process.pid).get("store_service") not in (None, store_pid))
+    eventually(lambda: _children(host.process.pid).get("store") not in (None, store_pid))
     written = eventually(
         lambda: (
             httpx.post(f"{host.base_url}/documents", json={"id": "b", "musicalId": "b"}).is_success
