@@ -12,6 +12,11 @@ bp = func.Blueprint()
 
 # Poll every second in Azure (the default is 5 s): the saga waits on these relays.
 _POLL_MS = 1000
+# Changes per invocation (the default is 100), each batch one publish and one checkpoint: after
+# a burst the relays catch up within seconds and the backlog waits on Service Bus, for the
+# consumers. After a 10 s reservation burst the payment subscription's queue went on growing
+# for ~17 s with 100 while the relay caught up, ~5 s with 1000 (bench.reservations).
+_BATCH = 1000
 
 
 def _relay(docs: func.DocumentList) -> None:
@@ -19,12 +24,16 @@ def _relay(docs: func.DocumentList) -> None:
 
 
 @retry_forever(bp)
-@change_feed_trigger(bp, MUSICALS.name, "relay-musicals", feed_poll_delay=_POLL_MS)
+@change_feed_trigger(
+    bp, MUSICALS.name, "relay-musicals", feed_poll_delay=_POLL_MS, max_items_per_invocation=_BATCH
+)
 def relay_reservation_events(docs: func.DocumentList) -> None:
     _relay(docs)
 
 
 @retry_forever(bp)
-@change_feed_trigger(bp, PAYMENTS.name, "relay-payments", feed_poll_delay=_POLL_MS)
+@change_feed_trigger(
+    bp, PAYMENTS.name, "relay-payments", feed_poll_delay=_POLL_MS, max_items_per_invocation=_BATCH
+)
 def relay_payment_events(docs: func.DocumentList) -> None:
     _relay(docs)
