@@ -1,6 +1,6 @@
 """What one request costs the host: CPU time per request, health against reservations, for
-each of devhost's processes (the HTTP host, the store service, the trigger host, the gateway
-simulator) and for the load generator.
+each of devhost's processes (the HTTP host, the store service, the two trigger hosts, the
+gateway simulator) and for the load generator.
 
 Starts `python -m devhost` on a fresh data dir, drives GET /api/health and then
 POST /api/reservations with `wrk` (as `bench.reservations` does), and reads each process's user

@@ -1,8 +1,9 @@
 """One running host: the HTTP server and/or a trigger loop per Service Bus / Cosmos DB
 function, over the same store and bus instances as the functions.
 
-`python -m devhost` runs two: the HTTP host in its own process and the trigger host in another
-(see devhost.children); a test may run both in one.
+`python -m devhost` runs three: the HTTP host in its own process, and the Service Bus triggers
+and the Cosmos DB triggers in a trigger host each (see devhost.children); a test may run all of
+them in one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 In Azure the functions reach Cosmos DB over the network. devhost keeps that shape: this process
 owns the SQLite file's writer and group-commits the writes of every client together, while the
-function hosts (the HTTP host, the trigger host) are `SqliteStoreClient`s that read the file
+function hosts (the HTTP host, the trigger hosts) are `SqliteStoreClient`s that read the file
 directly and send their writes here over a Unix socket (`shared.adapters.store_wire`).
 
 Why a process of its own: the writes run on a core the HTTP host does not use, and the hosts

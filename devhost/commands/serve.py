@@ -53,7 +53,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "--background-nice",
         type=int,
         default=DEFAULT_NICENESS,
-        help="how many steps below the HTTP host's CPU priority the trigger host runs "
+        help="how many steps below the HTTP host's CPU priority the trigger hosts run "
         f"({DEFAULT_NICENESS}; 0 for the same)",
     )
     parser.set_defaults(run=run)
@@ -61,7 +61,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The store service, the gateway simulator (unless PAYMENT_GATEWAY_URL is set) and the
-    trigger host as child processes, then the HTTP host here until SIGTERM/SIGINT."""
+    trigger hosts as child processes, then the HTTP host here until SIGTERM/SIGINT."""
     data_dir = args.data_dir.resolve()
     # The app's settings are read from the environment on first use, here and in the children:
     # set them before anything reads settings.

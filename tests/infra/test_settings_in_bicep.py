@@ -12,7 +12,7 @@ LOCAL_ONLY = {
     "OUTERPARK_DATA_DIR": "the embedded SQLite store's folder; Azure uses Cosmos DB",
     "OUTERPARK_STORE_SOCKET": "devhost's local store service; Azure uses Cosmos DB",
     "OUTERPARK_BUS_RINGS": "devhost's embedded bus; Azure uses Service Bus",
-    "OUTERPARK_STORE_PRIORITY": "devhost's trigger host writes at low priority to its store",
+    "OUTERPARK_STORE_PRIORITY": "devhost's trigger hosts write at low priority to its store",
     "OUTERPARK_JWT_SECRET": "HS256 development tokens; Azure checks Entra ID tokens (AUTH_*)",
     "COSMOS_KEY": "key auth for emulators; the account has local auth off",
     "COSMOS_VERIFY_TLS": "for emulators with self-signed certificates",
