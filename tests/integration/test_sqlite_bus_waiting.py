@@ -238,17 +238,18 @@ def test_a_publish_of_a_second_bus_rings_the_listening_one(tmp_path: Path, rings
 def test_a_bus_that_does_not_listen_hears_no_rings(tmp_path: Path, rings: Path) -> None:
     deaf = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
     publishing = SqliteMessageBus(tmp_path, TOPICS, rings=rings)
-    publisher = threading.Timer(0.2, publishing.publish, args=(TOPIC, [message()]))
+    # Published well after the wait began (a waiter that starts late finds the message at once).
+    publisher = threading.Timer(0.5, publishing.publish, args=(TOPIC, [message()]))
     publisher.start()
 
     started = time.monotonic()
-    deaf.wait_for_messages(TOPIC, ALL, timeout=1.0)
+    deaf.wait_for_messages(TOPIC, ALL, timeout=2.0)
     waited = time.monotonic() - started
 
     publisher.join()  # no listener: its ring is dropped, and the publish succeeds
     publishing.close()
     deaf.close()
-    assert waited >= 0.9  # slept through the publish at 0.2 s until its timeout
+    assert waited >= 1.9  # slept through the publish until its timeout
 
 
 def test_a_malformed_ring_is_ignored_and_listening_goes_on(tmp_path: Path, rings: Path) -> None:
