@@ -156,9 +156,9 @@ class DevHost:
         triggers: list[ServiceBusTrigger | CosmosTrigger] = []
         leases: dict[tuple[str, str], str] = {}
         for spec in self._specs:
-            if spec.trigger_type not in self._trigger_kinds:
+            if not _drivable(spec) or spec.trigger_type not in self._trigger_kinds:
                 continue
-            if spec.trigger_type == SERVICE_BUS_TRIGGER and "topicName" in spec.trigger:
+            if spec.trigger_type == SERVICE_BUS_TRIGGER:
                 if spec.retry is not None:
                     log.warning(
                         "%s: @app.retry does not apply to Service Bus triggers (the delivery "
@@ -191,22 +191,27 @@ class DevHost:
         return triggers
 
     def _announce(self) -> None:
-        """Log each function this host runs, and bindings devhost does not provide; the HTTP
-        host also names the functions of trigger kinds devhost cannot run."""
+        """Log each function this host runs, and bindings devhost does not provide; a host that
+        serves HTTP also names the functions devhost cannot run (once, whatever the processes)."""
         listen = self._listen
         base = f"http://{listen.host}:{listen.port}" if listen else ""
         prefix = f"/{self._config.route_prefix}" if self._config.route_prefix else ""
         for spec in self._specs:
             is_http = spec.trigger_type == HTTP_TRIGGER
-            if not is_http and spec.trigger_type not in BACKGROUND_TRIGGERS and listen:
-                log.error(
-                    "%s: devhost cannot run %s triggers; the function is not hosted",
-                    spec.name,
-                    spec.trigger_type,
-                )
-            if (is_http and listen is None) or (
-                not is_http and spec.trigger_type not in self._trigger_kinds
-            ):
+            if is_http:
+                hosted_here = listen is not None
+            elif _drivable(spec):
+                hosted_here = spec.trigger_type in self._trigger_kinds
+            else:
+                hosted_here = False
+                if listen is not None:
+                    log.error(
+                        "%s: devhost cannot run this %s (only Service Bus topic subscriptions "
+                        "and Cosmos DB change feeds); the function is not hosted",
+                        spec.name,
+                        spec.trigger_type,
+                    )
+            if not hosted_here:
                 continue
             unbound = [b["type"] for b in spec.bindings if b.get("name") != "$return"]
             if unbound:
@@ -229,6 +234,14 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+
+
+def _drivable(spec: FunctionSpec) -> bool:
+    """A background trigger devhost drives: a Service Bus topic subscription (not a queue) or a
+    Cosmos DB change feed."""
+    if spec.trigger_type == SERVICE_BUS_TRIGGER:
+        return "topicName" in spec.trigger
+    return spec.trigger_type in BACKGROUND_TRIGGERS
 
 
 def _describe(spec: FunctionSpec, base_url: str) -> str:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import azure.functions as func
 import httpx
+import pytest
 
 from devhost.app_loader import LoadedApp
 from devhost.host import DevHost, Listen
+from devhost.metadata import COSMOS_TRIGGER
 from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.ports import OutboundMessage
@@ -67,3 +71,55 @@ def _get(url: str) -> httpx.Response | None:
         return httpx.get(url)
     except httpx.TransportError:
         return None
+
+
+def test_a_host_drives_only_the_trigger_kinds_it_is_given_and_names_what_devhost_cannot_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="ping", methods=["GET"])
+    def ping(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("pong")
+
+    @app.service_bus_topic_trigger(
+        arg_name="msg", topic_name="cancel", subscription_name="payment", connection="C"
+    )
+    def on_cancel(msg: func.ServiceBusMessage) -> None:
+        seen.append("cancel")
+
+    @app.service_bus_queue_trigger(arg_name="msg", queue_name="orders", connection="C")
+    def on_order(msg: func.ServiceBusMessage) -> None:
+        seen.append("order")
+
+    backends = Backends(SqliteDocumentStore(tmp_path), SqliteMessageBus(tmp_path))
+    port = free_port()
+    host = DevHost(
+        LoadedApp(app, tmp_path),
+        backends,
+        Listen(port=port),
+        triggers=frozenset({COSMOS_TRIGGER}),
+        shutdown_grace_seconds=1,
+    )
+    serving = threading.Thread(target=lambda: asyncio.run(host.serve()))
+    with caplog.at_level(logging.INFO, logger="devhost"):
+        serving.start()
+        try:
+            eventually(lambda: _get(f"http://127.0.0.1:{port}/api/ping"))
+            backends.bus.publish(
+                "cancel", [OutboundMessage(body=b"{}", message_id="x", subject="Cancel")]
+            )
+            time.sleep(0.5)
+            waiting = backends.bus.active_count("cancel", "payment")
+        finally:
+            host.request_stop()
+            serving.join(10)
+            backends.bus.close()
+            backends.store.close()
+
+    assert seen == []
+    assert waiting == 1  # left for the host that drives Service Bus triggers
+    announced = [r.getMessage() for r in caplog.records if r.getMessage().startswith("function ")]
+    assert [line.split(":")[0] for line in announced] == ["function ping"]
+    assert "on_order: devhost cannot run this serviceBusTrigger" in caplog.text
