@@ -13,6 +13,7 @@ import pytest
 from shared.adapters import sqlite_store
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.topology import MUSICALS
+from tests.support.low_priority import low_priority_policy
 
 M = MUSICALS.name
 
@@ -42,9 +43,7 @@ def test_a_group_commits_at_most_max_group_writes_and_the_rest_follow(tmp_path: 
 def test_while_requests_write_background_writes_trickle_then_flow_once_they_pause(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.2)
+    low_priority_policy(monkeypatch, trickle_seconds=0.1, busy_writes=5, busy_seconds=0.2)
     store = SqliteDocumentStore(tmp_path)
     committed_at: dict[str, float] = {}
 
@@ -100,9 +99,7 @@ def test_a_request_now_and_then_does_not_hold_background_writes_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One request's write starts a saga of background writes: they must not trickle."""
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.2)
+    low_priority_policy(monkeypatch, trickle_seconds=0.1, busy_writes=5, busy_seconds=0.2)
     store = SqliteDocumentStore(tmp_path)
 
     async def scenario() -> float:

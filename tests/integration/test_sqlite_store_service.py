@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from devhost import store_service
-from shared.adapters import sqlite_reader, sqlite_store, sqlite_store_client
+from shared.adapters import sqlite_reader, sqlite_store_client
 from shared.adapters.sqlite_store_client import SqliteStoreClient
 from shared.adapters.store_wire import HEADER, FrameReader, frame
 from shared.ports import Conflict
 from shared.topology import MUSICALS
 from tests.support.eventually import eventually
+from tests.support.low_priority import low_priority_policy
 from tests.support.store_service import running_store_service
 
 M = MUSICALS.name
@@ -186,10 +187,8 @@ def _note_commits(connection: socket.socket, notices: list[float]) -> None:
 def test_a_low_priority_client_gives_way_to_a_high_priority_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_TRICKLE_SECONDS", 0.1)
     # Busy from 10 writes/s on: a slow or crowded machine still counts as busy.
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_WRITES", 5)
-    monkeypatch.setattr(sqlite_store, "LOW_PRIORITY_BUSY_SECONDS", 0.5)
+    low_priority_policy(monkeypatch, trickle_seconds=0.1, busy_writes=5, busy_seconds=0.5)
     with running_store_service(tmp_path) as socket_path:
         requests = SqliteStoreClient(tmp_path, socket_path)
         background = SqliteStoreClient(tmp_path, socket_path, priority="low")
