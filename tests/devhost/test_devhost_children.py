@@ -3,7 +3,6 @@ their parent however it ends."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,21 +15,13 @@ from devhost import children
 from devhost.children import Children, ChildSpec
 from tests.support.devhost_process import PROJECT_ROOT
 from tests.support.eventually import eventually
+from tests.support.processes import alive
 
 CHILD = "tests.support.child_process"
 
 
 def started_pids(starts: Path) -> list[int]:
     return [int(line) for line in starts.read_text().split()] if starts.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def test_a_child_that_exits_is_started_again_and_stopped_with_the_others(

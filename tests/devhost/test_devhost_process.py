@@ -24,6 +24,7 @@ from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.settings import DEV_JWT_SECRET
 from tests.support.devhost_process import PROJECT_ROOT, DevHost
 from tests.support.eventually import eventually
+from tests.support.processes import alive
 
 pytestmark = pytest.mark.e2e
 
@@ -254,14 +255,6 @@ def _children(pid: int) -> dict[str, int]:
     return {role: child for role, child in devhost_processes(pid).items() if role != "http"}
 
 
-def _alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_the_host_runs_its_store_and_triggers_as_child_processes_the_triggers_behind(
     host: DevHost,
 ) -> None:
@@ -303,4 +296,4 @@ def test_the_child_processes_end_with_a_killed_host(
     host.wait()
 
     for name, pid in processes.items():
-        eventually(lambda pid=pid: not _alive(pid), timeout=15, what=f"the {name} process")
+        eventually(lambda pid=pid: not alive(pid), timeout=15, what=f"the {name} process")

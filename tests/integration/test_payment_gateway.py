@@ -182,13 +182,21 @@ def test_a_timeout_means_unavailable_and_the_retry_gets_the_payment_the_gateway_
     assert fake.charges_per_order() == {"r-1": 1}
 
 
+_APPROVAL = (
+    b'{"paymentKey": "pk-1", "orderId": "r-1", "status": "DONE",'
+    b' "approvedAt": "2026-12-01T10:00:00+00:00"}'
+)
+APPROVED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    + b"Content-Length: %d\r\n\r\n" % len(_APPROVAL)
+    + _APPROVAL
+)
+"""A gateway's approval, as raw bytes for the hand-made servers below."""
+
+
 def test_a_kept_alive_connection_the_gateway_closed_is_replaced_and_the_call_made_once() -> None:
     """A gateway that closes each connection after answering, without saying so: the next
     call finds its connection dead and sends again, once, on a new one."""
-    approval = (
-        b'{"paymentKey": "pk-1", "orderId": "r-1", "status": "DONE",'
-        b' "approvedAt": "2026-12-01T10:00:00+00:00"}'
-    )
     received: list[bytes] = []
 
     def serve(listener: socket.socket) -> None:
@@ -196,10 +204,7 @@ def test_a_kept_alive_connection_the_gateway_closed_is_replaced_and_the_call_mad
             connection, _ = listener.accept()
             with connection:
                 received.append(connection.recv(65536))
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(approval), approval)
-                )
+                connection.sendall(APPROVED)
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         server = threading.Thread(target=serve, args=(listener,), daemon=True)
@@ -229,10 +234,6 @@ def test_a_call_cut_off_after_it_was_sent_may_have_reached_the_gateway() -> None
     """The gateway reads the request on a kept-alive connection, then goes away without an
     answer: it may have charged, so a failed resend is "unavailable", never "not reached"
     (which would let a cancel conclude that nothing was charged)."""
-    approval = (
-        b'{"paymentKey": "pk-1", "orderId": "r-1", "status": "DONE",'
-        b' "approvedAt": "2026-12-01T10:00:00+00:00"}'
-    )
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
@@ -240,10 +241,7 @@ def test_a_call_cut_off_after_it_was_sent_may_have_reached_the_gateway() -> None
         connection, _ = listener.accept()
         with connection, connection.makefile("rb") as requests:
             read_request(requests)
-            connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(approval), approval)
-            )
+            connection.sendall(APPROVED)
             read_request(requests)  # the second call arrives...
             listener.close()  # ...and the gateway goes away without answering it
 
