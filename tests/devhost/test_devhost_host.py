@@ -30,8 +30,8 @@ class Backends:
     bus: SqliteMessageBus
 
 
-def test_a_host_serves_http_and_drives_triggers_until_asked_to_stop(tmp_path: Path) -> None:
-    seen: list[str] = []
+def ping_and_cancel_app(seen: list[str]) -> func.FunctionApp:
+    """GET ping → pong, and a Service Bus trigger on cancel/payment noting each message's id."""
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
     @app.route(route="ping", methods=["GET"])
@@ -44,6 +44,12 @@ def test_a_host_serves_http_and_drives_triggers_until_asked_to_stop(tmp_path: Pa
     def on_cancel(msg: func.ServiceBusMessage) -> None:
         seen.append(json.loads(msg.get_body())["id"])
 
+    return app
+
+
+def test_a_host_serves_http_and_drives_triggers_until_asked_to_stop(tmp_path: Path) -> None:
+    seen: list[str] = []
+    app = ping_and_cancel_app(seen)
     (tmp_path / "host.json").write_text('{"extensions": {"http": {"routePrefix": "v1"}}}')
     backends = Backends(SqliteDocumentStore(tmp_path), SqliteMessageBus(tmp_path))
     port = free_port()
@@ -77,17 +83,7 @@ def test_a_host_drives_only_the_trigger_kinds_it_is_given_and_names_what_devhost
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[str] = []
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-    @app.route(route="ping", methods=["GET"])
-    def ping(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("pong")
-
-    @app.service_bus_topic_trigger(
-        arg_name="msg", topic_name="cancel", subscription_name="payment", connection="C"
-    )
-    def on_cancel(msg: func.ServiceBusMessage) -> None:
-        seen.append("cancel")
+    app = ping_and_cancel_app(seen)
 
     @app.service_bus_queue_trigger(arg_name="msg", queue_name="orders", connection="C")
     def on_order(msg: func.ServiceBusMessage) -> None:
@@ -108,7 +104,7 @@ def test_a_host_drives_only_the_trigger_kinds_it_is_given_and_names_what_devhost
         try:
             eventually(lambda: _get(f"http://127.0.0.1:{port}/api/ping"))
             backends.bus.publish(
-                "cancel", [OutboundMessage(body=b"{}", message_id="x", subject="Cancel")]
+                "cancel", [OutboundMessage(body=b'{"id": "r-1"}', message_id="x", subject="Cancel")]
             )
             time.sleep(0.5)
             waiting = backends.bus.active_count("cancel", "payment")
