@@ -6,9 +6,11 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
     python -m bench.reservations [--duration 10] [--connections 32] [--threads 2]
 
 Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, the CPU
-time each of devhost's processes spent per reservation, and — for the saga — its backlog
-after the load stopped (bench.saga_backlog: when its stages stopped growing), how long until
-the last reservation reached `Confirmed` (the drain), and when the customer history showed every
+time each of devhost's processes spent per reservation, the HTTP host's CPU per health request
+beside its CPU per reservation (their ratio is what the throughput ratio would be were the host,
+which runs on one core, as busy in both runs), and — for the saga — its backlog after the load
+stopped (bench.saga_backlog: when its stages stopped growing), how long until the last
+reservation reached `Confirmed` (the drain), and when the customer history showed every
 reservation Confirmed with its notice. Needs `wrk` (Debian package `wrk`).
 """
 
@@ -155,8 +157,10 @@ def main() -> int:
             ids, script = reservation_load(host, Path(tmp), args.musicals)
             base = f"http://127.0.0.1:{host.port}"
             warm_up(f"{base}/api/health", args)
-            health = run_wrk(f"{base}/api/health", args)
             assert host.process is not None
+            before = snapshot(host.process.pid)
+            health = run_wrk(f"{base}/api/health", args)
+            health_cpu = used_between(before, snapshot(host.process.pid))
             before = snapshot(host.process.pid)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             load_ended = time.monotonic()
@@ -179,6 +183,12 @@ def main() -> int:
     print(f"ratio reservations/health: {ratio:.0%} (bar: >= 50%, p99 < 50 ms, 0 errors)")
     print(f"seats held: {held} (201s answered: {reserve.requests - reserve.errors})")
     print(f"reservations' {cpu.line(reserve.requests)} (devhost's processes)")
+    health_us = health_cpu.per_request_us(health.requests)["http"]
+    reserve_us = cpu.per_request_us(reserve.requests)["http"]
+    print(
+        f"HTTP host CPU µs per request: health {health_us:.0f}, reservation {reserve_us:.0f}"
+        f" (ratio {health_us / reserve_us:.0%})"
+    )
     print("\n".join(drain.lines()))
     if drain.drained_after is None:
         print(f"saga backlog: NOT drained within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
