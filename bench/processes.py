@@ -11,13 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from devhost.commands.serve import TRIGGER_HOSTS
+
 ROLES = {
     "devhost.store_service": "store",
     "devhost.gateway_simulator": "gateway",
 }
-# The trigger hosts, told apart by the kind of trigger each drives.
+# The trigger hosts, told apart by the kind of trigger each drives, named as devhost names them.
 TRIGGER_HOST = "devhost.trigger_host"
-TRIGGER_ROLES = {"serviceBusTrigger": "bus-triggers", "cosmosDBTrigger": "feed-triggers"}
+TRIGGER_ROLES = {kind: name for name, kind in TRIGGER_HOSTS.items()}
 
 
 def devhost_processes(host_pid: int) -> dict[str, int]:
