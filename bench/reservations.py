@@ -158,10 +158,10 @@ def main() -> int:
             base = f"http://127.0.0.1:{host.port}"
             warm_up(f"{base}/api/health", args)
             assert host.process is not None
-            before = snapshot(host.process.pid)
+            before_health = snapshot(host.process.pid)
             health = run_wrk(f"{base}/api/health", args)
-            health_cpu = used_between(before, snapshot(host.process.pid))
             before = snapshot(host.process.pid)
+            health_cpu = used_between(before_health, before)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             load_ended = time.monotonic()
             cpu = used_between(before, snapshot(host.process.pid))
