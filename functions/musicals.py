@@ -17,9 +17,7 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
     services.authenticator.require_admin(request.raw.headers)
     command = request.body(RegisterMusical)
     musical = register_musical(command, services.store, services.clock.now())
-    return json_response(
-        musical.to_api(), request, 201, {"Location": f"/api/musicals/{musical.id}"}
-    )
+    return json_response(musical, request, 201, {"Location": f"/api/musicals/{musical.id}"})
 
 
 @bp.route(route="musicals", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -35,4 +33,4 @@ def browse_musicals(request: ApiRequest) -> func.HttpResponse:
 @bp.route(route="musicals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def show_musical(request: ApiRequest) -> func.HttpResponse:
-    return json_response(get_musical(request.route("id"), get_services().store).to_api(), request)
+    return json_response(get_musical(request.route("id"), get_services().store), request)

@@ -30,7 +30,7 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     )
     reservation = placed.reservation
     return json_response(
-        reservation.to_api(),
+        reservation,
         request,
         201 if placed.created else 200,
         {"Location": f"/api/reservations/{reservation.id}"},
@@ -42,9 +42,7 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
 def show_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    return json_response(
-        get_reservation(request.route("id"), caller, services.store).to_api(), request
-    )
+    return json_response(get_reservation(request.route("id"), caller, services.store), request)
 
 
 @bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -55,4 +53,4 @@ def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     reservation = cancel_reservation(
         request.route("id"), caller, services.store, services.clock.now()
     )
-    return json_response(reservation.to_api(), request)
+    return json_response(reservation, request)

@@ -120,9 +120,6 @@ class Reservation(StoredModel):
     def holds_seats(self) -> bool:
         return self.status in SEAT_HOLDING_STATUSES
 
-    def to_api(self) -> dict[str, Any]:
-        return self.to_json_dict()
-
 
 class PaymentStatus(StrEnum):
     PENDING = "Pending"

@@ -151,7 +151,8 @@ async def _place(
                 raise NotFoundError(f"no reservation {reservation.id!r}") from None
             return Placed(existing, created=False)
         raise
-    return Placed(reservation.model_copy(update={"etag": stored[1]["_etag"]}), created=True)
+    reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
+    return Placed(reservation, created=True)
 
 
 def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -> Reservation:
