@@ -1,17 +1,21 @@
 """Core benchmark: POST /api/reservations against GET /api/health, same host, same run.
 
 Starts `python -m devhost` on a fresh data dir (with its local payment gateway simulator, so
-the whole saga runs behind the load as it would), then drives it with `wrk` at 32 connections:
+the whole saga runs behind the load as it would), then drives it with `wrk` at 32 connections,
+health first, then reservations:
 
-    python -m bench.reservations [--duration 10] [--connections 32] [--threads 2]
+    python -m bench.reservations [--duration 10] [--connections 32] [--threads 2] [--rounds 3]
 
-Prints requests/s and latency percentiles of both endpoints, the ratio, the error count, the CPU
-time each of devhost's processes spent per reservation, the HTTP host's CPU per health request
+Each round does that on a fresh host, and prints requests/s and latency percentiles of both
+endpoints, their ratio, the error count, the seats held against the 201s answered, the CPU time
+each of devhost's processes spent per reservation, and the HTTP host's CPU per health request
 beside its CPU per reservation (their ratio is what the throughput ratio would be were the host,
-which runs on one core, as busy in both runs), and — for the saga — its backlog after the load
-stopped (bench.saga_backlog: when its stages stopped growing), how long until the last
-reservation reached `Confirmed` (the drain), and when the customer history showed every
-reservation Confirmed with its notice. Needs `wrk` (Debian package `wrk`).
+which runs on one core, as busy in both runs). Then the median of the rounds' ratios: on this
+VM one round's ratio moves by up to ±10 points with the machine's speed, which drifts within
+seconds, so one round alone says little (all of them are printed). After the last round, the
+saga: its backlog once the load stopped (bench.saga_backlog: when its stages stopped growing),
+how long until the last reservation reached `Confirmed` (the drain), and when the customer
+history showed every reservation Confirmed with its notice. Needs `wrk` (Debian package `wrk`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,8 +35,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import snapshot, used_between
-from bench.saga_backlog import POLL_SECONDS, follow_drain, in_history
+from bench.processes import CpuUse, snapshot, used_between
+from bench.saga_backlog import POLL_SECONDS, Drain, follow_drain, in_history
 from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
@@ -140,17 +145,45 @@ def seconds_until(done: Callable[[], bool], started: float, timeout: float) -> f
     return None
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--musicals", type=int, default=8)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
-        return 2
+@dataclass(frozen=True)
+class Round:
+    """One round: a fresh host, its health run, then its reservation run."""
 
+    health: WrkResult
+    reserve: WrkResult
+    health_cpu: CpuUse
+    reserve_cpu: CpuUse
+    held: int
+
+    @property
+    def ratio(self) -> float:
+        return self.reserve.requests_per_second / self.health.requests_per_second
+
+    def lines(self) -> list[str]:
+        health_us = self.health_cpu.per_request_us(self.health.requests)["http"]
+        reserve_us = self.reserve_cpu.per_request_us(self.reserve.requests)["http"]
+        answered = self.reserve.requests - self.reserve.errors
+        return [
+            self.health.line("GET /api/health"),
+            self.reserve.line("POST /api/reservations"),
+            f"ratio reservations/health: {self.ratio:.0%}",
+            f"seats held: {self.held} (201s answered: {answered})",
+            f"reservations' {self.reserve_cpu.line(self.reserve.requests)} (devhost's processes)",
+            f"HTTP host CPU µs per request: health {health_us:.0f}, reservation {reserve_us:.0f}"
+            f" (ratio {health_us / reserve_us:.0%})",
+        ]
+
+
+@dataclass(frozen=True)
+class Saga:
+    """How the saga behind the last round's load caught up once it stopped."""
+
+    drain: Drain
+    history_after: float | None
+
+
+def run_round(args: argparse.Namespace, follow_saga: bool) -> tuple[Round, Saga | None]:
+    """Health then reservations on a fresh host; then, if asked, the saga's drain."""
     with tempfile.TemporaryDirectory(prefix="outerpark-bench-") as tmp:
         host = DevHost(Path(tmp) / "data").start()
         try:
@@ -161,47 +194,80 @@ def main() -> int:
             before_health = snapshot(host.process.pid)
             health = run_wrk(f"{base}/api/health", args)
             before = snapshot(host.process.pid)
-            health_cpu = used_between(before_health, before)
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             load_ended = time.monotonic()
-            cpu = used_between(before, snapshot(host.process.pid))
-            held = sum(
-                100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
-                for i in ids
+            measured = Round(
+                health,
+                reserve,
+                used_between(before_health, before),
+                used_between(before, snapshot(host.process.pid)),
+                held=sum(
+                    100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
+                    for i in ids
+                ),
             )
+            if not follow_saga:
+                return measured, None
             drain = follow_drain(host.data_dir, load_ended, DRAIN_TIMEOUT_SECONDS)
             history = seconds_until(
-                lambda: in_history(host.data_dir) == held, load_ended, DRAIN_TIMEOUT_SECONDS
+                lambda: in_history(host.data_dir) == measured.held,
+                load_ended,
+                DRAIN_TIMEOUT_SECONDS,
             )
+            return measured, Saga(drain, history)
         finally:
             host.close()
 
-    ratio = reserve.requests_per_second / health.requests_per_second
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, devhost on 127.0.0.1")
-    print(health.line("GET /api/health"))
-    print(reserve.line("POST /api/reservations"))
-    print(f"ratio reservations/health: {ratio:.0%} (bar: >= 50%, p99 < 50 ms, 0 errors)")
-    print(f"seats held: {held} (201s answered: {reserve.requests - reserve.errors})")
-    print(f"reservations' {cpu.line(reserve.requests)} (devhost's processes)")
-    health_us = health_cpu.per_request_us(health.requests)["http"]
-    reserve_us = cpu.per_request_us(reserve.requests)["http"]
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--musicals", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+
     print(
-        f"HTTP host CPU µs per request: health {health_us:.0f}, reservation {reserve_us:.0f}"
-        f" (ratio {health_us / reserve_us:.0%})"
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, devhost on 127.0.0.1,"
+        f" {args.rounds} round(s), a fresh host each"
     )
-    print("\n".join(drain.lines()))
-    if drain.drained_after is None:
+    rounds: list[Round] = []
+    saga: Saga | None = None
+    for number in range(1, args.rounds + 1):
+        measured, saga = run_round(args, follow_saga=number == args.rounds)
+        rounds.append(measured)
+        print(f"round {number}")
+        print("\n".join(f"  {line}" for line in measured.lines()), flush=True)
+
+    ratios = ", ".join(f"{r.ratio:.0%}" for r in rounds)
+    print(
+        f"ratio reservations/health, median of {len(rounds)} round(s):"
+        f" {statistics.median(r.ratio for r in rounds):.0%} (rounds: {ratios};"
+        f" bar: >= 50%, p99 < 50 ms, 0 errors)"
+    )
+    assert saga is not None
+    held = rounds[-1].held
+    print(f"saga behind the last round's load ({held} reservations):")
+    print("\n".join(saga.drain.lines()))
+    if saga.drain.drained_after is None:
         print(f"saga backlog: NOT drained within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
     else:
         print(
-            f"saga backlog drained {drain.drained_after:.1f} s after the load stopped (all"
-            f" Confirmed; {held / (args.duration + drain.drained_after):.0f} sagas/s over load"
-            " and drain)"
+            f"saga backlog drained {saga.drain.drained_after:.1f} s after the load stopped (all"
+            f" Confirmed; {held / (args.duration + saga.drain.drained_after):.0f} sagas/s over"
+            " load and drain)"
         )
-    if history is None:
+    if saga.history_after is None:
         print(f"history view: NOT complete within {DRAIN_TIMEOUT_SECONDS} s after the load stopped")
     else:
-        print(f"history view complete (Confirmed, notice sent) {history:.1f} s after the load")
+        print(
+            f"history view complete (Confirmed, notice sent) {saga.history_after:.1f} s after"
+            " the load"
+        )
     return 0
 
 
