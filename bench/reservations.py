@@ -246,10 +246,13 @@ def main() -> int:
         print("\n".join(f"  {line}" for line in measured.lines()), flush=True)
 
     ratios = ", ".join(f"{r.ratio:.0%}" for r in rounds)
+    p99s = ", ".join(f"{r.reserve.p99_ms:.0f}" for r in rounds)
+    errors = sum(r.health.errors + r.reserve.errors for r in rounds)
     print(
         f"ratio reservations/health, median of {len(rounds)} round(s):"
-        f" {statistics.median(r.ratio for r in rounds):.0%} (rounds: {ratios};"
-        f" bar: >= 50%, p99 < 50 ms, 0 errors)"
+        f" {statistics.median(r.ratio for r in rounds):.0%} (rounds: {ratios});"
+        f" reservations' p99 by round: {p99s} ms; errors: {errors}"
+        " (bar: ratio >= 50%, p99 < 50 ms, 0 errors)"
     )
     assert saga is not None
     held = rounds[-1].held
