@@ -76,3 +76,10 @@ def used_between(
             if role in before
         }
     )
+
+
+def steal_seconds() -> float:
+    """CPU seconds this VM's vCPUs were ready to run but the hypervisor ran something else (the
+    `steal` column of /proc/stat), all CPUs together, so far."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")

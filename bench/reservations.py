@@ -10,18 +10,21 @@ Each round does that on a fresh host, and prints requests/s and latency percenti
 endpoints, their ratio, the error count, the seats held against the 201s answered, the CPU time
 each of devhost's processes spent per reservation, and the HTTP host's CPU per health request
 beside its CPU per reservation (their ratio is what the throughput ratio would be were the host,
-which runs on one core, as busy in both runs). Then the median of the rounds' ratios: on this
-VM one round's ratio moves by up to ±10 points with the machine's speed, which drifts within
-seconds, so one round alone says little (all of them are printed). After the last round, the
-saga: its backlog once the load stopped (bench.saga_backlog: when its stages stopped growing),
-how long until the last reservation reached `Confirmed` (the drain), and when the customer
-history showed every reservation Confirmed with its notice. Needs `wrk` (Debian package `wrk`).
+which runs on one core, as busy in both runs), and how much CPU time the hypervisor took from
+this VM during each run (steal). Then the median of the rounds' ratios: on this VM one round's
+ratio moves by up to ±10 points with the machine's speed, which drifts within seconds (steal is
+one visible part of it), so one round alone says little (all of them are printed). After the
+last round, the saga: its backlog once the load stopped (bench.saga_backlog: when its stages
+stopped growing), how long until the last reservation reached `Confirmed` (the drain), and when
+the customer history showed every reservation Confirmed with its notice. Needs `wrk` (Debian
+package `wrk`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.processes import CpuUse, snapshot, used_between
+from bench.processes import CpuUse, snapshot, steal_seconds, used_between
 from bench.saga_backlog import POLL_SECONDS, Drain, follow_drain, in_history
 from tests.support.devhost_process import DevHost, auth
 
@@ -154,6 +157,9 @@ class Round:
     health_cpu: CpuUse
     reserve_cpu: CpuUse
     held: int
+    # The share of the machine's CPU time the hypervisor took during each run (see `stolen`).
+    health_steal: float
+    reserve_steal: float
 
     @property
     def ratio(self) -> float:
@@ -171,6 +177,8 @@ class Round:
             f"reservations' {self.reserve_cpu.line(self.reserve.requests)} (devhost's processes)",
             f"HTTP host CPU µs per request: health {health_us:.0f}, reservation {reserve_us:.0f}"
             f" (ratio {health_us / reserve_us:.0%})",
+            f"CPU time taken by the hypervisor (steal): health run {self.health_steal:.0%},"
+            f" reservation run {self.reserve_steal:.0%}",
         ]
 
 
@@ -182,6 +190,12 @@ class Saga:
     history_after: float | None
 
 
+def stolen(steal: float, duration: float) -> float:
+    """`steal` seconds over a run of `duration` seconds, as a share of all the machine's cores:
+    the hypervisor's own load, which slows whatever runs then (this VM shares its host)."""
+    return steal / (duration * (os.cpu_count() or 1))
+
+
 def run_round(args: argparse.Namespace, follow_saga: bool) -> tuple[Round, Saga | None]:
     """Health then reservations on a fresh host; then, if asked, the saga's drain."""
     with tempfile.TemporaryDirectory(prefix="outerpark-bench-") as tmp:
@@ -191,20 +205,23 @@ def run_round(args: argparse.Namespace, follow_saga: bool) -> tuple[Round, Saga 
             base = f"http://127.0.0.1:{host.port}"
             warm_up(f"{base}/api/health", args)
             assert host.process is not None
-            before_health = snapshot(host.process.pid)
+            before_health, stolen_before_health = snapshot(host.process.pid), steal_seconds()
             health = run_wrk(f"{base}/api/health", args)
-            before = snapshot(host.process.pid)
+            before, stolen_before = snapshot(host.process.pid), steal_seconds()
             reserve = run_wrk(f"{base}/api/reservations", args, script)
             load_ended = time.monotonic()
+            after, stolen_after = snapshot(host.process.pid), steal_seconds()
             measured = Round(
                 health,
                 reserve,
                 used_between(before_health, before),
-                used_between(before, snapshot(host.process.pid)),
+                used_between(before, after),
                 held=sum(
                     100_000 - httpx.get(f"{host.base_url}/musicals/{i}").json()["availableSeats"]
                     for i in ids
                 ),
+                health_steal=stolen(stolen_before - stolen_before_health, args.duration),
+                reserve_steal=stolen(stolen_after - stolen_before, args.duration),
             )
             if not follow_saga:
                 return measured, None
