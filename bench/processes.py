@@ -1,4 +1,5 @@
-"""devhost's processes and their CPU time, read from /proc (Linux only).
+"""devhost's processes and their CPU time, and the CPU time the hypervisor took from the VM,
+read from /proc (Linux only).
 
 `python -m devhost` is the HTTP host plus child processes (devhost.children): the store
 service, the two trigger hosts and, unless a gateway URL is given, the gateway simulator. A child
