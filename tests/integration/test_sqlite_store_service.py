@@ -174,7 +174,10 @@ def test_commit_notices_come_at_most_once_per_interval_and_a_lone_commit_at_once
             listening.join(5)
         client.close()
 
-    assert 1 <= told_in_burst <= burst / store_service.NOTICE_INTERVAL_SECONDS + 2
+    # One notice per interval over the burst, the one that ends it, and one more: a notice that is
+    # due fires a little late on a busy machine, and that stretches the window (CI saw 7 notices
+    # in a 49 ms burst). Without the interval there would be one per commit: 60.
+    assert 1 <= told_in_burst <= burst / store_service.NOTICE_INTERVAL_SECONDS + 3
     assert notices[told_in_burst] - lone < store_service.NOTICE_INTERVAL_SECONDS + 0.5
 
 

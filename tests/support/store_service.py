@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -38,10 +39,21 @@ def running_store_service(
         # On uvloop, as devhost runs it (its transports are not asyncio's classes).
         serving = threading.Thread(target=lambda: uvloop.run(service.serve(path)), daemon=True)
         serving.start()
-        eventually(path.exists)
+        eventually(lambda: _accepting(path))
         try:
             yield path
         finally:
             service.stop()
             serving.join(10)
             store.close()
+
+
+def _accepting(path: Path) -> bool:
+    """True once the service takes connections. The socket's file appears when it is bound, a
+    moment before it listens: a client connecting in between is refused."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+    return True
