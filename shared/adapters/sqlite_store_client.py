@@ -162,7 +162,7 @@ class SqliteStoreClient(SqliteReader):
         self._ensure_open()
         connection: _BlockingConnection | None = getattr(self._per_thread, "connection", None)
         if connection is None or not connection.usable():
-            connection = _BlockingConnection(_connect_patiently(self._socket_path))
+            connection = _BlockingConnection(connect_patiently(self._socket_path))
             self._per_thread.connection = connection
             with self._lock:
                 self._blocking = [c for c in self._blocking if not c.broken]
@@ -203,7 +203,7 @@ class SqliteStoreClient(SqliteReader):
         service restarts (meanwhile the reader's periodic re-check stands in)."""
         while not self._closed:
             try:
-                with _connect_patiently(self._socket_path) as connection:
+                with connect_patiently(self._socket_path) as connection:
                     self._watching = connection
                     connection.sendall(frame([1, WATCH, [], self._priority]))
                     reader = FrameReader()
@@ -214,7 +214,7 @@ class SqliteStoreClient(SqliteReader):
                 time.sleep(0.2)
 
 
-def _connect_patiently(path: str) -> socket.socket:
+def connect_patiently(path: str) -> socket.socket:
     """A connection to the service, waiting up to CONNECT_PATIENCE_SECONDS while it starts."""
     deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
     while True:
@@ -298,7 +298,7 @@ class _PipelinedConnection(asyncio.Protocol):
     async def _open(self, path: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            connected = await asyncio.to_thread(_connect_patiently, path)
+            connected = await asyncio.to_thread(connect_patiently, path)
             await loop.create_unix_connection(lambda: self, sock=connected)
         except BaseException:
             self.broken = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -14,8 +13,8 @@ import uvloop
 from devhost.store_service import StoreService
 from shared import topology
 from shared.adapters.sqlite_store import SqliteDocumentStore
+from shared.adapters.sqlite_store_client import connect_patiently
 from shared.topology import ContainerSpec
-from tests.support.eventually import eventually
 
 
 @contextmanager
@@ -39,21 +38,10 @@ def running_store_service(
         # On uvloop, as devhost runs it (its transports are not asyncio's classes).
         serving = threading.Thread(target=lambda: uvloop.run(service.serve(path)), daemon=True)
         serving.start()
-        eventually(lambda: _accepting(path))
+        connect_patiently(str(path)).close()  # its file exists a moment before it listens
         try:
             yield path
         finally:
             service.stop()
             serving.join(10)
             store.close()
-
-
-def _accepting(path: Path) -> bool:
-    """True once the service takes connections. The socket's file appears when it is bound, a
-    moment before it listens: a client connecting in between is refused."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            return False
-    return True
