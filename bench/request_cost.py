@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.processes import CpuUse, snapshot, used_between
-from bench.reservations import WrkResult, reservation_load, run_wrk, warm_up
+from bench.reservations import (
+    WrkResult,
+    add_wrk_arguments,
+    reservation_load,
+    run_wrk,
+    warm_up,
+)
 from tests.support.devhost_process import DevHost
 
 HTTP_ONLY_APP = Path(__file__).with_name("http_only_app.py")
@@ -66,9 +72,7 @@ def measure(pid: int, url: str, args: argparse.Namespace, script: Path | None = 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    add_wrk_arguments(parser)
     parser.add_argument("--musicals", type=int, default=8)
     parser.add_argument("--saga-off", action="store_true", help="host only the HTTP functions")
     args = parser.parse_args()

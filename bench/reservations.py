@@ -98,6 +98,14 @@ def parse_wrk(output: str) -> WrkResult:
     return WrkResult(rps, latency("50"), latency("99"), requests, errors)
 
 
+def add_wrk_arguments(parser: argparse.ArgumentParser) -> None:
+    """The load every benchmark drives with wrk: how long, over how many connections, from how
+    many threads."""
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+
+
 def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> WrkResult:
     command = [
         "wrk",
@@ -238,9 +246,7 @@ def run_round(args: argparse.Namespace, follow_saga: bool) -> tuple[Round, Saga 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    add_wrk_arguments(parser)
     parser.add_argument("--musicals", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

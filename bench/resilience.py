@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.reservations import run_wrk, write_reserve_script
+from bench.reservations import add_wrk_arguments, run_wrk, write_reserve_script
 from bench.saga_backlog import count_documents, unconfirmed
 from tests.support.devhost_process import DevHost, auth
 from tests.support.fake_gateway import FakeGateway
@@ -57,9 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reservations", type=int, default=100)
     parser.add_argument("--down-seconds", type=float, default=60.0)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    add_wrk_arguments(parser)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
