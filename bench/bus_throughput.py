@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION
 

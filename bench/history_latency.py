@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.domain.caller import Caller
 from shared.domain.models import NoticeKind, PaymentStatus, ReservationStatus
 from shared.handlers.history import list_history

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.clock import SystemClock
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation, RegisterMusical

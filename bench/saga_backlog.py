@@ -18,9 +18,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.adapters.sqlite_bus import BUS_FILE
-from shared.adapters.sqlite_bus_schema import DEAD_LETTERED
-from shared.adapters.sqlite_reader import DATABASE_FILE
+from devhost.embedded.sqlite_bus import BUS_FILE
+from devhost.embedded.sqlite_bus_schema import DEAD_LETTERED
+from devhost.embedded.sqlite_reader import DATABASE_FILE
 
 # The unconfirmed count scans every reservation (~50 ms of CPU at 25k): polled more often, it
 # would slow the drain it measures.

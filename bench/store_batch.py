@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.ports import Condition, Create, Incr, Patch
 from shared.topology import MUSICALS, OUTBOX_TTL_SECONDS
 

@@ -3,7 +3,7 @@
 In Azure the functions reach Cosmos DB over the network. devhost keeps that shape: this process
 owns the SQLite file's writer and group-commits the writes of every client together, while the
 function hosts (the HTTP host, the trigger hosts) are `SqliteStoreClient`s that read the file
-directly and send their writes here over a Unix socket (`shared.adapters.store_wire`).
+directly and send their writes here over a Unix socket (`devhost.embedded.store_wire`).
 
 Why a process of its own: the writes run on a core the HTTP host does not use, and the hosts
 never contend for SQLite's write lock (whose waits sleep). Clients that sent `watch` hear of
@@ -24,11 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from devhost.lifeline import watch_lifeline
-from devhost.log_setup import configure_host_logging
-from devhost.purge import ExpiryPurger
-from shared.adapters.sqlite_store import Priority, SqliteDocumentStore
-from shared.adapters.store_wire import (
+from devhost.embedded.sqlite_store import Priority, SqliteDocumentStore
+from devhost.embedded.store_wire import (
     COMMITTED,
     WATCH,
     FrameReader,
@@ -41,6 +38,9 @@ from shared.adapters.store_wire import (
     frame,
     shrink_result,
 )
+from devhost.lifeline import watch_lifeline
+from devhost.log_setup import configure_host_logging
+from devhost.purge import ExpiryPurger
 
 log = logging.getLogger("devhost.store")
 

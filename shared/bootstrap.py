@@ -7,9 +7,11 @@ backends are chosen by configuration only: see `shared.settings`.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol, cast
 
 from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
@@ -26,6 +28,18 @@ from shared.ports import (
 from shared.settings import Settings, get_settings
 
 
+class BackendNotConfiguredError(RuntimeError):
+    """Neither Azure's settings nor local backends say where documents or messages go."""
+
+
+class LocalBackends(Protocol):
+    """What the module named by `OUTERPARK_LOCAL_BACKENDS` provides (devhost.embedded.backends)."""
+
+    def document_store(self) -> DocumentStore: ...
+
+    def message_bus(self) -> MessagePublisher: ...
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -37,17 +51,7 @@ class Services:
             from shared.adapters.cosmos_store import CosmosDocumentStore
 
             return CosmosDocumentStore.from_settings(self.settings)
-        if self.settings.store_socket is not None:
-            from shared.adapters.sqlite_store_client import SqliteStoreClient
-
-            return SqliteStoreClient(
-                self.settings.data_dir,
-                self.settings.store_socket,
-                priority=self.settings.store_priority,
-            )
-        from shared.adapters.sqlite_store import SqliteDocumentStore
-
-        return SqliteDocumentStore(self.settings.data_dir)
+        return self._local_backends("CosmosDBConnection__accountEndpoint").document_store()
 
     @cached_property
     def async_store(self) -> AsyncDocumentStore:
@@ -63,9 +67,17 @@ class Services:
             from shared.adapters.servicebus_bus import ServiceBusPublisher
 
             return ServiceBusPublisher.from_settings(self.settings)
-        from shared.adapters.sqlite_bus import SqliteMessageBus
+        return self._local_backends("ServiceBusConnection__fullyQualifiedNamespace").message_bus()
 
-        return SqliteMessageBus(self.settings.data_dir, rings=self.settings.bus_rings)
+    def _local_backends(self, azure_setting: str) -> LocalBackends:
+        """The module that `OUTERPARK_LOCAL_BACKENDS` names, for what `azure_setting` does not."""
+        path = self.settings.local_backends
+        if path is None:
+            raise BackendNotConfiguredError(
+                f"no backend configured: set {azure_setting} (Azure) or OUTERPARK_LOCAL_BACKENDS "
+                "(the import path of local backends, e.g. devhost.embedded.backends)"
+            )
+        return cast(LocalBackends, importlib.import_module(path))
 
     @cached_property
     def musicals(self) -> MusicalDirectory:

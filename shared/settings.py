@@ -3,16 +3,15 @@
 Names are the app-setting names the Bicep templates set (`infra/`), so that switching from the
 embedded backends to Azure is configuration only:
 
-- `CosmosDBConnection__accountEndpoint` set → Cosmos DB; otherwise the embedded SQLite store in
-  `OUTERPARK_DATA_DIR`, written through devhost's store service when `OUTERPARK_STORE_SOCKET`
-  names one.
-- `ServiceBusConnection__fullyQualifiedNamespace` set → Service Bus; otherwise the embedded bus.
+- `CosmosDBConnection__accountEndpoint` set → Cosmos DB;
+- `ServiceBusConnection__fullyQualifiedNamespace` set → Service Bus;
+- otherwise the backends of the module that `OUTERPARK_LOCAL_BACKENDS` names (devhost's embedded
+  ones, `devhost.embedded.backends`, which devhost and the tests set); neither → an error.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -25,23 +24,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     # --- storage and messaging backends
-    data_dir: Path = Field(Path(".outerpark"), alias="OUTERPARK_DATA_DIR")
-    store_socket: Path | None = Field(
+    local_backends: str | None = Field(
         None,
-        alias="OUTERPARK_STORE_SOCKET",
-        description="The local store service's socket: set by devhost for the hosts it runs.",
-    )
-    bus_rings: Path | None = Field(
-        None,
-        alias="OUTERPARK_BUS_RINGS",
-        description="The socket on which devhost's Service Bus trigger host hears of messages "
-        "that its other processes publish to the embedded bus: set by devhost.",
-    )
-    store_priority: Literal["high", "low"] = Field(
-        "high",
-        alias="OUTERPARK_STORE_PRIORITY",
-        description="Priority of this process's writes at the store service: devhost's trigger "
-        "host writes at low priority, so that requests' writes come first.",
+        alias="OUTERPARK_LOCAL_BACKENDS",
+        description="Import path of a module whose document_store() and message_bus() build the "
+        "backends that Cosmos DB and Service Bus settings do not name: set by devhost.",
     )
     cosmos_endpoint: str | None = Field(None, alias="CosmosDBConnection__accountEndpoint")
     cosmos_key: SecretStr | None = Field(

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from devhost.commands.options import add_data_dir
-from shared.adapters.sqlite_bus import BUS_FILE, DeadLetterNotFound, SqliteMessageBus
+from devhost.embedded.sqlite_bus import BUS_FILE, DeadLetterNotFound, SqliteMessageBus
 from shared.ports import ReceivedMessage
 from shared.topology import TOPICS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from devhost.commands.options import add_data_dir
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.projection.rebuild import rebuild_history
 
 

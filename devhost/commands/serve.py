@@ -12,6 +12,7 @@ from pathlib import Path
 from devhost.app_loader import DEFAULT_APP
 from devhost.children import ChildSpec
 from devhost.commands.options import add_data_dir
+from devhost.embedded.backends import LOCAL_BACKENDS
 from devhost.metadata import COSMOS_TRIGGER, SERVICE_BUS_TRIGGER
 from devhost.trigger_host import DEFAULT_NICENESS
 
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     # The app's settings are read from the environment on first use, here and in the children:
     # set them before anything reads settings.
     os.environ["OUTERPARK_DATA_DIR"] = str(data_dir)
+    os.environ["OUTERPARK_LOCAL_BACKENDS"] = LOCAL_BACKENDS
     from devhost.log_setup import configure_host_logging
 
     configure_host_logging("http")

@@ -6,7 +6,7 @@ by message id within the topic's window, scheduled messages, peek-lock with deli
 dead-lettering after the subscription's max delivery count. Everything lives in `bus.db` (WAL),
 so several threads and processes can publish to and consume from the same bus. Waiting
 consumers are woken at once by the publishes of their own process, and by other processes'
-through the `rings` socket (`shared.adapters.bus_rings`) when one is given.
+through the `rings` socket (`devhost.embedded.bus_rings`) when one is given.
 
 Durability: every commit survives SIGKILL. Publishing (and replaying or purging a dead letter)
 also waits for the disk (synchronous=FULL), so an accepted message survives power loss too.
@@ -31,9 +31,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared import topology
-from shared.adapters.bus_rings import RingListener, RingSender
-from shared.adapters.sqlite_bus_schema import (
+from devhost.embedded.bus_rings import RingListener, RingSender
+from devhost.embedded.sqlite_bus_schema import (
     DEAD_LETTERED,
     MAX_DELIVERY_COUNT_EXCEEDED,
     MESSAGE_COLUMNS,
@@ -46,6 +45,7 @@ from shared.adapters.sqlite_bus_schema import (
     message_from_row,
     to_micros,
 )
+from shared import topology
 from shared.ports import LockLost, OutboundMessage, ReceivedMessage
 from shared.topology import SubscriptionSpec, TopicSpec
 
@@ -82,7 +82,7 @@ class SqliteMessageBus:
         rings: Path | None = None,
     ) -> None:
         """`rings`: the socket of the process that listens for rings (`listen_for_rings`), to
-        tell it of messages this one publishes (see `shared.adapters.bus_rings`)."""
+        tell it of messages this one publishes (see `devhost.embedded.bus_rings`)."""
         self._topics = dict(topics)
         self._clock = clock
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shared import topology
-from shared.adapters.document_paths import partition_key_segments
-from shared.adapters.sqlite_query import (
+from devhost.embedded.sqlite_query import (
     condition_sql,
     decode_token,
     encode_token,
     keyset_sql,
     ordering,
 )
+from shared import topology
+from shared.adapters.document_paths import partition_key_segments
 from shared.ports import Change, Condition, Document, NotFound, OrderBy, Page
 
 DATABASE_FILE = "outerpark.sqlite3"

@@ -35,17 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from shared import topology
-from shared.adapters.document_paths import apply_patch, get_field
-from shared.adapters.sqlite_query import condition_sql
-from shared.adapters.sqlite_reader import (
+from devhost.embedded.sqlite_query import condition_sql
+from devhost.embedded.sqlite_reader import (
     DATABASE_FILE,
     ContainerLayout,
     Sql,
     SqliteReader,
     Synchronous,
 )
-from shared.adapters.sqlite_store_schema import ensure_schema
+from devhost.embedded.sqlite_store_schema import ensure_schema
+from shared import topology
+from shared.adapters.document_paths import apply_patch, get_field
 from shared.ports import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,

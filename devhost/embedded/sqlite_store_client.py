@@ -23,11 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from shared import topology
-from shared.adapters.sockets import closed_while_idle
-from shared.adapters.sqlite_reader import SqliteReader
-from shared.adapters.sqlite_store import Priority
-from shared.adapters.store_wire import (
+from devhost.embedded.sqlite_reader import SqliteReader
+from devhost.embedded.sqlite_store import Priority
+from devhost.embedded.store_wire import (
     COMMITTED,
     WATCH,
     FrameReader,
@@ -40,6 +38,8 @@ from shared.adapters.store_wire import (
     expand_result,
     frame,
 )
+from shared import topology
+from shared.adapters.sockets import closed_while_idle
 from shared.ports import BatchOperation, Condition, Document, PatchOperation
 
 CONNECT_PATIENCE_SECONDS = 5.0

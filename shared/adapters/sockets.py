@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import select
-import socket
+from typing import Protocol
 
 
-def closed_while_idle(connection: socket.socket) -> bool:
+class Selectable(Protocol):
+    """A connection `select` can watch: a socket, TLS or not."""
+
+    def fileno(self) -> int: ...
+
+
+def closed_while_idle(connection: Selectable) -> bool:
     """True if an idle connection (no request outstanding) is readable: its peer closed it, or
     sent something unasked; either way it must not carry the next request. Checked before
     sending, this tells "never sent" apart from "sent, then cut off". Works for TLS sockets."""

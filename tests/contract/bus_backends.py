@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import MessagePublisher, MessageReceiver, ReceivedMessage
 
 

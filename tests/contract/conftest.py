@@ -21,9 +21,9 @@ from typing import Protocol
 
 import pytest
 
+from devhost.embedded.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store_client import SqliteStoreClient
 from shared import topology
-from shared.adapters.sqlite_store import SqliteDocumentStore
-from shared.adapters.sqlite_store_client import SqliteStoreClient
 from shared.ports import AsyncDocumentStore, ChangeFeed, DocumentStore
 from shared.topology import ContainerSpec
 from tests.contract import cosmos_backend

@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 
 from devhost.cosmos_trigger import CosmosTrigger
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from devhost.invocation import Invoker
 from devhost.metadata import FunctionSpec, functions_of
-from shared.adapters.sqlite_store import SqliteDocumentStore
 from tests.support.eventually import eventually
 
 CONTAINER, PREFIX = "musicals", "projection-"

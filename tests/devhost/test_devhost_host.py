@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from devhost.app_loader import LoadedApp
+from devhost.embedded.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from devhost.host import DevHost, Listen
 from devhost.metadata import COSMOS_TRIGGER
-from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.ports import OutboundMessage
 from tests.support.devhost_process import free_port
 from tests.support.eventually import eventually

@@ -19,8 +19,8 @@ import jwt
 import pytest
 
 from bench.processes import devhost_processes
-from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.settings import DEV_JWT_SECRET
 from tests.support.devhost_process import PROJECT_ROOT, DevHost
 from tests.support.eventually import eventually

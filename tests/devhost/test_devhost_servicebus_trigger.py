@@ -11,11 +11,11 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from devhost.host_config import ServiceBusOptions
 from devhost.invocation import Invoker
 from devhost.metadata import FunctionSpec, functions_of
 from devhost.servicebus_trigger import ServiceBusTrigger
-from shared.adapters.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SubscriptionSpec, TopicSpec
 from tests.support.eventually import eventually

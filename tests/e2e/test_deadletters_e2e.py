@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
 from tests.e2e.conftest import Api, make_api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import zipfile
 from pathlib import Path
 
@@ -71,3 +72,31 @@ def test_the_repository_funcignore_leaves_out_local_and_test_code() -> None:
         assert not is_ignored(Path(kept), is_dir=False, patterns=patterns), kept
     for folder in ("shared", "functions", ".python_packages"):
         assert not is_ignored(Path(folder), is_dir=True, patterns=patterns), folder
+
+
+LOCAL_ONLY_IMPORTS = {"sqlite3", "socket", "devhost", "tests", "bench"}
+
+
+def _imported_roots(source: str) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_built_package_holds_the_app_and_no_local_only_module(tmp_path: Path) -> None:
+    output = tmp_path / "app.zip"
+    build_package(REPO, output)
+    with zipfile.ZipFile(output) as archive:
+        modules = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".py")}
+    assert {"function_app.py", "shared/bootstrap.py", "functions/reservations.py"} <= set(modules)
+    assert not [n for n in modules if not n.startswith(("shared/", "functions/", "function_app"))]
+    offenders = {
+        name: sorted(_imported_roots(source) & LOCAL_ONLY_IMPORTS)
+        for name, source in modules.items()
+        if _imported_roots(source) & LOCAL_ONLY_IMPORTS
+    }
+    assert offenders == {}

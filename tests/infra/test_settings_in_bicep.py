@@ -9,10 +9,8 @@ from tests.infra.bicep_tree import module, resource_config
 
 # Settings that exist for local runs only, and why Azure does not set them.
 LOCAL_ONLY = {
-    "OUTERPARK_DATA_DIR": "the embedded SQLite store's folder; Azure uses Cosmos DB",
-    "OUTERPARK_STORE_SOCKET": "devhost's local store service; Azure uses Cosmos DB",
-    "OUTERPARK_BUS_RINGS": "devhost's embedded bus; Azure uses Service Bus",
-    "OUTERPARK_STORE_PRIORITY": "devhost's trigger hosts write at low priority to its store",
+    "OUTERPARK_LOCAL_BACKENDS": "devhost's embedded store and bus; Azure uses Cosmos DB and "
+    "Service Bus",
     "OUTERPARK_JWT_SECRET": "HS256 development tokens; Azure checks Entra ID tokens (AUTH_*)",
     "COSMOS_KEY": "key auth for emulators; the account has local auth off",
     "COSMOS_VERIFY_TLS": "for emulators with self-signed certificates",

@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import pytest
 
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.adapters.payment_gateway import HttpPaymentGateway
-from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, BreakerOpen, CircuitBreaker, GuardedPaymentGateway
 from shared.ports import GatewayNotReached, GatewayUnavailable, PaymentDeclined
 from shared.settings import Settings

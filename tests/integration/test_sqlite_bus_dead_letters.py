@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_bus import DeadLetterNotFound, SqliteMessageBus
+from devhost.embedded.sqlite_bus import DeadLetterNotFound, SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import LockLost, OutboundMessage
 from shared.topology import (
     SUB_NOTICE,
@@ -141,7 +141,7 @@ CONSUMER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from shared.adapters.sqlite_bus import SqliteMessageBus
+    from devhost.embedded.sqlite_bus import SqliteMessageBus
 
     bus = SqliteMessageBus(Path(sys.argv[1]))
     seen = []
@@ -195,7 +195,7 @@ KILLED_MIDWAY = textwrap.dedent(
     """
     import sys, time, uuid
     from pathlib import Path
-    from shared.adapters.sqlite_bus import SqliteMessageBus
+    from devhost.embedded.sqlite_bus import SqliteMessageBus
     from shared.ports import LockLost, OutboundMessage
 
     bus = SqliteMessageBus(Path(sys.argv[1]))

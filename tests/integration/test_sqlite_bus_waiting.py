@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_bus
-from shared.adapters.bus_rings import encode_ring
-from shared.adapters.sqlite_bus import SqliteMessageBus
+from devhost.embedded import sqlite_bus
+from devhost.embedded.bus_rings import encode_ring
+from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import OutboundMessage
 from shared.topology import SubscriptionSpec, TopicSpec
 
@@ -161,7 +161,7 @@ def test_a_publish_from_another_process_wakes_the_waiter(
         f"""
         import time, uuid
         from pathlib import Path
-        from shared.adapters.sqlite_bus import SqliteMessageBus
+        from devhost.embedded.sqlite_bus import SqliteMessageBus
         from shared.ports import OutboundMessage
         from shared.topology import SubscriptionSpec, TopicSpec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.ports import BatchFailed, Conflict, Create, Incr, Patch
 from shared.topology import MUSICALS
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_reader
-from shared.adapters.sqlite_store import DATABASE_FILE, SqliteDocumentStore
+from devhost.embedded import sqlite_reader
+from devhost.embedded.sqlite_store import DATABASE_FILE, SqliteDocumentStore
 from shared.ports import Condition, Create, Incr, Patch, TooManyRequests
 from shared.topology import MUSICALS
 

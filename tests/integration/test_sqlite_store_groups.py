@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_store
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded import sqlite_store
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.topology import MUSICALS
 from tests.support.low_priority import low_priority_policy
 

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.topology import MUSICALS
 
 M = MUSICALS.name
@@ -18,7 +18,7 @@ RESERVING_WORKER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from shared.adapters.sqlite_store import SqliteDocumentStore
+    from devhost.embedded.sqlite_store import SqliteDocumentStore
     from shared.ports import BatchFailed, Condition, Create, Incr, Patch
 
     data_dir, name, attempts = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -42,7 +42,7 @@ CREATING_WORKER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from shared.adapters.sqlite_store import SqliteDocumentStore
+    from devhost.embedded.sqlite_store import SqliteDocumentStore
 
     store = SqliteDocumentStore(Path(sys.argv[1]))
     store.create("musicals", {"id": sys.argv[2], "musicalId": "m1"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.ports import Condition, Create, OrderBy
 from shared.topology import ContainerSpec
 

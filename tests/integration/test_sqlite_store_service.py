@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from devhost import store_service
-from shared.adapters import sqlite_reader, sqlite_store_client
-from shared.adapters.sqlite_store_client import SqliteStoreClient
-from shared.adapters.store_wire import HEADER, FrameReader, frame
+from devhost.embedded import sqlite_reader, sqlite_store_client
+from devhost.embedded.sqlite_store_client import SqliteStoreClient
+from devhost.embedded.store_wire import HEADER, FrameReader, frame
 from shared.ports import Conflict
 from shared.topology import MUSICALS
 from tests.support.eventually import eventually

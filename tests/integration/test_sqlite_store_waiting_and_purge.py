@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters import sqlite_reader
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded import sqlite_reader
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.topology import ContainerSpec
 
 FEED = ContainerSpec("feed", "/pk", default_ttl=-1)

@@ -1,11 +1,11 @@
-"""The store's low-priority policy (shared.adapters.sqlite_store's LOW_PRIORITY_*) set for one
+"""The store's low-priority policy (devhost.embedded.sqlite_store's LOW_PRIORITY_*) set for one
 test, at scales a test can time: set it before the store is built."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.adapters import sqlite_store
+from devhost.embedded import sqlite_store
 
 
 def low_priority_policy(

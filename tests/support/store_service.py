@@ -10,10 +10,10 @@ from pathlib import Path
 
 import uvloop
 
+from devhost.embedded.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store_client import connect_patiently
 from devhost.store_service import StoreService
 from shared import topology
-from shared.adapters.sqlite_store import SqliteDocumentStore
-from shared.adapters.sqlite_store_client import connect_patiently
 from shared.topology import ContainerSpec
 
 

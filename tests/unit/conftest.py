@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.domain.caller import Caller
 from shared.domain.commands import RegisterMusical
 from shared.domain.models import Musical

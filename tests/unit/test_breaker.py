@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
 from shared.ports import Document, GatewayUnavailable, PaymentDeclined
 from shared.settings import Settings

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, CircuitBreaker
 from shared.handlers.readiness import (
     CachedReadiness,

@@ -8,7 +8,7 @@ from enum import IntEnum, StrEnum
 
 import pytest
 
-from shared.adapters.store_wire import (
+from devhost.embedded.store_wire import (
     HEADER,
     MAX_FRAME_BYTES,
     FrameReader,
