@@ -24,7 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from devhost.embedded.sqlite_store import Priority, SqliteDocumentStore
+from devhost.embedded.sqlite_store import (
+    Batch,
+    Priority,
+    SetCheckpoint,
+    SqliteDocumentStore,
+    Write,
+)
 from devhost.embedded.store_wire import (
     COMMITTED,
     WATCH,
@@ -41,6 +47,7 @@ from devhost.embedded.store_wire import (
 from devhost.lifeline import watch_lifeline
 from devhost.log_setup import configure_host_logging
 from devhost.purge import ExpiryPurger
+from shared.ports import Create, Delete, Patch, Replace, Upsert
 
 log = logging.getLogger("devhost.store")
 
@@ -91,32 +98,30 @@ class StoreService:
     def call(self, method: str, args: Any, priority: Priority) -> asyncio.Future[Any]:
         """Queue one request's write; its future resolves on commit. MalformedFrame when it is
         not a request, ValueError when the store refuses its arguments."""
-        store = self._store
         match method, args:
             case "create", [str() as container, document]:
-                work = store.create_work(container, document)
+                write = Write(container, Create(document))
             case "upsert", [str() as container, document, if_match]:
-                work = store.upsert_work(container, document, if_match)
+                write = Write(container, Upsert(document, if_match))
             case "replace", [str() as container, document, if_match]:
-                work = store.replace_work(container, document, if_match)
+                write = Write(container, Replace(document, if_match))
             case "patch", [str() as container, pk, id, operations, condition, if_match]:
-                work = store.patch_work(
-                    container,
-                    pk,
+                patch = Patch(
                     id,
                     decode_patch_operations(operations),
                     decode_conditions(condition),
                     if_match,
                 )
+                write = Write(container, patch, pk)
             case "delete", [str() as container, pk, id, if_match]:
-                work = store.delete_work(container, pk, id, if_match)
+                write = Write(container, Delete(id, if_match), pk)
             case "batch", [str() as container, pk, operations]:
-                work = store.batch_work(container, pk, decode_batch_operations(operations))
+                write = Write(container, Batch(tuple(decode_batch_operations(operations))), pk)
             case "set_checkpoint", [str() as container, str() as lease_prefix, int() as lsn]:
-                work = store.checkpoint_work(container, lease_prefix, lsn)
+                write = Write(container, SetCheckpoint(lease_prefix, lsn))
             case _:
                 raise MalformedFrame(f"no such call: {method!r} with {len(args)} arguments")
-        return store.submit(work, priority)
+        return self._store.submit(write, priority)
 
     def watch(self, connection: _ClientConnection) -> None:
         self._watchers.add(connection)

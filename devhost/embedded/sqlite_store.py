@@ -4,18 +4,10 @@ Implements `DocumentStore` and `ChangeFeed` of `shared.ports`; its read side is 
 the layout of the file `sqlite_store_schema`'s. devhost runs it in its store service
 (`devhost.store_service`), which writes for every host process.
 
-Writes go through one writer connection with group commit: a thread that finds the writer idle
-becomes the leader, takes the writes queued meanwhile and runs them in one `BEGIN IMMEDIATE`
-transaction, then commits once. Under concurrency many writes share one fsync; alone, a write
-costs one commit as usual. A write that fails changes nothing and the others still commit (see
-`_run_jobs`). Other processes may open the same file: `BEGIN IMMEDIATE` with a busy timeout
-serialises their writers.
-
-`submit` (and the `*_async` operations of `AsyncDocumentStore`) queue writes from an event loop;
-when nobody leads, the loop does, once per loop iteration. A group takes at most `max_group`
-writes: with a client waiting on the other side of a socket, small groups committed one after
-the other keep both sides busy, where one big group would leave the client idle while it runs.
-Writes have a priority (`Priority`): background work gives way to requests.
+Writes run in groups, one transaction and one fsync each, through `GroupCommitScheduler`
+(`group_commit`), with priorities; this module says what each write does. A write is described
+by a `Write` (a `shared.ports` operation on a container) and submitted once: the synchronous and
+async operations of the ports and devhost's store service all go through `write`/`submit`.
 
 Every write stamps `_etag` and `_ts` on the stored document and moves it to the container's next
 `lsn`; the change feed is "items ordered by lsn", so it holds the latest version of each item.
@@ -27,14 +19,13 @@ import asyncio
 import json
 import random
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, cast
 
+from devhost.embedded.group_commit import GroupCommitScheduler, Priority, Work, begin_immediate
 from devhost.embedded.sqlite_query import condition_sql
 from devhost.embedded.sqlite_reader import (
     DATABASE_FILE,
@@ -61,20 +52,15 @@ from shared.ports import (
     Read,
     Replace,
     StoreError,
-    TooManyRequests,
     Upsert,
 )
 from shared.ports import Conflict as ConflictError
 
-__all__ = ["DATABASE_FILE", "SqliteDocumentStore"]
+__all__ = ["DATABASE_FILE", "Batch", "Priority", "SetCheckpoint", "SqliteDocumentStore", "Write"]
 
 _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
 # Built once: json.dumps with options builds an encoder on every call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]
-"""A write: run inside the transaction of its group, on the writer connection."""
 
 # The writer copies the WAL into the database once it holds this many pages (~40 MB; SQLite's
 # default is 1,000). Hot pages (a musical's seats, the indexes' upper levels) are then copied
@@ -82,26 +68,30 @@ Work = Callable[[sqlite3.Connection], T]
 # fell by a sixth (the checkpoint runs inside a commit, on the writer).
 WAL_CHECKPOINT_PAGES = 10_000
 
-Priority = Literal["high", "low"]
-# Low-priority writes (Cosmos DB's priority-based execution: background work) give way to
-# high-priority ones (requests) under load: while the last BUSY_WRITES high-priority writes
-# all came within BUSY_SECONDS, or some wait, one low-priority write gets through every TRICKLE
-# seconds, so background work is slowed down, never stopped. Otherwise they flow, PER_GROUP at
-# most in a group. (A rate, not a quiet time: one request's write now and then must not hold
-# back the saga it starts.)
-LOW_PRIORITY_BUSY_WRITES = 20
-LOW_PRIORITY_BUSY_SECONDS = 0.1
-LOW_PRIORITY_TRICKLE_SECONDS = 0.05
-LOW_PRIORITY_PER_GROUP = 8
+
+@dataclass(frozen=True)
+class Batch:
+    """A transactional batch in the write's partition."""
+
+    operations: tuple[BatchOperation, ...]
 
 
-@dataclass
-class _WriteJob:
-    work: Work[Any]
-    result: Any = None
-    error: BaseException | None = None
-    done: bool = False
-    future: asyncio.Future[Any] | None = None  # set when an event loop awaits the job
+@dataclass(frozen=True)
+class SetCheckpoint:
+    """A change-feed consumer's position (never moves back)."""
+
+    lease_prefix: str
+    lsn: int
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write to the store: an operation on a container. Patch, Delete and Batch name their
+    partition; the other operations take it from their document."""
+
+    container: str
+    operation: Create | Upsert | Replace | Patch | Delete | Batch | SetCheckpoint
+    partition_key: str | None = None
 
 
 class SqliteDocumentStore(SqliteReader):
@@ -117,223 +107,41 @@ class SqliteDocumentStore(SqliteReader):
     ) -> None:
         super().__init__(data_dir, containers, clock, synchronous)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._max_group = max_group
-        self._writer = self._connect()
-        self._writer.execute("PRAGMA journal_mode=WAL")
-        self._writer.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        _begin_immediate(self._writer)
-        ensure_schema(self._writer)
-        self._writer.execute("COMMIT")
-        self._write_cv = threading.Condition()
-        self._pending: list[_WriteJob] = []
-        self._pending_low: deque[_WriteJob] = deque()
-        self._recent_high: deque[float] = deque(maxlen=LOW_PRIORITY_BUSY_WRITES)
-        self._last_trickle = float("-inf")
-        self._retry_pending = False
-        self._leader_busy = False
-        self._lsns: dict[str, list[int]] = {}  # the leader's lsn counters, per transaction
-        # Waiters of wait_for_changes in this process first.
-        self._commit_listeners: list[Callable[[], None]] = [self._notify_commit]
+        writer = self._connect()
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        begin_immediate(writer)
+        ensure_schema(writer)
+        writer.execute("COMMIT")
+        self._lsns: dict[str, list[int]] = {}  # the lsn counters of the group's transaction
+        self._scheduler = GroupCommitScheduler(
+            writer,
+            max_group=max_group,
+            on_begin=self._lsns.clear,
+            before_commit=self._save_lsns,
+            # Waiters of wait_for_changes in this process first.
+            commit_listeners=[self._notify_commit],
+        )
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every group commit, from the thread that committed it."""
-        self._commit_listeners.append(listener)
+        self._scheduler.add_commit_listener(listener)
 
     def close(self) -> None:
         """Close every connection; writes still queued fail. Further calls raise RuntimeError."""
-        with self._write_cv:
-            while self._leader_busy:
-                self._write_cv.wait()
-            self._closed = True
-            stranded, self._pending = [*self._pending, *self._pending_low], []
-            self._pending_low.clear()
-            self._write_cv.notify_all()
-        _finish(stranded, RuntimeError("the store is closed"))
-        _settle_awaited(stranded)
+        self._scheduler.close()
         super().close()
 
-    # ------------------------------------------------------------------ group commit
+    def write(self, write: Write) -> Any:
+        """Run one write, grouped with the writes of other threads; its result once committed."""
+        return self._scheduler.run(self._work(write))
 
-    def _write(self, work: Work[T]) -> T:
-        """Run `work` in a write transaction, grouped with writes queued by other threads."""
-        job = _WriteJob(work)
-        with self._write_cv:
-            self._ensure_open()
-            self._pending.append(job)
-            self._recent_high.append(time.monotonic())
-        while not job.done:  # lead, until a group (ours or another's) carries this job
-            with self._write_cv:
-                while not job.done and self._leader_busy:
-                    self._write_cv.wait()
-                group = [] if job.done else self._take_lead()
-            if group:
-                self._lead(group)
-        if job.error is not None:
-            raise job.error
-        return job.result
+    def submit(self, write: Write, priority: Priority = "high") -> asyncio.Future[Any]:
+        """Queue one write from an event loop; the future resolves once it is committed.
+        ValueError (at once) when the write is malformed."""
+        return self._scheduler.submit(self._work(write), priority)
 
-    def submit(self, work: Work[T], priority: Priority = "high") -> asyncio.Future[T]:
-        """Queue a write built by one of the `*_work` methods, from an event loop, and let the
-        loop lead if nobody does. The future resolves once the write is committed."""
-        loop = asyncio.get_running_loop()
-        job = _WriteJob(work, future=loop.create_future())
-        with self._write_cv:
-            self._ensure_open()
-            # Jobs queued already have a leader coming (a lead scheduled on a loop, a thread
-            # waiting to lead, a leader that hands them back when it steps down, or, for
-            # low-priority jobs only, a retry when their turn comes): it takes this one too.
-            # Only the first job of a group needs to call one.
-            if priority == "low":
-                first = not self._pending and not self._pending_low
-                self._pending_low.append(job)
-            else:
-                first = not self._pending
-                self._pending.append(job)
-                self._recent_high.append(time.monotonic())
-        if first:
-            loop.call_soon(self._lead_on_loop)
-        return job.future
-
-    def _lead_on_loop(self) -> None:
-        """On the event loop: run the next group and commit it, unless a leader is at work (it
-        hands awaited jobs back to their loop when it steps down).
-
-        The COMMIT waits for the disk on the loop too: a second group could not start before
-        it ends anyway (one writer), and a committer thread cost more in handovers than it
-        saved (measured in the store service: about a tenth of its throughput)."""
-        with self._write_cv:
-            if self._leader_busy or self._closed or not (self._pending or self._pending_low):
-                return
-            group = self._take_lead()
-            if not group:  # only low-priority jobs, whose turn has not come
-                self._leader_busy = False
-                self._retry_lead_later()
-                return
-        self._lead(group)
-
-    def _take_lead(self) -> list[_WriteJob]:
-        """Become the leader and take the next group: the high-priority jobs queued (up to
-        `max_group`), and low-priority ones as LOW_PRIORITY_* say. Call with `_write_cv` held."""
-        self._ensure_open()
-        self._leader_busy = True
-        cut = len(self._pending) if self._max_group is None else self._max_group
-        group, self._pending = self._pending[:cut], self._pending[cut:]
-        waiting = self._pending_low
-        if waiting:
-            now = time.monotonic()
-            if not self._pending and not self._requests_busy(now):
-                take = min(len(waiting), LOW_PRIORITY_PER_GROUP)
-            elif now - self._last_trickle >= LOW_PRIORITY_TRICKLE_SECONDS:
-                take = 1
-                self._last_trickle = now
-            else:
-                take = 0
-            group.extend(waiting.popleft() for _ in range(take))
-        return group
-
-    def _requests_busy(self, now: float) -> bool:
-        recent = self._recent_high
-        return (
-            len(recent) == LOW_PRIORITY_BUSY_WRITES and now - recent[0] <= LOW_PRIORITY_BUSY_SECONDS
-        )
-
-    def _retry_lead_later(self) -> None:
-        """Come back for the waiting low-priority jobs when their turn comes (on their loop)."""
-        if self._retry_pending:
-            return
-        self._retry_pending = True
-        waited = time.monotonic() - self._last_trickle
-        delay = max(0.0, LOW_PRIORITY_TRICKLE_SECONDS - waited)
-        loop = self._pending_low[0].future.get_loop()  # type: ignore[union-attr]
-        loop.call_later(delay, self._retried_lead)
-
-    def _retried_lead(self) -> None:
-        with self._write_cv:
-            self._retry_pending = False
-        self._lead_on_loop()
-
-    def _lead(self, group: list[_WriteJob]) -> None:
-        self._lead_to_the_end(group, lambda: self._commit(self._stage(group)))
-
-    def _lead_to_the_end(self, group: list[_WriteJob], work: Callable[[], None]) -> None:
-        try:
-            work()
-        except BaseException as error:
-            _finish([job for job in group if not job.done], error)
-        finally:
-            self._step_down(group)
-
-    def _step_down(self, group: list[_WriteJob]) -> None:
-        with self._write_cv:
-            self._leader_busy = False
-            self._write_cv.notify_all()
-            waiting = [*self._pending, *self._pending_low]
-            loops = {job.future.get_loop() for job in waiting if job.future}
-        for listener in self._commit_listeners:
-            listener()
-        _settle_awaited(group)
-        for loop in loops:
-            _call_soon_on(loop, self._lead_on_loop)
-
-    def _stage(self, group: list[_WriteJob]) -> list[_WriteJob]:
-        """Run the group in one open transaction, short of committing. Returns the jobs staged."""
-        connection = self._writer
-        remaining = group
-        while remaining:
-            try:
-                _begin_immediate(connection)
-            except (TooManyRequests, sqlite3.Error) as error:
-                _finish(remaining, error)
-                return []
-            self._lsns.clear()
-            retry = self._run_jobs(connection, remaining)
-            if retry is None:
-                return remaining
-            remaining = retry
-        return []
-
-    def _run_jobs(
-        self, connection: sqlite3.Connection, group: list[_WriteJob]
-    ) -> list[_WriteJob] | None:
-        """Run each job in the open transaction; None, or the jobs to run again after a rollback.
-
-        A job that fails with an expected error (a port error or a ValueError) having written
-        nothing leaves the transaction as it was: that is every single operation, and every
-        batch whose first write fails. One that fails after writing (a batch whose later
-        operation fails), or fails unexpectedly, is undone with the whole transaction: it keeps
-        its error and the others run again. (No savepoint per job: two statements each, for a
-        case that is rare.)
-        """
-        for position, job in enumerate(group):
-            job.result, job.error = None, None
-            changes_before = connection.total_changes
-            try:
-                job.result = job.work(connection)
-                continue
-            except (StoreError, ValueError) as error:
-                if connection.total_changes == changes_before:
-                    job.error = error
-                    continue
-                failure: BaseException = error
-            except BaseException as error:
-                failure = error
-            _rollback(connection)
-            _finish([job], failure)
-            return [*group[:position], *group[position + 1 :]]
-        return None
-
-    def _commit(self, staged: list[_WriteJob]) -> None:
-        connection = self._writer
-        try:
-            if connection.in_transaction:
-                self._save_lsns(connection)
-                connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            _rollback(connection)
-            _finish(staged, _translate(error))
-            return
-        for job in staged:
-            job.done = True
+    # ------------------------------------------------------------------ change-feed positions
 
     def _next_lsn(self, connection: sqlite3.Connection, container: ContainerLayout) -> int:
         """The container's next lsn, counted in memory for the length of the transaction."""
@@ -524,87 +332,26 @@ class SqliteDocumentStore(SqliteReader):
             [container.name, partition_key, id],
         )
 
-    # ------------------------------------------------------------------ DocumentStore
+    # ------------------------------------------------------------------ writes
 
-    def create(self, container: str, document: Document) -> Document:
-        return self._write(self.create_work(container, document))
+    def _work(self, write: Write) -> Work[Any]:
+        """Validate a write now; return what runs it inside its group's transaction."""
+        spec = self._container(write.container)
+        operation = write.operation
+        if isinstance(operation, SetCheckpoint):
+            return lambda c: self._do_set_checkpoint(c, spec, operation)
+        if isinstance(operation, Batch):
+            if write.partition_key is None:
+                raise ValueError("a batch needs a partition key")
+            return self._batch_work(spec, write.partition_key, operation.operations)
+        return self._step(spec, write.partition_key, operation)
 
-    def create_work(
-        self, container: str, document: Document
-    ) -> Callable[[sqlite3.Connection], Document]:
-        spec = self._container(container)
-        copy, partition_key = self._prepare(spec, document)
-        return lambda c: self._do_create(c, spec, partition_key, copy)
-
-    def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
-        return self._write(self.upsert_work(container, document, if_match))
-
-    def upsert_work(
-        self, container: str, document: Document, if_match: str | None
-    ) -> Callable[[sqlite3.Connection], Document]:
-        spec = self._container(container)
-        copy, partition_key = self._prepare(spec, document)
-        return lambda c: self._do_upsert(c, spec, partition_key, copy, if_match)
-
-    def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
-        return self._write(self.replace_work(container, document, if_match))
-
-    def replace_work(
-        self, container: str, document: Document, if_match: str | None
-    ) -> Callable[[sqlite3.Connection], Document]:
-        spec = self._container(container)
-        copy, partition_key = self._prepare(spec, document)
-        return lambda c: self._do_replace(c, spec, partition_key, copy, if_match)
-
-    def patch(
-        self,
-        container: str,
-        partition_key: str,
-        id: str,
-        operations: Sequence[PatchOperation],
-        condition: Sequence[Condition] = (),
-        if_match: str | None = None,
-    ) -> Document:
-        return self._write(
-            self.patch_work(container, partition_key, id, operations, condition, if_match)
-        )
-
-    def patch_work(
-        self,
-        container: str,
-        partition_key: str,
-        id: str,
-        operations: Sequence[PatchOperation],
-        condition: Sequence[Condition],
-        if_match: str | None,
-    ) -> Callable[[sqlite3.Connection], Document]:
-        spec = self._container(container)
-        holds = condition_sql(condition)  # validates before queueing
-        return lambda c: self._do_patch(c, spec, partition_key, id, operations, holds, if_match)
-
-    def delete(
-        self, container: str, partition_key: str, id: str, if_match: str | None = None
-    ) -> None:
-        self._write(self.delete_work(container, partition_key, id, if_match))
-
-    def delete_work(
-        self, container: str, partition_key: str, id: str, if_match: str | None
-    ) -> Callable[[sqlite3.Connection], None]:
-        spec = self._container(container)
-        return lambda c: self._do_delete(c, spec, partition_key, id, if_match)
-
-    def batch(
-        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
-    ) -> list[Document | None]:
-        return self._write(self.batch_work(container, partition_key, operations))
-
-    def batch_work(
-        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
-    ) -> Callable[[sqlite3.Connection], list[Document | None]]:
-        spec = self._container(container)
+    def _batch_work(
+        self, spec: ContainerLayout, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> Work[list[Document | None]]:
         if not 1 <= len(operations) <= MAX_BATCH_OPERATIONS:
             raise ValueError(f"a batch takes 1 to {MAX_BATCH_OPERATIONS} operations")
-        steps = [self._batch_step(spec, partition_key, op) for op in operations]
+        steps = [self._step(spec, partition_key, op) for op in operations]
 
         def run(connection: sqlite3.Connection) -> list[Document | None]:
             results: list[Document | None] = []
@@ -617,49 +364,24 @@ class SqliteDocumentStore(SqliteReader):
 
         return run
 
-    # ------------------------------------------------------------------ AsyncDocumentStore
-
-    async def create_async(self, container: str, document: Document) -> Document:
-        return await self.submit(self.create_work(container, document))
-
-    async def replace_async(
-        self,
-        container: str,
-        document: Document,
-        if_match: str | None = None,
-    ) -> Document:
-        return await self.submit(self.replace_work(container, document, if_match))
-
-    async def delete_async(
-        self,
-        container: str,
-        partition_key: str,
-        id: str,
-        if_match: str | None = None,
-    ) -> None:
-        await self.submit(self.delete_work(container, partition_key, id, if_match))
-
-    async def batch_async(
-        self,
-        container: str,
-        partition_key: str,
-        operations: Sequence[BatchOperation],
-    ) -> list[Document | None]:
-        return await self.submit(self.batch_work(container, partition_key, operations))
-
-    def _batch_step(
-        self, spec: ContainerLayout, partition_key: str, operation: BatchOperation
-    ) -> Callable[[sqlite3.Connection], Document | None]:
-        """Validate one batch operation now; return what runs it inside the transaction."""
+    def _step(
+        self, spec: ContainerLayout, partition_key: str | None, operation: BatchOperation
+    ) -> Work[Document | None]:
+        """Validate one operation now; return what runs it. A document's operation in a known
+        partition (a batch's) must be in that partition; the others must name theirs."""
         if isinstance(operation, Create | Upsert | Replace):
             copy, document_pk = self._prepare(spec, operation.document)
-            if document_pk != partition_key:
+            if partition_key is None:
+                partition_key = document_pk
+            elif document_pk != partition_key:
                 raise ValueError("every batch document must be in the batch's partition")
             if isinstance(operation, Create):
                 return lambda c: self._do_create(c, spec, partition_key, copy)
             if isinstance(operation, Upsert):
                 return lambda c: self._do_upsert(c, spec, partition_key, copy, operation.if_match)
             return lambda c: self._do_replace(c, spec, partition_key, copy, operation.if_match)
+        if partition_key is None:
+            raise ValueError(f"{type(operation).__name__} needs a partition key")
         if isinstance(operation, Patch):
             holds = condition_sql(operation.condition)
             return lambda c: self._do_patch(
@@ -679,32 +401,92 @@ class SqliteDocumentStore(SqliteReader):
             return lambda c: self._do_read(c, spec, partition_key, operation.id)
         raise ValueError(f"unknown batch operation {operation!r}")
 
+    def _do_set_checkpoint(
+        self, connection: sqlite3.Connection, spec: ContainerLayout, checkpoint: SetCheckpoint
+    ) -> None:
+        connection.execute(
+            "INSERT INTO checkpoints (container, lease_prefix, lsn) VALUES (?, ?, ?)"
+            " ON CONFLICT (container, lease_prefix) DO UPDATE"
+            " SET lsn = max(lsn, excluded.lsn)",
+            [spec.name, checkpoint.lease_prefix, checkpoint.lsn],
+        )
+
+    # ------------------------------------------------------------------ DocumentStore
+
+    def create(self, container: str, document: Document) -> Document:
+        return cast(Document, self.write(Write(container, Create(document))))
+
+    def upsert(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        return cast(Document, self.write(Write(container, Upsert(document, if_match))))
+
+    def replace(self, container: str, document: Document, if_match: str | None = None) -> Document:
+        return cast(Document, self.write(Write(container, Replace(document, if_match))))
+
+    def patch(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        operations: Sequence[PatchOperation],
+        condition: Sequence[Condition] = (),
+        if_match: str | None = None,
+    ) -> Document:
+        patch = Patch(id, operations, condition, if_match)
+        return cast(Document, self.write(Write(container, patch, partition_key)))
+
+    def delete(
+        self, container: str, partition_key: str, id: str, if_match: str | None = None
+    ) -> None:
+        self.write(Write(container, Delete(id, if_match), partition_key))
+
+    def batch(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[Document | None]:
+        batch = Batch(tuple(operations))
+        return cast(list[Document | None], self.write(Write(container, batch, partition_key)))
+
+    # ------------------------------------------------------------------ AsyncDocumentStore
+
+    async def create_async(self, container: str, document: Document) -> Document:
+        return cast(Document, await self.submit(Write(container, Create(document))))
+
+    async def replace_async(
+        self,
+        container: str,
+        document: Document,
+        if_match: str | None = None,
+    ) -> Document:
+        return cast(Document, await self.submit(Write(container, Replace(document, if_match))))
+
+    async def delete_async(
+        self,
+        container: str,
+        partition_key: str,
+        id: str,
+        if_match: str | None = None,
+    ) -> None:
+        await self.submit(Write(container, Delete(id, if_match), partition_key))
+
+    async def batch_async(
+        self,
+        container: str,
+        partition_key: str,
+        operations: Sequence[BatchOperation],
+    ) -> list[Document | None]:
+        write = Write(container, Batch(tuple(operations)), partition_key)
+        return cast(list[Document | None], await self.submit(write))
+
     # ------------------------------------------------------------------ ChangeFeed
 
     def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
-        self._write(self.checkpoint_work(container, lease_prefix, lsn))
-
-    def checkpoint_work(
-        self, container: str, lease_prefix: str, lsn: int
-    ) -> Callable[[sqlite3.Connection], None]:
-        spec = self._container(container)
-
-        def run(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO checkpoints (container, lease_prefix, lsn) VALUES (?, ?, ?)"
-                " ON CONFLICT (container, lease_prefix) DO UPDATE"
-                " SET lsn = max(lsn, excluded.lsn)",
-                [spec.name, lease_prefix, lsn],
-            )
-
-        return run
+        self.write(Write(container, SetCheckpoint(lease_prefix, lsn)))
 
     # ------------------------------------------------------------------ embedded-only extras
 
     def delete_checkpoint(self, container: str, lease_prefix: str) -> None:
         """Forget a consumer's checkpoint (a rebuild replays its feed from the beginning)."""
         spec = self._container(container)
-        self._write(
+        self._scheduler.run(
             lambda connection: connection.execute(
                 "DELETE FROM checkpoints WHERE container = ? AND lease_prefix = ?",
                 [spec.name, lease_prefix],
@@ -721,7 +503,7 @@ class SqliteDocumentStore(SqliteReader):
             )
             return cursor.rowcount
 
-        return self._write(run)
+        return self._scheduler.run(run)
 
 
 def _check_id(id: Any) -> None:
@@ -729,63 +511,3 @@ def _check_id(id: Any) -> None:
         raise ValueError("a document needs an `id`: a string of 1 to 255 characters")
     if _FORBIDDEN_ID_CHARACTERS.intersection(id):
         raise ValueError("an id may not contain '/', '\\', '?' or '#'")
-
-
-def _begin_immediate(connection: sqlite3.Connection) -> None:
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        raise _translate(error) from error
-
-
-def _translate(error: sqlite3.Error) -> Exception:
-    """A busy database (another process kept the write lock too long) is a 429."""
-    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower():
-        return TooManyRequests(str(error))
-    return error
-
-
-def _rollback(connection: sqlite3.Connection) -> None:
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
-
-
-def _finish(jobs: Sequence[_WriteJob], error: BaseException) -> None:
-    for job in jobs:
-        job.error = error
-        job.done = True
-
-
-def _settle_awaited(jobs: Sequence[_WriteJob]) -> None:
-    """Hand each awaited job's outcome to its future, on the future's own loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_WriteJob]] = {}
-    for job in jobs:
-        if job.future is not None:
-            by_loop.setdefault(job.future.get_loop(), []).append(job)
-    for loop, awaited in by_loop.items():
-        _call_soon_on(loop, _resolve, awaited)
-
-
-def _resolve(jobs: list[_WriteJob]) -> None:
-    for job in jobs:
-        future = job.future
-        if future is None or future.done():
-            continue  # the awaiting task was cancelled: the write stands all the same
-        if job.error is not None:
-            future.set_exception(job.error)
-        else:
-            future.set_result(job.result)
-
-
-def _call_soon_on(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
-) -> None:
-    """Run `callback` on `loop`: at once when we are on it, else through its thread-safe queue."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        callback(*args)
-    elif not loop.is_closed():
-        loop.call_soon_threadsafe(callback, *args)

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from devhost.embedded.group_commit import Priority
 from devhost.embedded.sqlite_reader import SqliteReader
-from devhost.embedded.sqlite_store import Priority
 from devhost.embedded.store_wire import (
     COMMITTED,
     WATCH,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from devhost.embedded import sqlite_store
-from devhost.embedded.sqlite_store import SqliteDocumentStore
+from devhost.embedded.group_commit import Priority
+from devhost.embedded.sqlite_store import SqliteDocumentStore, Write
+from shared.ports import Create
 from shared.topology import MUSICALS
 from tests.support.low_priority import low_priority_policy
 
@@ -30,7 +31,7 @@ def test_a_group_commits_at_most_max_group_writes_and_the_rest_follow(tmp_path: 
     )
 
     async def scenario() -> None:
-        await asyncio.gather(*(store.submit(store.create_work(M, doc(f"m{n}"))) for n in range(10)))
+        await asyncio.gather(*(store.submit(Write(M, Create(doc(f"m{n}")))) for n in range(10)))
 
     asyncio.run(scenario())
     stored = [change.document["id"] for change in store.read_changes(M, 0)]
@@ -47,8 +48,8 @@ def test_while_requests_write_background_writes_trickle_then_flow_once_they_paus
     store = SqliteDocumentStore(tmp_path)
     committed_at: dict[str, float] = {}
 
-    async def write(id: str, priority: sqlite_store.Priority) -> None:
-        await store.submit(store.create_work(M, doc(id)), priority)
+    async def write(id: str, priority: Priority) -> None:
+        await store.submit(Write(M, Create(doc(id))), priority)
         committed_at[id] = time.monotonic()
 
     async def requests_for(seconds: float) -> None:
@@ -85,7 +86,7 @@ def test_background_writes_alone_are_not_held_back(tmp_path: Path) -> None:
     async def scenario() -> float:
         started = time.monotonic()
         await asyncio.gather(
-            *(store.submit(store.create_work(M, doc(f"bg-{n}")), "low") for n in range(20))
+            *(store.submit(Write(M, Create(doc(f"bg-{n}"))), "low") for n in range(20))
         )
         return time.monotonic() - started
 
@@ -104,12 +105,12 @@ def test_a_request_now_and_then_does_not_hold_background_writes_back(
 
     async def scenario() -> float:
         for n in range(4):  # ten requests a second: not busy
-            await store.submit(store.create_work(M, doc(f"request-{n}")), "high")
+            await store.submit(Write(M, Create(doc(f"request-{n}"))), "high")
             await asyncio.sleep(0.1)
-        await store.submit(store.create_work(M, doc("request-last")), "high")
+        await store.submit(Write(M, Create(doc("request-last"))), "high")
         started = time.monotonic()
         await asyncio.gather(
-            *(store.submit(store.create_work(M, doc(f"bg-{n}")), "low") for n in range(6))
+            *(store.submit(Write(M, Create(doc(f"bg-{n}"))), "low") for n in range(6))
         )
         return time.monotonic() - started
 
