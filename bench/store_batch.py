@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devhost.embedded.sqlite_store import SqliteDocumentStore
+from shared.domain.events import OUTBOX_TTL_SECONDS
 from shared.ports import Condition, Create, Incr, Patch
-from shared.topology import MUSICALS, OUTBOX_TTL_SECONDS
+from shared.topology import MUSICALS
 
 MUSICAL_COUNT = 8
 

@@ -26,7 +26,9 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
         services.async_store,
         services.musicals,
         services.clock.now(),
-        admit=lambda: admit_new_order(services),
+        admit=lambda: admit_new_order(
+            services.settings.reservations_when_payment_down, services.breaker.state
+        ),
     )
     reservation = placed.reservation
     return json_response(

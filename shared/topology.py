@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.domain.events import EventStream
+
 DATABASE = "outerpark"
 
 # App-setting prefixes of the identity-based connections the triggers use
@@ -42,10 +44,6 @@ CONTAINERS: dict[str, ContainerSpec] = {
     for spec in (MUSICALS, PAYMENTS, NOTICES, CUSTOMER_CENTER, IDEMPOTENCY, CONTROL, LEASES)
 }
 
-# Outbox (event) documents live this long after they are written; the change feed has long
-# relayed them by then.
-OUTBOX_TTL_SECONDS = 7 * 86_400
-
 
 @dataclass(frozen=True)
 class SubscriptionSpec:
@@ -64,9 +62,9 @@ class TopicSpec:
     duplicate_detection_window_seconds: int = 600
 
 
-TOPIC_RESERVATION = "reservation"
-TOPIC_CANCEL = "cancel"
-TOPIC_PAYMENT = "payment"
+TOPIC_RESERVATION = EventStream.RESERVATION.value
+TOPIC_CANCEL = EventStream.CANCEL.value
+TOPIC_PAYMENT = EventStream.PAYMENT.value
 
 SUB_PAYMENT = "payment"
 SUB_NOTICE = "notice"

@@ -14,14 +14,14 @@ from typing import Any
 import jwt
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.api.problems import ApiError
 from shared.domain.caller import Caller
-from shared.domain.errors import DomainError
 from shared.settings import Settings
 
 ADMIN_ROLE = "admin"
 
 
-class Unauthorized(DomainError):
+class Unauthorized(ApiError):
     status = 401
     title = "Unauthorized"
     type_suffix = "unauthorized"
@@ -30,7 +30,7 @@ class Unauthorized(DomainError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="outerpark"'})
 
 
-class Forbidden(DomainError):
+class Forbidden(ApiError):
     status = 403
     title = "Forbidden"
     type_suffix = "forbidden"

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.domain.errors import DomainError
+from shared.api.problems import ApiError, problem_for
 from shared.observability import correlation
 
 MAX_BODY_BYTES = 64 * 1024
@@ -36,19 +36,19 @@ _ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class MalformedJson(DomainError):
+class MalformedJson(ApiError):
     status = 400
     title = "Malformed JSON"
     type_suffix = "malformed-json"
 
 
-class PayloadTooLarge(DomainError):
+class PayloadTooLarge(ApiError):
     status = 413
     title = "Payload Too Large"
     type_suffix = "payload-too-large"
 
 
-class InvalidRequest(DomainError):
+class InvalidRequest(ApiError):
     status = 422
     title = "Invalid request"
     type_suffix = "invalid-request"
@@ -190,15 +190,16 @@ def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest
 
 def _error_response(error: Exception, request: ApiRequest, name: str) -> func.HttpResponse:
     """A domain error as its problem+json answer; anything else as a logged 500."""
-    if isinstance(error, DomainError):
+    problem = problem_for(error)
+    if problem is not None:
         extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
         return problem_response(
-            error.status,
-            error.title,
-            error.detail,
+            problem.type.status,
+            problem.type.title,
+            problem.detail,
             request.correlation_id,
-            error.type_suffix,
-            error.headers,
+            problem.type.type_suffix,
+            problem.headers,
             extra,
         )
     log.exception("unhandled error in %s", name, exc_info=error)

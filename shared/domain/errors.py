@@ -1,51 +1,38 @@
-"""Domain errors. Each carries the HTTP status and title it maps to (RFC 9457 problem details),
-so the API layer needs no table of its own."""
+"""Domain errors: what went wrong, in the domain's terms. How an error is answered over HTTP
+(status, problem type, headers) is the API layer's business: `shared.api.problems`."""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
-    status: int = 400
-    title: str = "Bad Request"
-    type_suffix: str = "bad-request"
-
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers or {}
 
 
 class InvalidTransition(DomainError):
-    status = 409
-    title = "Invalid state transition"
-    type_suffix = "invalid-transition"
+    """A state machine was asked for a step it does not take from where it is."""
 
 
 class NotFoundError(DomainError):
-    status = 404
-    title = "Not Found"
-    type_suffix = "not-found"
+    """No such thing, or not the caller's to see."""
 
 
 class NotEnoughSeats(DomainError):
-    status = 409
-    title = "Not enough seats"
-    type_suffix = "not-enough-seats"
+    pass
 
 
 class ReservationRejected(DomainError):
-    status = 409
-    title = "Reservation was rejected"
-    type_suffix = "reservation-rejected"
+    """The reservation was rejected (its payment was declined): it cannot change any more."""
 
 
 class PaymentsUnavailable(DomainError):
-    status = 503
-    title = "Payments are unavailable"
-    type_suffix = "payments-unavailable"
+    """New orders are refused while payments are down; worth retrying after a while."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InvalidContinuationToken(DomainError):
-    status = 422
-    title = "Invalid continuation token"
-    type_suffix = "invalid-continuation-token"
+    pass

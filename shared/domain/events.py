@@ -17,7 +17,6 @@ from pydantic import Field
 
 from shared.domain.models import CamelModel, Payment, Reservation
 from shared.domain.timestamps import UtcTimestamp
-from shared.topology import OUTBOX_TTL_SECONDS, TOPIC_CANCEL, TOPIC_PAYMENT, TOPIC_RESERVATION
 
 
 class EventType(StrEnum):
@@ -31,16 +30,28 @@ class EventType(StrEnum):
     PAYMENT_CANCELLED = "PaymentCancelled"
 
 
-# The topic each event is relayed to; events absent here stay in the store (the history
+class EventStream(StrEnum):
+    """The streams events are published on; `shared.topology` names a topic after each."""
+
+    RESERVATION = "reservation"
+    CANCEL = "cancel"
+    PAYMENT = "payment"
+
+
+# The stream each event is relayed to; events absent here stay in the store (the history
 # projection reads them from the change feed).
 EVENT_TOPICS: dict[EventType, str] = {
-    EventType.RESERVATION_PLACED: TOPIC_RESERVATION,
-    EventType.RESERVATION_CANCELLED: TOPIC_CANCEL,
-    EventType.PAYMENT_APPROVED: TOPIC_PAYMENT,
-    EventType.PAYMENT_DECLINED: TOPIC_PAYMENT,
-    EventType.PAYMENT_DEFERRED: TOPIC_PAYMENT,
-    EventType.PAYMENT_CANCELLED: TOPIC_PAYMENT,
+    EventType.RESERVATION_PLACED: EventStream.RESERVATION,
+    EventType.RESERVATION_CANCELLED: EventStream.CANCEL,
+    EventType.PAYMENT_APPROVED: EventStream.PAYMENT,
+    EventType.PAYMENT_DECLINED: EventStream.PAYMENT,
+    EventType.PAYMENT_DEFERRED: EventStream.PAYMENT,
+    EventType.PAYMENT_CANCELLED: EventStream.PAYMENT,
 }
+
+# Outbox (event) documents live this long after they are written; the change feed has long
+# relayed them by then.
+OUTBOX_TTL_SECONDS = 7 * 86_400
 
 
 class ReservationFacts(CamelModel):

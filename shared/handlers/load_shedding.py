@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Literal
 
+from shared.breaker import BreakerState
 from shared.domain.errors import PaymentsUnavailable
 
-if TYPE_CHECKING:
-    from shared.bootstrap import Services
 
-
-async def admit_new_order(services: Services) -> None:
+async def admit_new_order(
+    when_payment_down: Literal["accept", "reject"], breaker_state: Callable[[], BreakerState]
+) -> None:
     """Raise PaymentsUnavailable (503) when the operators asked to refuse and the breaker is
     open. The breaker's state is a blocking store read: it runs in a worker thread, and only in
     `reject` mode, so the default costs the event loop nothing."""
-    if services.settings.reservations_when_payment_down == "reject":
-        await asyncio.to_thread(_refuse_if_breaker_open, services)
+    if when_payment_down == "reject":
+        await asyncio.to_thread(_refuse_if_breaker_open, breaker_state)
 
 
-def _refuse_if_breaker_open(services: Services) -> None:
-    state = services.breaker.state()
+def _refuse_if_breaker_open(breaker_state: Callable[[], BreakerState]) -> None:
+    state = breaker_state()
     if state.state == "open":
-        retry_after = max(1, math.ceil(state.retry_after_seconds or 1))
         raise PaymentsUnavailable(
             "payments are unavailable; reservations are paused, please retry later",
-            headers={"Retry-After": str(retry_after)},
+            retry_after_seconds=max(1, math.ceil(state.retry_after_seconds or 1)),
         )

@@ -12,6 +12,7 @@ import pytest
 
 from devhost.tokens import issue_token
 from shared import bootstrap
+from shared.api.problems import problem_for
 from shared.domain.caller import Caller
 from shared.domain.errors import InvalidContinuationToken
 from shared.domain.events import Event, EventType, PaymentFacts, ReservationFacts
@@ -163,7 +164,7 @@ def test_a_continuation_token_that_this_list_never_returned_is_refused(store):
     with pytest.raises(InvalidContinuationToken) as refused:
         list_history(Caller("alice"), store, 50, "not-a-token")
 
-    assert refused.value.status == 422
+    assert problem_for(refused.value).type.status == 422
 
 
 def test_an_item_is_served_in_the_contract_shape(store):

@@ -276,7 +276,7 @@ def test_load_shedding_refuses_new_orders_but_never_a_replay(store, clock, custo
     first = place(store, musical, customer, clock.now(), key="before-the-outage")
 
     async def refuse() -> None:
-        raise PaymentsUnavailable("payments are down", headers={"Retry-After": "5"})
+        raise PaymentsUnavailable("payments are down", retry_after_seconds=5)
 
     def place_while_down(key: str | None):
         return place_in(store, musical.id, customer, clock.now(), 2, key, admit=refuse)
