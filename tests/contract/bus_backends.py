@@ -21,6 +21,7 @@ from typing import Protocol
 
 from devhost.embedded.sqlite_bus import SqliteMessageBus
 from shared.ports import MessagePublisher, MessageReceiver, ReceivedMessage
+from tests.support.memory_bus import BusState, MemoryMessageBus
 
 
 class Bus(MessagePublisher, MessageReceiver, Protocol):
@@ -86,9 +87,36 @@ class SqliteBackend:
         self.bus.close()
 
 
+class MemoryBackend:
+    """The unit tests' in-memory bus (tests/support/memory_bus.py), on a manual clock."""
+
+    def __init__(self, _: Path) -> None:
+        self.clock = ManualClock()
+        self._state = BusState()
+        self.bus: MemoryMessageBus = MemoryMessageBus(clock=self.clock, state=self._state)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def dead_letters(self, topic: str, subscription: str) -> list[ReceivedMessage]:
+        return self.bus.dead_letters(topic, subscription)
+
+    def reopen(self) -> None:
+        self.bus = MemoryMessageBus(clock=self.clock, state=self._state)
+
+    def close(self) -> None:
+        self.bus.close()
+
+
 def backend_factories() -> dict[str, Callable[[Path], BusBackend]]:
     """Name → factory of every backend available in this environment."""
-    factories: dict[str, Callable[[Path], BusBackend]] = {"sqlite": SqliteBackend}
+    factories: dict[str, Callable[[Path], BusBackend]] = {
+        "memory": MemoryBackend,
+        "sqlite": SqliteBackend,
+    }
     if os.environ.get("SERVICEBUS_FQDN"):
         azure = importlib.import_module("tests.contract.bus_backends_azure")
         factories["servicebus"] = azure.make_backend

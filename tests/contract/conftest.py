@@ -27,6 +27,7 @@ from shared import topology
 from shared.ports import AsyncDocumentStore, ChangeFeed, DocumentStore
 from shared.topology import ContainerSpec
 from tests.contract import cosmos_backend
+from tests.support.memory_store import MemoryDocumentStore
 from tests.support.store_service import running_store_service
 
 
@@ -96,7 +97,18 @@ def _open_sqlite_service(request: BackendRequest) -> Iterator[Store]:
             client.close()
 
 
+@contextmanager
+def _open_memory(request: BackendRequest) -> Iterator[Store]:
+    """The unit tests' in-memory store (tests/support/memory_store.py)."""
+    store = MemoryDocumentStore(request.containers, clock=request.clock)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 STORE_BACKENDS: list[StoreBackend] = [
+    StoreBackend(name="memory", open=_open_memory, controls_clock=True),
     StoreBackend(name="sqlite", open=_open_sqlite, controls_clock=True),
     StoreBackend(name="sqlite-service", open=_open_sqlite_service, controls_clock=True),
     StoreBackend(

@@ -1,19 +1,19 @@
-"""Use-case tests run against the real embedded store in a fresh directory per test."""
+"""Use-case tests run against the in-memory store and bus (tests/support/memory_*.py), held to
+the same contract suites as the real backends: no disk."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from devhost.embedded.sqlite_bus import SqliteMessageBus
-from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.domain.caller import Caller
 from shared.domain.commands import RegisterMusical
 from shared.domain.models import Musical
 from shared.handlers.musicals import register_musical
+from tests.support.memory_bus import MemoryMessageBus
+from tests.support.memory_store import MemoryDocumentStore
 
 
 class TickingClock:
@@ -31,16 +31,16 @@ class TickingClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
-    opened = SqliteDocumentStore(tmp_path / "data")
+def store() -> Iterator[MemoryDocumentStore]:
+    opened = MemoryDocumentStore()
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def bus(tmp_path: Path, clock: TickingClock) -> Iterator[SqliteMessageBus]:
-    """The real embedded bus, on the test's clock (scheduled messages wait for `advance`)."""
-    opened = SqliteMessageBus(tmp_path / "bus", clock=clock.now)
+def bus(clock: TickingClock) -> Iterator[MemoryMessageBus]:
+    """The bus, on the test's clock (scheduled messages wait for `advance`)."""
+    opened = MemoryMessageBus(clock=clock.now)
     yield opened
     opened.close()
 
@@ -56,7 +56,7 @@ def customer() -> Caller:
 
 
 @pytest.fixture
-def musical(store: SqliteDocumentStore, clock: TickingClock) -> Musical:
+def musical(store: MemoryDocumentStore, clock: TickingClock) -> Musical:
     return register_musical(
         RegisterMusical(title="Hamilton", seats=10, price=100), store, clock.now()
     )

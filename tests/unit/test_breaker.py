@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
 from shared.ports import Document, GatewayUnavailable, PaymentDeclined
 from shared.settings import Settings
 from tests.support.manual_clock import ManualClock
+from tests.support.memory_store import MemoryDocumentStore
 
 CONFIG = BreakerConfig(
     failure_threshold=3,
@@ -27,7 +27,7 @@ CONFIG = BreakerConfig(
 class CountingStore:
     """The real store, counting the calls the breaker makes to it."""
 
-    def __init__(self, store: SqliteDocumentStore) -> None:
+    def __init__(self, store: MemoryDocumentStore) -> None:
         self._store = store
         self.reads = 0
         self.writes = 0
@@ -54,7 +54,7 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def make_breaker(store: SqliteDocumentStore, clock: ManualClock) -> Callable[..., CircuitBreaker]:
+def make_breaker(store: MemoryDocumentStore, clock: ManualClock) -> Callable[..., CircuitBreaker]:
     """Each breaker built here plays one instance of the Function App; they share the store."""
 
     def make(config: BreakerConfig = CONFIG) -> CircuitBreaker:
@@ -382,7 +382,7 @@ def test_concurrent_failures_from_two_instances_lose_no_update(make_breaker) -> 
 
 
 def test_successes_on_a_closed_breaker_read_the_store_once_per_cache_period_and_never_write(
-    store: SqliteDocumentStore, clock: ManualClock
+    store: MemoryDocumentStore, clock: ManualClock
 ) -> None:
     counting = CountingStore(store)
     breaker = CircuitBreaker(counting, CONFIG, clock=clock)

@@ -196,8 +196,8 @@ def test_an_item_is_served_in_the_contract_shape(store):
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+def settings() -> Settings:
+    return Settings()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Readiness over the real embedded store, bus and breaker: what it checks and how it judges."""
+"""Readiness over the store, bus and breaker: what it checks and how it judges."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, CircuitBreaker
 from shared.handlers.readiness import (
     CachedReadiness,
@@ -16,6 +15,7 @@ from shared.handlers.readiness import (
 )
 from shared.ports import GatewayUnavailable, OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
+from tests.support.memory_store import MemoryDocumentStore
 
 
 class UnreachableBus:
@@ -24,7 +24,7 @@ class UnreachableBus:
 
 
 @pytest.fixture
-def breaker(store: SqliteDocumentStore) -> CircuitBreaker:
+def breaker(store: MemoryDocumentStore) -> CircuitBreaker:
     return CircuitBreaker(store, BreakerConfig(failure_threshold=2, open_seconds=30))
 
 
@@ -101,8 +101,8 @@ def test_an_unreachable_bus_makes_the_instance_not_ready_and_says_why(store, bre
     assert report.backlog is None
 
 
-def test_a_closed_store_makes_the_instance_not_ready_and_hides_the_breaker(tmp_path, bus):
-    store = SqliteDocumentStore(tmp_path / "gone")
+def test_a_closed_store_makes_the_instance_not_ready_and_hides_the_breaker(bus):
+    store = MemoryDocumentStore()
     breaker = CircuitBreaker(store, BreakerConfig(cache_seconds=0))
     store.close()
 
