@@ -17,6 +17,7 @@ test: $(VENV)/.installed $(INFRA_VENV)/.installed node_modules/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 
 setup: $(VENV)/.installed $(INFRA_VENV)/.installed node_modules/.installed
 

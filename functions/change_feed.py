@@ -27,7 +27,8 @@ def change_feed_trigger(
         lease_container_name=LEASES.name,
         lease_container_prefix=lease_prefix,
         create_lease_container_if_not_exists=False,
-        start_from_beginning=True,
+        # The SDK's stub says `time | None`; the binding takes a bool (as documented).
+        start_from_beginning=True,  # type: ignore[arg-type]
         **extra,
     )
 

@@ -11,6 +11,7 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import Services, get_services
 from shared.handlers.readiness import (
+    BacklogCounter,
     BusCheck,
     CachedReadiness,
     EmbeddedBusCheck,
@@ -58,5 +59,8 @@ def _bus_check(services: Services) -> BusCheck:
         from shared.adapters.servicebus_probe import ServiceBusCheck
 
         credential = azure_credential(services.settings.managed_identity_client_id)
-        return ServiceBusCheck(service_bus_client(namespace, credential))
-    return EmbeddedBusCheck(services.bus)
+        return ServiceBusCheck(service_bus_client(namespace, credential))  # type: ignore[arg-type]  # hashable by identity
+    bus = services.bus
+    if not isinstance(bus, BacklogCounter):
+        raise TypeError(f"{type(bus).__name__} cannot count a subscription's backlog")
+    return EmbeddedBusCheck(bus)

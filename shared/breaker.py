@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -201,8 +201,9 @@ class CircuitBreaker:
             self._settle(lambda record, now: self._after_success(record, permit))
             raise
         except BaseException:
-            if permit.probe is not None:
-                self._settle(lambda record, now: self._without_probe(record, permit.probe))
+            probe = permit.probe
+            if probe is not None:
+                self._settle(lambda record, now: self._without_probe(record, probe))
             raise
         self._settle(lambda record, now: self._after_success(record, permit))
         return result
@@ -342,7 +343,7 @@ class CircuitBreaker:
             return snapshot
         return self._remember(document, now)
 
-    def _remember(self, document: dict, now: float) -> _Snapshot:
+    def _remember(self, document: dict[str, Any], now: float) -> _Snapshot:
         snapshot = _Snapshot(_Record.model_validate(document), document.get("_etag"), now)
         with self._lock:
             self._cached = snapshot

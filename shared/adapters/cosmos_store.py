@@ -312,7 +312,8 @@ class CosmosDocumentStore(AsyncInThreads):
                 max_item_count=limit,
             ).by_page(continuation)
             items = [_document(item) for item in next(pages, [])]
-            return Page(items=items, continuation=pages.continuation_token or None)
+            token = pages.continuation_token  # type: ignore[attr-defined]  # ItemPaged's pager
+            return Page(items=items, continuation=token or None)
 
     # ------------------------------------------------------------------- change feed
 

@@ -58,12 +58,13 @@ def get_field(document: Any, segments: Sequence[str | int]) -> Any:
     """The value at `segments`, or `_MISSING`."""
     node = document
     for segment in segments:
-        if (isinstance(segment, int) and isinstance(node, list) and segment < len(node)) or (
-            isinstance(segment, str) and isinstance(node, dict) and segment in node
-        ):
+        if isinstance(segment, int) and isinstance(node, list) and segment < len(node):
             node = node[segment]
-        else:
-            return _MISSING
+            continue
+        if isinstance(segment, str) and isinstance(node, dict) and segment in node:
+            node = node[segment]
+            continue
+        return _MISSING
     return node
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from shared.breaker import BreakerState
 from shared.domain.models import CamelModel
@@ -31,6 +31,7 @@ PROBE_DOCUMENT_ID = "readiness-probe"
 DEFAULT_CACHE_SECONDS = 2.0
 
 
+@runtime_checkable
 class BacklogCounter(Protocol):
     """The embedded bus's view of a subscription's active messages."""
 

@@ -40,10 +40,12 @@ async def project_changes(documents: Iterable[Mapping[str, Any]], store: AsyncDo
     outcomes = await asyncio.gather(
         *(_fold_into_item(facts, store) for facts in by_item.values()), return_exceptions=True
     )
+    changed = 0
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return sum(outcomes)
+        changed += outcome
+    return changed
 
 
 async def _fold_into_item(facts: list[HistoryFact], store: AsyncDocumentStore) -> bool:
