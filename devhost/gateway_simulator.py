@@ -1,4 +1,4 @@
-"""A local simulator of the payment gateway of CONTRACT §4, served by uvicorn.
+"""A local simulator of the payment gateway (docs/payment-gateway.md), served by uvicorn.
 
 `python -m devhost` runs one in a process of its own when `PAYMENT_GATEWAY_URL` is unset
 (`python -m devhost.gateway_simulator --fd N`, on a socket devhost bound); tests start one in a

@@ -373,7 +373,7 @@ class GatewayNotReached(GatewayUnavailable):
 
 
 class PaymentGateway(Protocol):
-    """The card gateway of CONTRACT §4."""
+    """The card gateway (docs/payment-gateway.md)."""
 
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
         """Approve (idempotent per order_id). Raises PaymentDeclined or GatewayUnavailable."""

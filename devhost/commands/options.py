@@ -10,7 +10,7 @@ DEFAULT_DATA_DIR = ".outerpark"
 
 
 def add_data_dir(parser: argparse.ArgumentParser, what: str) -> None:
-    """`--data-dir` (CONTRACT §1): flag, else OUTERPARK_DATA_DIR, else ./.outerpark."""
+    """`--data-dir` (README, "The local host"): flag, else OUTERPARK_DATA_DIR, else ./.outerpark."""
     parser.add_argument(
         "--data-dir",
         type=Path,

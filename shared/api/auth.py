@@ -1,4 +1,4 @@
-"""Bearer JWT authentication (CONTRACT §2).
+"""Bearer JWT authentication (openapi.yaml, securitySchemes.bearer).
 
 Locally tokens are HS256, signed with OUTERPARK_JWT_SECRET. In Azure, setting AUTH_JWKS_URL
 switches to RS256 tokens from Microsoft Entra ID, verified against the tenant's signing keys

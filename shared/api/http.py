@@ -113,7 +113,7 @@ def json_response(
     headers: dict[str, str] | None = None,
 ) -> func.HttpResponse:
     """`body` as JSON: a model in its camelCase form, written by pydantic's own serializer
-    (a third of the cost of dumping it to a dict and encoding that), anything else as it is."""
+    (cheaper than a dict encoded after), anything else as it is."""
     return func.HttpResponse(
         body.model_dump_json(by_alias=True) if isinstance(body, BaseModel) else _ENCODE_JSON(body),
         status_code=status,
@@ -157,7 +157,7 @@ def header(request: func.HttpRequest, name: str) -> str | None:
 
 
 def correlation_id_of(request: func.HttpRequest) -> str:
-    """The caller's X-Correlation-Id exactly as sent (CONTRACT §3), or a new one."""
+    """The caller's X-Correlation-Id exactly as sent (see openapi.yaml), or a new one."""
     sent = header(request, CORRELATION_HEADER)
     return sent if sent and sent.strip() else uuid.uuid4().hex
 

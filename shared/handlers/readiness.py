@@ -1,7 +1,8 @@
 """Readiness: can this instance do its work? The store and the bus must answer.
 
 Readiness never calls the payment gateway: the app keeps taking reservations while payments
-are down (CONTRACT §5), so an open breaker makes the instance degraded, not unready. The report
+are down (openapi.yaml, /health/ready), so an open breaker makes the instance degraded, not
+unready. The report
 also carries the breaker state and, where the backend can tell, the backlog of every
 subscription, so that one probe shows an operator what the service is going through.
 

@@ -37,7 +37,7 @@ PAYMENT_RANK: dict[PaymentStatus, int] = {
     PaymentStatus.CANCELLED: 4,
 }
 
-# The fields of CONTRACT §3 HistoryItem, plus createdAt (the order of the list).
+# The fields of HistoryItem schema of openapi.yaml, plus createdAt (the order of the list).
 _API_FIELDS = (
     "reservationId",
     "musicalId",

@@ -1,4 +1,4 @@
-"""The synchronous HTTP API of CONTRACT §2-3, through `python -m devhost`, over HTTP only."""
+"""The synchronous HTTP API of openapi.yaml, through `python -m devhost`, over HTTP only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""openapi.yaml is valid OpenAPI 3.1, describes CONTRACT §3, and the gateway agrees with it."""
+"""openapi.yaml is valid OpenAPI 3.1, describes the API, and the gateway agrees with it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from tests.infra.bicep_tree import INFRA, REPO
 
 METHODS = ("get", "post", "put", "patch", "delete")
-# CONTRACT §2: the only requests without a bearer token (plus the readiness probe).
+# The only requests without a bearer token (plus the readiness probe).
 ANONYMOUS = {
     ("get", "/health"),
     ("get", "/health/ready"),

@@ -1,4 +1,5 @@
-"""A payment gateway for tests: the CONTRACT §4 API over real HTTP, with switchable failures.
+"""A payment gateway for tests: the API of docs/payment-gateway.md over real HTTP, with
+switchable failures.
 
     with FakeGateway() as gateway:          # listens on a free port of 127.0.0.1
         os.environ["PAYMENT_GATEWAY_URL"] = gateway.url   # or pass it to a devhost subprocess
