@@ -62,13 +62,22 @@ class ManualClock:
             self._now += timedelta(seconds=seconds)
 
 
-class SqliteBackend:
-    """The embedded bus in a temporary directory, on a manual clock."""
+class LocalBus(Bus, Protocol):
+    """A bus of this process: it can list its dead letters and be closed."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
+    def dead_letters(self, topic: str, subscription: str) -> list[ReceivedMessage]: ...
+
+    def close(self) -> None: ...
+
+
+class ClockedBackend:
+    """A bus of this process on a manual clock; `open_bus` opens a client on its durable state
+    (a reopen opens another on the same state)."""
+
+    def __init__(self, open_bus: Callable[[ManualClock], LocalBus]) -> None:
         self.clock = ManualClock()
-        self.bus: SqliteMessageBus = SqliteMessageBus(data_dir, clock=self.clock)
+        self._open_bus = open_bus
+        self.bus: LocalBus = open_bus(self.clock)
 
     def now(self) -> datetime:
         return self.clock()
@@ -81,41 +90,28 @@ class SqliteBackend:
 
     def reopen(self) -> None:
         self.bus.close()
-        self.bus = SqliteMessageBus(self._data_dir, clock=self.clock)
+        self.bus = self._open_bus(self.clock)
 
     def close(self) -> None:
         self.bus.close()
 
 
-class MemoryBackend:
-    """The unit tests' in-memory bus (tests/support/memory_bus.py), on a manual clock."""
+def sqlite_backend(data_dir: Path) -> BusBackend:
+    """The embedded bus in a temporary directory."""
+    return ClockedBackend(lambda clock: SqliteMessageBus(data_dir, clock=clock))
 
-    def __init__(self, _: Path) -> None:
-        self.clock = ManualClock()
-        self._state = BusState()
-        self.bus: MemoryMessageBus = MemoryMessageBus(clock=self.clock, state=self._state)
 
-    def now(self) -> datetime:
-        return self.clock()
-
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    def dead_letters(self, topic: str, subscription: str) -> list[ReceivedMessage]:
-        return self.bus.dead_letters(topic, subscription)
-
-    def reopen(self) -> None:
-        self.bus = MemoryMessageBus(clock=self.clock, state=self._state)
-
-    def close(self) -> None:
-        self.bus.close()
+def memory_backend(_: Path) -> BusBackend:
+    """The unit tests' in-memory bus (tests/support/memory_bus.py)."""
+    state = BusState()
+    return ClockedBackend(lambda clock: MemoryMessageBus(clock=clock, state=state))
 
 
 def backend_factories() -> dict[str, Callable[[Path], BusBackend]]:
     """Name → factory of every backend available in this environment."""
     factories: dict[str, Callable[[Path], BusBackend]] = {
-        "memory": MemoryBackend,
-        "sqlite": SqliteBackend,
+        "memory": memory_backend,
+        "sqlite": sqlite_backend,
     }
     if os.environ.get("SERVICEBUS_FQDN"):
         azure = importlib.import_module("tests.contract.bus_backends_azure")
