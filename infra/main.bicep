@@ -16,6 +16,8 @@ param location string = resourceGroup().location
 param cosmosServerless bool
 param cosmosAutoscaleMaxThroughput int = 4000
 param cosmosFailoverLocation string = ''
+@description('Spread each Cosmos DB region over availability zones (the regions must offer them).')
+param cosmosZoneRedundant bool = false
 
 // --- Function App (Flex Consumption)
 param functionMaximumInstanceCount int
@@ -99,6 +101,7 @@ module cosmos 'modules/cosmos.bicep' = {
     serverless: cosmosServerless
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     failoverLocation: cosmosFailoverLocation
+    zoneRedundant: cosmosZoneRedundant
   }
 }
 
@@ -200,3 +203,6 @@ output apimGatewayUrl string = apim.outputs.gatewayUrl
 output cosmosAccountName string = cosmos.outputs.accountName
 output serviceBusNamespaceName string = serviceBus.outputs.namespaceName
 output keyVaultName string = keyVault.outputs.name
+// For the pipeline's wait on the identity's new storage role (infra/scripts/wait-for-roles.sh).
+output identityPrincipalId string = identity.outputs.principalId
+output storageAccountId string = storage.outputs.id
