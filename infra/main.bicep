@@ -63,6 +63,8 @@ param paymentGatewaySecretKey string = ''
 
 // --- Operations
 param logRetentionInDays int = 30
+@description('Who the alerts email (docs/runbook.md); defaults to the API publisher address.')
+param operatorEmail string = apimPublisherEmail
 
 var baseName = 'outerpark-${environmentName}'
 var suffix = uniqueString(resourceGroup().id)
@@ -145,6 +147,7 @@ module rbac 'modules/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    serviceBusTriggerSubscriptions: serviceBus.outputs.subscriptions
   }
 }
 
@@ -194,6 +197,22 @@ module apim 'modules/apim.bicep' = {
     corsAllowedOrigins: corsAllowedOrigins
     rateLimitCalls: rateLimitCalls
     rateLimitPeriodSeconds: rateLimitPeriodSeconds
+  }
+}
+
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  params: {
+    location: location
+    baseName: baseName
+    tags: tags
+    operatorEmail: operatorEmail
+    workspaceId: monitoring.outputs.workspaceId
+    appInsightsName: monitoring.outputs.appInsightsName
+    cosmosAccountName: cosmos.outputs.accountName
+    serviceBusNamespaceName: serviceBus.outputs.namespaceName
+    keyVaultName: keyVault.outputs.name
+    apimName: apim.outputs.name
   }
 }
 
