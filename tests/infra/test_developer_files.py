@@ -69,9 +69,9 @@ def test_azure_yaml_provisions_the_same_bicep_and_deploys_the_function_app() -> 
     (service,) = azure["services"].values()
     assert (service["host"], service["language"], service["project"]) == ("function", "python", ".")
     assert "openapi30.py" in azure["hooks"]["preprovision"]["run"]
-    site_tags = resource_config(module("functionapp"), "site")["tags"]
-    assert "'azd-service-name': 'api'" in str(site_tags) or "azd-service-name" in str(site_tags)
-    assert next(iter(azure["services"])) == "api"
+    site_tags = resource_config(module("functionapp"), "site")["tags"]["function"]
+    assert site_tags["type"] == "union"
+    assert site_tags["parameters"]["arg_2"] == {"'azd-service-name'": next(iter(azure["services"]))}
 
 
 def test_azd_parameters_set_every_required_parameter_of_main() -> None:
