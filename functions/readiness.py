@@ -17,6 +17,7 @@ from shared.handlers.readiness import (
     EmbeddedBusCheck,
     ReadinessDeps,
 )
+from shared.settings import get_settings
 
 bp = func.Blueprint()
 RETRY_AFTER_SECONDS = "5"
@@ -29,7 +30,7 @@ _readiness: CachedReadiness | None = None
 @endpoint
 def readiness(request: ApiRequest) -> func.HttpResponse:
     report = _cached_readiness().report()
-    body = report.model_dump(mode="json", by_alias=True)
+    body = {**report.model_dump(mode="json", by_alias=True), "build": get_settings().build_id}
     if report.ready:
         return json_response(body, request)
     return json_response(body, request, 503, {"Retry-After": RETRY_AFTER_SECONDS})

@@ -16,6 +16,8 @@ param location string = resourceGroup().location
 param cosmosServerless bool
 param cosmosAutoscaleMaxThroughput int = 4000
 param cosmosFailoverLocation string = ''
+@description('Spread each Cosmos DB region over availability zones (the regions must offer them).')
+param cosmosZoneRedundant bool = false
 
 // --- Function App (Flex Consumption)
 param functionMaximumInstanceCount int
@@ -61,6 +63,8 @@ param paymentGatewaySecretKey string = ''
 
 // --- Operations
 param logRetentionInDays int = 30
+@description('Who the alerts email (docs/runbook.md); defaults to the API publisher address.')
+param operatorEmail string = apimPublisherEmail
 
 var baseName = 'outerpark-${environmentName}'
 var suffix = uniqueString(resourceGroup().id)
@@ -99,6 +103,7 @@ module cosmos 'modules/cosmos.bicep' = {
     serverless: cosmosServerless
     autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
     failoverLocation: cosmosFailoverLocation
+    zoneRedundant: cosmosZoneRedundant
   }
 }
 
@@ -142,6 +147,7 @@ module rbac 'modules/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    serviceBusTriggerSubscriptions: serviceBus.outputs.subscriptions
   }
 }
 
@@ -194,9 +200,28 @@ module apim 'modules/apim.bicep' = {
   }
 }
 
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  params: {
+    location: location
+    baseName: baseName
+    tags: tags
+    operatorEmail: operatorEmail
+    workspaceId: monitoring.outputs.workspaceId
+    appInsightsName: monitoring.outputs.appInsightsName
+    cosmosAccountName: cosmos.outputs.accountName
+    serviceBusNamespaceName: serviceBus.outputs.namespaceName
+    keyVaultName: keyVault.outputs.name
+    apimName: apim.outputs.name
+  }
+}
+
 output resourceGroupName string = resourceGroup().name
 output functionAppName string = functionApp.outputs.name
 output apimGatewayUrl string = apim.outputs.gatewayUrl
 output cosmosAccountName string = cosmos.outputs.accountName
 output serviceBusNamespaceName string = serviceBus.outputs.namespaceName
 output keyVaultName string = keyVault.outputs.name
+// For the pipeline's wait on the identity's new storage role (infra/scripts/wait-for-roles.sh).
+output identityPrincipalId string = identity.outputs.principalId
+output storageAccountId string = storage.outputs.id

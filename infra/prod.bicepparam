@@ -1,11 +1,13 @@
-// Production: autoscale Cosmos DB with a failover region, a warm HTTP instance, Standard v2 API
-// Management.
+// Production: autoscale Cosmos DB, zone redundant, with a failover region (required: the
+// variable group's cosmosFailoverLocation; without it this file does not compile), a warm HTTP
+// instance, Standard v2 API Management.
 using './main.bicep'
 
 param environmentName = 'prod'
 param cosmosServerless = false
 param cosmosAutoscaleMaxThroughput = 10000
-param cosmosFailoverLocation = readEnvironmentVariable('COSMOS_FAILOVER_LOCATION', '')
+param cosmosFailoverLocation = readEnvironmentVariable('COSMOS_FAILOVER_LOCATION')
+param cosmosZoneRedundant = true
 param functionMaximumInstanceCount = 200
 param functionInstanceMemoryMB = 2048
 param functionAlwaysReady = [

@@ -12,16 +12,22 @@ embedded backends to Azure is configuration only:
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "outerpark-local-development-secret-change-me"
+# Written into the deployment package by infra/scripts/package.py (OUTERPARK_BUILD_ID=...): the
+# build id arrives with the code it names, in the same site update (docs/deploy.md).
+BUILD_ENV_FILE = Path(__file__).resolve().parents[1] / "build.env"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, env_file=BUILD_ENV_FILE, env_file_encoding="utf-8"
+    )
 
     # --- storage and messaging backends
     local_backends: str | None = Field(
@@ -70,6 +76,15 @@ class Settings(BaseSettings):
 
     # --- notifications
     notice_sender: Literal["log"] = Field("log", alias="NOTICE_SENDER")
+
+    # --- deployment
+    build_id: str = Field(
+        "local",
+        alias="OUTERPARK_BUILD_ID",
+        description="The pipeline build the running code came from, shown by the health "
+        "endpoints; deployed, it comes from the package's build.env (an app setting of the "
+        "same name would override it).",
+    )
 
     @property
     def uses_cosmos(self) -> bool:

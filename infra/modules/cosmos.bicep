@@ -16,6 +16,9 @@ param autoscaleMaxThroughput int
 @description('A second region for the account (prod); empty for a single-region account.')
 param failoverLocation string = ''
 
+@description('Zone redundancy of every region of the account (only where the region has zones).')
+param zoneRedundant bool = false
+
 var databaseName = 'outerpark'
 
 // defaultTtl: null = TTL off, -1 = on without expiry (items carry their own ttl), n = seconds.
@@ -158,7 +161,7 @@ var primaryLocation = [
   {
     locationName: location
     failoverPriority: 0
-    isZoneRedundant: false
+    isZoneRedundant: zoneRedundant
   }
 ]
 
@@ -166,7 +169,7 @@ var secondaryLocation = empty(failoverLocation) ? [] : [
   {
     locationName: failoverLocation
     failoverPriority: 1
-    isZoneRedundant: false
+    isZoneRedundant: zoneRedundant
   }
 ]
 

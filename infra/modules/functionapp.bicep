@@ -81,7 +81,10 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   //checkov:skip=CKV_AZURE_213:Flex Consumption has no platform health check; readiness is /api/health/ready, probed by the pipeline after every deployment
   name: 'func-${baseName}'
   location: location
-  tags: tags
+  // azd finds the app `azd deploy` publishes to by this tag (azure.yaml, service `api`).
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'

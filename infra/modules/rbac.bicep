@@ -9,10 +9,14 @@ param keyVaultName string
 param storageAccountName string
 param appInsightsName string
 
+@description('Subscriptions the Service Bus triggers read ({topic, name}): the scale controller counts their messages.')
+param serviceBusTriggerSubscriptions array
+
 // Built-in role definition ids (the same in every tenant).
 var roles = {
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2552a13b'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -102,3 +106,24 @@ resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalType: 'ServicePrincipal'
   }
 }
+
+// The Functions scale controller reads each trigger subscription's message count, which needs
+// the Manage right; Microsoft lists Azure Service Bus Data Owner for Service Bus triggers
+// (docs/azure-platform.md). Scoped to those subscriptions only, not the namespace.
+resource triggerSubscriptions 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2024-01-01' existing = [
+  for sub in serviceBusTriggerSubscriptions: {
+    name: '${serviceBusNamespaceName}/${sub.topic}/${sub.name}'
+  }
+]
+
+resource busScaleOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (sub, i) in serviceBusTriggerSubscriptions: {
+    scope: triggerSubscriptions[i]
+    name: guid(triggerSubscriptions[i].id, principalId, roles.serviceBusDataOwner)
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]

@@ -127,4 +127,10 @@ resource subjectFilters 'Microsoft.ServiceBus/namespaces/topics/subscriptions/ru
 ]
 
 output namespaceName string = namespace.name
+output namespaceId string = namespace.id
+// The subscriptions the app's triggers read (each: topic, name), for their scaling role.
+output subscriptions array = [for sub in subscriptions: {
+  topic: sub.topic
+  name: sub.name
+}]
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'

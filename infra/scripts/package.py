@@ -3,15 +3,18 @@
 `.funcignore` uses a subset of .gitignore syntax: one pattern a line, `#` comments, a trailing
 `/` for folders, `*` wildcards; a pattern without `/` matches a file or folder name at any depth.
 Dependencies are expected in `.python_packages/lib/site-packages` (pip install --target), which
-Flex Consumption loads as they are.
+Flex Consumption loads as they are. `--build-id` adds `build.env` (`OUTERPARK_BUILD_ID=<id>`),
+read by shared/settings.py: the build id travels with the code, so the health endpoints name
+the build that actually answers.
 
-    python infra/scripts/package.py --source . --output app.zip
+    python infra/scripts/package.py --source . --output app.zip --build-id 1234
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,13 +61,22 @@ def _walk(root: Path, relative: Path, patterns: list[str]) -> Iterator[Path]:
         yield relative
 
 
-def build_package(root: Path, output: Path) -> list[Path]:
-    """Write the zip and return the paths it holds."""
-    patterns = read_patterns(root / ".funcignore")
+BUILD_ENV = "build.env"
+_BUILD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def build_package(root: Path, output: Path, build_id: str | None = None) -> list[Path]:
+    """Write the zip and return the paths it holds (with build.env when a build id is given)."""
+    patterns = [*read_patterns(root / ".funcignore"), BUILD_ENV]
     files = [f for f in package_files(root, patterns) if (root / f).resolve() != output.resolve()]
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for relative in files:
             archive.write(root / relative, relative.as_posix())
+        if build_id is not None:
+            if not _BUILD_ID.match(build_id):
+                raise ValueError(f"build id {build_id!r}: 1-64 of A-Z a-z 0-9 . _ -")
+            archive.writestr(BUILD_ENV, f"OUTERPARK_BUILD_ID={build_id}\n")
+            files.append(Path(BUILD_ENV))
     return files
 
 
@@ -72,8 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path())
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--build-id", help="the pipeline build id, written to build.env")
     args = parser.parse_args()
-    files = build_package(args.source, args.output)
+    files = build_package(args.source, args.output, args.build_id)
     print(f"{args.output}: {len(files)} files")
 
 

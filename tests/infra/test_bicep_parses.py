@@ -20,6 +20,7 @@ MODULE_NAMES = (
     "functionapp",
     "apim",
     "rbac",
+    "operations",
 )
 
 

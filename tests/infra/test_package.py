@@ -6,7 +6,10 @@ import ast
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from infra.scripts.package import build_package, is_ignored, read_patterns
+from shared.settings import Settings
 from tests.infra.bicep_tree import REPO
 
 
@@ -100,3 +103,37 @@ def test_the_built_package_holds_the_app_and_no_local_only_module(tmp_path: Path
         if _imported_roots(source) & LOCAL_ONLY_IMPORTS
     }
     assert offenders == {}
+
+
+def test_the_build_id_travels_in_the_package_and_the_settings_read_it(tmp_path: Path) -> None:
+    source = tmp_path / "app"
+    _tree(source, ["function_app.py", "build.env"])
+    output = tmp_path / "app.zip"
+    build_package(source, output, build_id="20261205.7")
+    archive = zipfile.ZipFile(output)
+    assert archive.namelist().count("build.env") == 1
+    written = archive.read("build.env").decode()
+    assert written == "OUTERPARK_BUILD_ID=20261205.7\n"
+    (tmp_path / "build.env").write_text(written, encoding="utf-8")
+    settings = Settings(_env_file=tmp_path / "build.env")
+    assert settings.build_id == "20261205.7"
+
+
+def test_a_build_id_that_could_break_the_env_file_is_refused(tmp_path: Path) -> None:
+    _tree(tmp_path / "app", ["function_app.py"])
+    with pytest.raises(ValueError, match="build id"):
+        build_package(tmp_path / "app", tmp_path / "app.zip", build_id="1\nCOSMOS_KEY=x")
+
+
+def test_without_a_build_id_the_app_says_it_runs_a_local_build(tmp_path: Path) -> None:
+    assert Settings(_env_file=tmp_path / "absent.env").build_id == "local"
+
+
+def test_the_repository_funcignore_leaves_out_node_and_test_files() -> None:
+    patterns = read_patterns(REPO / ".funcignore")
+    for name in ("package.json", "package-lock.json", "conftest.py", "test_payments.py"):
+        assert is_ignored(Path(name), is_dir=False, patterns=patterns), name
+    assert is_ignored(Path("shared/test_x.py"), is_dir=False, patterns=patterns)
+    assert is_ignored(Path(".devcontainer"), is_dir=True, patterns=patterns)
+    for name in ("local.settings.json", "local.settings.json.template", "azure.yaml"):
+        assert is_ignored(Path(name), is_dir=False, patterns=patterns), name
