@@ -11,7 +11,15 @@ import pytest
 
 from shared.adapters.sqlite_store import SqliteDocumentStore
 from shared.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
-from shared.ports import Document, GatewayUnavailable, PaymentDeclined
+from shared.ports import (
+    AlreadyProcessed,
+    Document,
+    GatewayUnavailable,
+    MerchantRejected,
+    OutcomeUnknown,
+    PaymentDeclined,
+    StillProcessing,
+)
 from shared.settings import Settings
 from tests.support.manual_clock import ManualClock
 
@@ -414,3 +422,49 @@ def test_the_config_follows_the_app_settings() -> None:
         cache_seconds=0.5,
         probe_lease_seconds=8,
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [StillProcessing("409"), AlreadyProcessed("400 ALREADY_PROCESSED_PAYMENT")],
+    ids=["still-processing", "already-processed"],
+)
+def test_answers_of_a_working_gateway_that_leave_the_outcome_unknown_are_not_failures(
+    make_breaker, answer: OutcomeUnknown
+) -> None:
+    breaker = make_breaker()
+
+    def unknown() -> str:
+        raise answer
+
+    for _ in range(CONFIG.failure_threshold * 2):
+        with pytest.raises(type(answer)):
+            breaker.call(unknown)
+
+    assert breaker.state().state == "closed"
+
+
+def test_a_gateway_refusing_the_merchant_key_opens_the_breaker(make_breaker) -> None:
+    breaker = make_breaker()
+
+    def refused() -> str:
+        raise MerchantRejected("UNAUTHORIZED_KEY", "bad key")
+
+    for _ in range(CONFIG.failure_threshold):
+        with pytest.raises(MerchantRejected):
+            breaker.call(refused)
+
+    assert breaker.state().state == "open"
+
+
+def test_admits_answers_from_the_cached_state_without_a_write(make_breaker, store, clock) -> None:
+    counting = CountingStore(store)
+    breaker = CircuitBreaker(counting, CONFIG, clock=clock)
+    assert breaker.admits()
+    open_breaker(breaker)
+    writes = counting.writes
+
+    assert not breaker.admits()
+    clock.advance(CONFIG.open_seconds)
+    assert breaker.admits()  # half-open, a probe slot free
+    assert counting.writes == writes
