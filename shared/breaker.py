@@ -20,8 +20,10 @@ States:
 
 Only `GatewayUnavailable` counts as a failure (5xx, timeouts, cut connections, answers outside
 the contract, and `MerchantRejected`: a gateway that refuses the merchant's key is unusable).
-A decline (`PaymentDeclined`), "still processing" and "already processed" are well-formed
-answers from a working gateway, so they count as successes.
+A decline (`PaymentDeclined`) and "already processed" are well-formed answers from a working
+gateway, so they count as successes. "Still processing" (409) counts as neither (a gateway
+that times out every call answers it to every retry of the same key, and must not look
+healthy), except for a half-open probe, which it fails: the probe showed no health.
 
 `admits()` tells, from the cached state and without a write, whether a call would be let
 through now: the payment handler asks it before it records an attempt, so that a payment the
@@ -58,6 +60,7 @@ from shared.ports import (
     PaymentDeclined,
     PaymentGateway,
     PreconditionFailed,
+    StillProcessing,
     StoreError,
 )
 from shared.settings import Settings
@@ -204,6 +207,13 @@ class CircuitBreaker:
             result = operation()
         except GatewayUnavailable:
             self._settle(lambda record, now: self._after_failure(record, now, permit))
+            raise
+        except StillProcessing:
+            # A call with this key is still running there (perhaps one that timed out here):
+            # no sign of health. Closed, it counts for nothing; a probe that meets it has not
+            # shown the gateway well, so the breaker opens again.
+            if permit.probe is not None:
+                self._settle(lambda record, now: self._after_failure(record, now, permit))
             raise
         except (PaymentDeclined, OutcomeUnknown):
             self._settle(lambda record, now: self._after_success(record, permit))

@@ -16,7 +16,6 @@ from shared.ports import (
     Document,
     GatewayUnavailable,
     MerchantRejected,
-    OutcomeUnknown,
     PaymentDeclined,
     StillProcessing,
 )
@@ -424,24 +423,33 @@ def test_the_config_follows_the_app_settings() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [StillProcessing("409"), AlreadyProcessed("400 ALREADY_PROCESSED_PAYMENT")],
-    ids=["still-processing", "already-processed"],
-)
-def test_answers_of_a_working_gateway_that_leave_the_outcome_unknown_are_not_failures(
-    make_breaker, answer: OutcomeUnknown
-) -> None:
+def test_already_processed_is_the_answer_of_a_working_gateway(make_breaker) -> None:
     breaker = make_breaker()
 
-    def unknown() -> str:
-        raise answer
+    def already() -> str:
+        raise AlreadyProcessed("400 ALREADY_PROCESSED_PAYMENT")
 
-    for _ in range(CONFIG.failure_threshold * 2):
-        with pytest.raises(type(answer)):
-            breaker.call(unknown)
+    fail_times(breaker, CONFIG.failure_threshold - 1)
+    with pytest.raises(AlreadyProcessed):
+        breaker.call(already)
 
-    assert breaker.state().state == "closed"
+    assert breaker.state().consecutive_failures == 0
+
+
+def test_still_processing_neither_resets_nor_adds_to_a_run_of_failures(make_breaker) -> None:
+    breaker = make_breaker()
+
+    def in_progress() -> str:
+        raise StillProcessing("409")
+
+    fail_times(breaker, CONFIG.failure_threshold - 1)
+    for _ in range(CONFIG.failure_threshold):
+        with pytest.raises(StillProcessing):
+            breaker.call(in_progress)
+    assert breaker.state().consecutive_failures == CONFIG.failure_threshold - 1
+    fail_times(breaker, 1)
+
+    assert breaker.state().state == "open"
 
 
 def test_a_gateway_refusing_the_merchant_key_opens_the_breaker(make_breaker) -> None:
