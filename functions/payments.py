@@ -1,6 +1,7 @@
 """The payment function: charges placed reservations and refunds cancelled ones."""
 
 import logging
+from datetime import timedelta
 from functools import partial
 
 import azure.functions as func
@@ -34,6 +35,8 @@ def _deps() -> PaymentDeps:
             base_seconds=services.settings.payment_retry_base_seconds,
             max_seconds=services.settings.payment_retry_max_seconds,
         ),
+        # No confirm outlives four timeouts (the breaker's probe lease says the same).
+        confirm_window=timedelta(seconds=4 * services.settings.gateway_timeout_seconds),
     )
 
 

@@ -18,8 +18,16 @@ States:
   expires instead of blocking the breaker for ever. A probe that succeeds closes the breaker;
   one that fails opens it again for another `open_seconds`.
 
-Only `GatewayUnavailable` counts as a failure. A decline (`PaymentDeclined`) is a well-formed
-answer from a working gateway, so it counts as a success.
+Only `GatewayUnavailable` counts as a failure (5xx, timeouts, cut connections, answers outside
+the contract, and `MerchantRejected`: a gateway that refuses the merchant's key is unusable).
+A decline (`PaymentDeclined`) and "already processed" are well-formed answers from a working
+gateway, so they count as successes. "Still processing" (409) counts as neither (a gateway
+that times out every call answers it to every retry of the same key, and must not look
+healthy), except for a half-open probe, which it fails: the probe showed no health.
+
+`admits()` tells, from the cached state and without a write, whether a call would be let
+through now: the payment handler asks it before it records an attempt, so that a payment the
+open breaker would refuse costs no write but its rescheduling.
 """
 
 from __future__ import annotations
@@ -44,12 +52,15 @@ from shared.ports import (
     Conflict,
     DocumentStore,
     GatewayNotReached,
+    GatewayPayment,
     GatewayUnavailable,
     NotFound,
+    OutcomeUnknown,
     PaymentApproval,
     PaymentDeclined,
     PaymentGateway,
     PreconditionFailed,
+    StillProcessing,
     StoreError,
 )
 from shared.settings import Settings
@@ -197,7 +208,14 @@ class CircuitBreaker:
         except GatewayUnavailable:
             self._settle(lambda record, now: self._after_failure(record, now, permit))
             raise
-        except PaymentDeclined:
+        except StillProcessing:
+            # A call with this key is still running there (perhaps one that timed out here):
+            # no sign of health. Closed, it counts for nothing; a probe that meets it has not
+            # shown the gateway well, so the breaker opens again.
+            if permit.probe is not None:
+                self._settle(lambda record, now: self._after_failure(record, now, permit))
+            raise
+        except (PaymentDeclined, OutcomeUnknown):
             self._settle(lambda record, now: self._after_success(record, permit))
             raise
         except BaseException:
@@ -207,6 +225,19 @@ class CircuitBreaker:
             raise
         self._settle(lambda record, now: self._after_success(record, permit))
         return result
+
+    def admits(self) -> bool:
+        """Whether `call` would run an operation now, judged from the cached state: closed, or
+        half-open with a probe slot free. No write; a True may still meet a refusal in `call`
+        when another instance takes the last probe slot first."""
+        now = self._now()
+        record = self._snapshot(now).record
+        state = record.effective_state(now, self._config.open_seconds)
+        if state == "closed":
+            return True
+        if state == "open":
+            return False
+        return len(record.live_probes(now)) < self._config.half_open_probes
 
     # ------------------------------------------------------------------ admission
 
@@ -367,5 +398,19 @@ class GuardedPaymentGateway:
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
         return self._breaker.call(lambda: self._gateway.confirm(order_id, amount, order_name))
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
-        self._breaker.call(lambda: self._gateway.cancel(payment_key, reason, idempotency_key))
+    def lookup(self, order_id: str) -> GatewayPayment | None:
+        return self._breaker.call(lambda: self._gateway.lookup(order_id))
+
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        self._breaker.call(
+            lambda: self._gateway.cancel(payment_key, reason, idempotency_key, cancel_amount)
+        )
+
+    def admits(self) -> bool:
+        return self._breaker.admits() and self._gateway.admits()

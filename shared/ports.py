@@ -354,8 +354,23 @@ class PaymentApproval:
     approved_at: datetime
 
 
+GatewayPaymentStatus = Literal["DONE", "CANCELED", "PARTIAL_CANCELED"]
+
+
+@dataclass(frozen=True)
+class GatewayPayment:
+    """A payment as the gateway holds it (CONTRACT §4 "Payment")."""
+
+    payment_key: str
+    order_id: str
+    status: GatewayPaymentStatus
+    total_amount: int
+    balance_amount: int
+
+
 class PaymentDeclined(Exception):
-    """The gateway refused the payment (4xx). Final: retrying cannot change the answer."""
+    """The card was declined (a 4xx whose `code` is a card decline). Final: nothing was
+    charged, and retrying cannot change the answer."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
@@ -363,8 +378,14 @@ class PaymentDeclined(Exception):
         self.message = message
 
 
-class GatewayUnavailable(Exception):
-    """5xx, timeout, refused connection, or the circuit breaker is open: try again later."""
+class OutcomeUnknown(Exception):
+    """The call may or may not have done its work: nothing may be concluded about a charge
+    until a later call with the same Idempotency-Key, or a lookup of the order, says so."""
+
+
+class GatewayUnavailable(OutcomeUnknown):
+    """The gateway failed: a 5xx, a timeout, a cut or refused connection, an answer outside
+    CONTRACT §4, or the circuit breaker is open. Counts as a failure for the breaker."""
 
 
 class GatewayNotReached(GatewayUnavailable):
@@ -372,14 +393,52 @@ class GatewayNotReached(GatewayUnavailable):
     open breaker): nothing can have been charged by it."""
 
 
+class MerchantRejected(GatewayUnavailable):
+    """401 `UNAUTHORIZED_KEY` / 403 `FORBIDDEN_REQUEST`: the merchant's own key or setup is
+    wrong. Never a decline: the gateway is unusable for this app until operators fix it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class StillProcessing(OutcomeUnknown):
+    """409 `IDEMPOTENT_REQUEST_PROCESSING`: a call with this key is still being processed.
+    The gateway works (not a breaker failure); ask again later, or look the order up."""
+
+
+class AlreadyProcessed(OutcomeUnknown):
+    """400 `ALREADY_PROCESSED_PAYMENT`: this order was charged before (an earlier answer was
+    lost): look the order up for its payment key and state. Not a decline."""
+
+
 class PaymentGateway(Protocol):
     """The card gateway (docs/payment-gateway.md)."""
 
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
-        """Approve (idempotent per order_id). Raises PaymentDeclined or GatewayUnavailable."""
+        """Charge the order (Idempotency-Key = order_id). Raises PaymentDeclined (final) or an
+        OutcomeUnknown (AlreadyProcessed, StillProcessing, GatewayUnavailable and its kinds)."""
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
-        """Cancel an approved payment (idempotent per key). Raises GatewayUnavailable."""
+    def lookup(self, order_id: str) -> GatewayPayment | None:
+        """The order's payment, or None when it was not charged so far (404
+        `NOT_FOUND_PAYMENT`; a confirm still running may yet charge it). Raises
+        GatewayUnavailable (or MerchantRejected) when the gateway cannot say."""
+
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        """Cancel `cancel_amount` of the payment (None: its whole balance); returns when the
+        gateway says it is cancelled, or that nothing is left to cancel. Anything else raises
+        an OutcomeUnknown: try again later with the same key."""
+
+    def admits(self) -> bool:
+        """Whether a call made now would be let through. A circuit breaker in front of the
+        gateway answers from its cached state, so asking costs no call and no write; a bare
+        client always answers True."""
 
 
 # --------------------------------------------------------------------------- notifications

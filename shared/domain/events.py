@@ -86,6 +86,8 @@ class PaymentFacts(CamelModel):
     order_name: str | None = None
     payment_key: str | None = None
     reason: str | None = None
+    refunded_amount: int | None = None
+    """On PaymentCancelled: what was refunded (None: nothing was charged)."""
 
     @classmethod
     def of(cls, payment: Payment, reason: str | None = None) -> PaymentFacts:
@@ -97,6 +99,7 @@ class PaymentFacts(CamelModel):
             order_name=payment.order_name,
             payment_key=payment.payment_key,
             reason=reason,
+            refunded_amount=payment.refunded_amount if payment.refunded else None,
         )
 
 

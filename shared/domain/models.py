@@ -126,6 +126,7 @@ class PaymentStatus(StrEnum):
     APPROVED = "Approved"
     DECLINED = "Declined"
     DEFERRED = "Deferred"
+    REFUNDING = "Refunding"
     CANCELLED = "Cancelled"
 
 
@@ -134,8 +135,13 @@ class Payment(StoredModel):
 
     `confirm_attempts` counts confirm calls that may have reached the gateway: when it is
     non-zero the gateway may hold a charge even if no answer was recorded (the instance may have
-    died, or the call timed out after the gateway approved), so a cancellation asks the gateway
-    (confirm is idempotent per order) and refunds before it can say "not charged".
+    died, or the call timed out after the gateway approved), so a cancellation looks the order
+    up at the gateway and refunds what it finds before it can say "not charged";
+    `last_attempt_at` is when the latest of them was sent (a lookup that finds nothing soon
+    after it may be overtaken by that confirm). `refund_amount` is how much a cancel gives
+    back (None: everything charged); `refunded_amount` what was given back, once done.
+    `Refunding`: a cancel is asked for and a charge may stand that the gateway has not yet
+    cancelled; it ends `Cancelled`.
     """
 
     DOC_TYPE: ClassVar[str] = "payment"
@@ -155,6 +161,9 @@ class Payment(StoredModel):
     refunded: bool = False
     decline_code: str | None = None
     next_attempt_at: UtcTimestamp | None = None
+    last_attempt_at: UtcTimestamp | None = None
+    refund_amount: int | None = None
+    refunded_amount: int | None = None
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
 

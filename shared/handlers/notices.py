@@ -16,8 +16,15 @@ from datetime import timedelta
 
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
-from shared.ports import Clock, Conflict, DocumentStore, NoticeSender, PreconditionFailed
-from shared.topology import NOTICES
+from shared.ports import (
+    Clock,
+    Conflict,
+    DocumentStore,
+    NotFound,
+    NoticeSender,
+    PreconditionFailed,
+)
+from shared.topology import NOTICES, PAYMENTS
 
 # Shorter than a message lock (30 s), so a redelivery after a crash finds the lease expired.
 SENDING_LEASE = timedelta(seconds=20)
@@ -49,7 +56,11 @@ def notify_payment_outcome(
         reservation_id=facts.reservation_id,
         musical_id=facts.musical_id,
         kind=kind,
-        message=_message(kind, facts),
+        message=_message(
+            kind,
+            facts,
+            cancelled_since=kind is NoticeKind.PAYMENT_APPROVED and _cancelled_since(facts, store),
+        ),
         status=NoticeStatus.PENDING,
         correlation_id=event.correlation_id,
         created_at=now,
@@ -105,9 +116,20 @@ def _read(notice: Notice, store: DocumentStore) -> Notice:
     return Notice.from_document(store.read(NOTICES.name, notice.customer_id, notice.id))
 
 
-def _message(kind: NoticeKind, facts: PaymentFacts) -> str:
+# ------------------------------------------------------------------------- what notices say
+# Every customer-facing text is here, one case per kind: say what happened, nothing more.
+
+
+def _message(kind: NoticeKind, facts: PaymentFacts, *, cancelled_since: bool = False) -> str:
+    """The notice's text. `cancelled_since`: the reservation was cancelled after its payment
+    was approved (the approval's notice must not wish a good show)."""
     order = facts.order_name or f"reservation {facts.reservation_id}"
     match kind:
+        case NoticeKind.PAYMENT_APPROVED if cancelled_since:
+            return (
+                f"Your payment of {facts.amount} for {order} was approved; the reservation"
+                " has been cancelled since, so the payment is being refunded."
+            )
         case NoticeKind.PAYMENT_APPROVED:
             return f"Your payment of {facts.amount} for {order} was approved. Enjoy the show!"
         case NoticeKind.PAYMENT_DECLINED:
@@ -116,5 +138,21 @@ def _message(kind: NoticeKind, facts: PaymentFacts) -> str:
                 f"Your payment of {facts.amount} for {order} was declined{reason}; "
                 "the seats were released."
             )
+        case NoticeKind.PAYMENT_CANCELLED if facts.refunded_amount is not None:
+            kept = facts.amount - facts.refunded_amount
+            fee = f"; a cancellation fee of {kept} was kept" if kept > 0 else ""
+            return (
+                f"Your reservation {order} was cancelled and {facts.refunded_amount} of your"
+                f" payment of {facts.amount} was refunded{fee}."
+            )
         case NoticeKind.PAYMENT_CANCELLED:
-            return f"Your payment for {order} was cancelled; you will not be charged for it."
+            return f"Your reservation {order} was cancelled; you were not charged for it."
+
+
+def _cancelled_since(facts: PaymentFacts, store: DocumentStore) -> bool:
+    """Whether the payment was asked to be cancelled after the approval this notice tells of."""
+    try:
+        payment = store.read(PAYMENTS.name, facts.reservation_id, facts.reservation_id)
+    except NotFound:
+        return False
+    return bool(payment.get("cancelRequested"))

@@ -1,18 +1,25 @@
 """The payment side of the saga: charge when a reservation is placed, refund when it is cancelled.
 
 One payment document per reservation (payments container, partition = reservation id) records
-what is wanted (`cancel_requested`) and what is known (`status`, `payment_key`,
-`confirm_attempts`). `advance` drives it towards what is wanted from whatever state it is in,
-so every message — first delivery, redelivery, a scheduled retry, a cancel that overtook the
-placement — is handled by the same idempotent loop:
+what is wanted (`cancel_requested`, `refund_amount`) and what is known (`status`,
+`payment_key`, `confirm_attempts`, `last_attempt_at`). `advance` drives it towards what is
+wanted from whatever state it is in, so every message — first delivery, redelivery, a scheduled
+retry, a cancel that overtook the placement, a reconciler's nudge — is handled by the same
+idempotent loop. The gateway's answers are read as CONTRACT §4 says (`shared.ports`):
 
-- charge: Pending/Deferred → record the attempt → confirm at the gateway → Approved | Declined;
-  a failing gateway (or an open breaker) → Deferred, retried by a scheduled message. A new
-  payment is created with its first attempt recorded.
-- cancel: never attempted → Cancelled at once (never charged); possibly charged → ask the
-  gateway (confirm is idempotent per order, so it returns the existing charge), refund it, then
-  Cancelled. A cancel that lands while another instance is confirming makes that instance's
-  write fail its ETag check; it re-reads, sees the cancel, and refunds.
+- charge: Pending/Deferred → ask the breaker → record the attempt → confirm → Approved |
+  Declined. "Already processed" → look the order up and adopt its charge. Any other unknown
+  outcome (409 in progress, 401/403, odd 4xx, 5xx, timeout) or an open breaker → Deferred,
+  retried by a scheduled message with backoff. The breaker is asked before an attempt is
+  counted, so a refused retry costs one write (its rescheduling) and one send.
+- cancel: never attempted → Cancelled at once (never charged). Possibly charged → look the
+  order up (never confirm: that could charge) → cancel what the gateway holds (`cancelAmount` =
+  `refund_amount`) → Cancelled, refunded. Not found → not charged so far, but a confirm sent
+  less than `confirm_window` ago may still charge: look again once that has passed, then
+  Cancelled, not charged. A refund that cannot complete now leaves the payment `Refunding`
+  and is retried, with the same Idempotency-Key, until it succeeds.
+- An approval that comes back after a cancel was recorded (another instance cancelled while
+  this one confirmed) is kept on the payment and refunded: a charge is never dropped.
 
 Each state change and its outbox event are one transactional batch guarded by the ETag read.
 """
@@ -24,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain.events import (
     Event,
@@ -33,16 +41,18 @@ from shared.domain.events import (
 )
 from shared.domain.models import Payment, PaymentStatus
 from shared.ports import (
+    AlreadyProcessed,
     BatchFailed,
     Clock,
     Conflict,
     Create,
     DocumentStore,
     GatewayNotReached,
-    GatewayUnavailable,
+    GatewayPayment,
     MessagePublisher,
     NotFound,
     OutboundMessage,
+    OutcomeUnknown,
     PaymentDeclined,
     PaymentGateway,
     PreconditionFailed,
@@ -54,9 +64,12 @@ log = logging.getLogger("outerpark.payments")
 
 RETRY_SUBJECT = "PaymentRetry"
 CANCEL_REASON = "Reservation cancelled by the customer"
+DEFERRED_REASON = "payment gateway unavailable; retrying later"
 _MAX_ROUNDS = 20
 # Instances' clocks differ a little: a retry this close to its time counts as due.
 RETRY_TOLERANCE = timedelta(milliseconds=100)
+DEFAULT_CONFIRM_WINDOW = timedelta(seconds=12)
+_FINAL = frozenset({PaymentStatus.DECLINED, PaymentStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -67,13 +80,19 @@ class PaymentDeps:
     clock: Clock
     retry_delay: Callable[[int], float]
     """Seconds to wait before retrying, given how many times the payment was deferred."""
+    confirm_window: timedelta = DEFAULT_CONFIRM_WINDOW
+    """How long after a confirm was sent the gateway may still charge it (the function app
+    uses 4 gateway timeouts, as the breaker's probe lease): a lookup that finds no charge
+    settles a cancel only once the last attempt is older than this."""
 
 
 def on_reservation_placed(event: Event, deps: PaymentDeps) -> Payment:
     facts = event.reservation()
     created = _load_or_create(facts, event.correlation_id, cancelled=False, deps=deps)
-    if created is not None:  # first sight: created with its first attempt recorded
-        try:
+    if created is not None and created.status is PaymentStatus.DEFERRED:
+        return created  # first sight, the breaker open: created with its retry scheduled
+    if created is not None and created.confirm_attempts > 0:
+        try:  # first sight: created with its first attempt recorded
             return _confirm(created, deps)
         except _Stale:
             pass  # it changed meanwhile (a cancel landed): decide again from what is stored
@@ -81,14 +100,27 @@ def on_reservation_placed(event: Event, deps: PaymentDeps) -> Payment:
 
 
 def on_reservation_cancelled(event: Event, deps: PaymentDeps) -> Payment:
+    """Refund (or never charge) the reservation's payment. An event whose payload carries
+    `refundAmount` (a cancel that keeps a fee) refunds only that much; otherwise everything."""
     facts = event.reservation()
-    _load_or_create(facts, event.correlation_id, cancelled=True, deps=deps)
+    refund_amount = _refund_amount(event.payload)
+    _load_or_create(
+        facts, event.correlation_id, cancelled=True, deps=deps, refund_amount=refund_amount
+    )
     for _ in range(_MAX_ROUNDS):
         payment = _read(facts.reservation_id, deps.store)
         if payment.cancel_requested:
             break
+        refunding = payment.may_be_charged and payment.status not in _FINAL
+        wanted = payment.model_copy(
+            update={
+                "cancel_requested": True,
+                "refund_amount": refund_amount,
+                "status": PaymentStatus.REFUNDING if refunding else payment.status,
+            }
+        )
         try:
-            _write(payment, payment.model_copy(update={"cancel_requested": True}), None, deps)
+            _write(payment, wanted, None, deps)
         except _Stale:
             continue
     return advance(facts.reservation_id, deps)
@@ -102,6 +134,15 @@ def on_retry(reservation_id: str, deferral: int, deps: PaymentDeps) -> Payment:
 def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None) -> Payment:
     """Move the payment towards what is wanted until it is settled or has to wait.
 
+    Safe and sufficient to re-drive any payment from any state, any number of times, from
+    anywhere (a scheduled retry, a redelivery, a reconciler on a timer): it reads what is
+    stored and does the next step only; a settled payment is returned unchanged; a payment
+    waiting for a retry that is not yet due only has that retry scheduled again (same message
+    id: a duplicate the bus drops, or the repair of a retry whose message was lost or
+    dead-lettered); an overdue one is driven on at once. Raises LookupError when the
+    reservation has no payment yet: `on_reservation_placed` (or `on_reservation_cancelled`)
+    with the reservation's event creates it.
+
     `due_retry` names the deferral whose scheduled retry is being handled: that one goes ahead
     even if this instance's clock says it came a little early (the bus's clock decided it was
     due; rescheduling it under the same message id would be dropped as a duplicate).
@@ -111,8 +152,6 @@ def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None
         if payment.is_settled:
             return payment
         if due_retry != payment.deferrals and _retry_pending(payment, deps.clock.now()):
-            # A duplicate or early delivery: the scheduled retry will do the work. Scheduling
-            # it again is harmless (same message id) and repairs a retry whose send failed.
             _schedule_retry(payment, payment.next_attempt_at, deps.bus)
             return payment
         try:
@@ -124,10 +163,21 @@ def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None
     raise RuntimeError(f"payment {reservation_id} kept changing; will be redelivered")
 
 
+# ------------------------------------------------------------------------------------ charge
+
+
 def _charge(payment: Payment, deps: PaymentDeps) -> Payment:
+    if payment.amount == 0:
+        free = payment.model_copy(update={"status": PaymentStatus.APPROVED})
+        return _write(payment, free, EventType.PAYMENT_APPROVED, deps)
+    if not deps.gateway.admits():
+        return _defer(payment, deps)  # the breaker would refuse: no attempt to count
+    now = deps.clock.now()
     attempt = _write(
         payment,
-        payment.model_copy(update={"confirm_attempts": payment.confirm_attempts + 1}),
+        payment.model_copy(
+            update={"confirm_attempts": payment.confirm_attempts + 1, "last_attempt_at": now}
+        ),
         None,
         deps,
     )
@@ -143,79 +193,194 @@ def _confirm(attempt: Payment, deps: PaymentDeps) -> Payment:
             update={"status": PaymentStatus.DECLINED, "decline_code": declined.code}
         )
         return _write(attempt, done, EventType.PAYMENT_DECLINED, deps, reason=declined.message)
-    except GatewayUnavailable as unavailable:
-        return _defer(attempt, deps, uncount_attempt=isinstance(unavailable, GatewayNotReached))
+    except AlreadyProcessed:
+        return _adopt_charge(attempt, deps)
+    except GatewayNotReached:
+        return _defer(attempt, deps, uncount_attempt=True)
+    except OutcomeUnknown:
+        return _defer(attempt, deps)
     approved = attempt.model_copy(
         update={"status": PaymentStatus.APPROVED, "payment_key": approval.payment_key}
     )
-    return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
+    try:
+        return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
+    except _Stale:
+        return _keep_charge(attempt.reservation_id, approval.payment_key, deps)
+
+
+def _adopt_charge(attempt: Payment, deps: PaymentDeps) -> Payment:
+    """The gateway says the order was charged before (an answer was lost): find that charge."""
+    try:
+        found = deps.gateway.lookup(attempt.reservation_id)
+    except OutcomeUnknown:
+        return _defer(attempt, deps)
+    if found is None:
+        return _defer(attempt, deps)  # processed but not found yet: ask again later
+    if found.status != "DONE":
+        # Cancelled at the gateway by someone else (its console): nothing to confirm with.
+        log.error(
+            "order %s is %s at the payment gateway though it was never cancelled here",
+            attempt.reservation_id,
+            found.status,
+        )
+        code = f"{found.status}_AT_GATEWAY"
+        declined = attempt.model_copy(
+            update={"status": PaymentStatus.DECLINED, "decline_code": code}
+        )
+        return _write(attempt, declined, EventType.PAYMENT_DECLINED, deps, reason=code)
+    approved = attempt.model_copy(
+        update={"status": PaymentStatus.APPROVED, "payment_key": found.payment_key}
+    )
+    try:
+        return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
+    except _Stale:
+        return _keep_charge(attempt.reservation_id, found.payment_key, deps)
+
+
+def _keep_charge(reservation_id: str, payment_key: str, deps: PaymentDeps) -> Payment:
+    """Record a charge this instance learnt of while the payment changed under it (a cancel
+    landed): it is approved, or, cancelled meanwhile, refunded; never forgotten."""
+    for _ in range(_MAX_ROUNDS):
+        payment = _read(reservation_id, deps.store)
+        if payment.payment_key == payment_key:
+            return advance(reservation_id, deps)
+        try:
+            if payment.cancel_requested:
+                charged = payment.model_copy(
+                    update={
+                        "payment_key": payment_key,
+                        "status": PaymentStatus.REFUNDING,
+                        "refunded": False,
+                    }
+                )
+                stored = _write(payment, charged, None, deps)
+                # Refund now, not when the retry the cancel scheduled comes due.
+                return advance(reservation_id, deps, due_retry=stored.deferrals)
+            approved = payment.model_copy(
+                update={"status": PaymentStatus.APPROVED, "payment_key": payment_key}
+            )
+            return _write(payment, approved, EventType.PAYMENT_APPROVED, deps)
+        except _Stale:
+            continue
+    raise RuntimeError(f"payment {reservation_id} kept changing; will be redelivered")
+
+
+# ------------------------------------------------------------------------------------ cancel
 
 
 def _cancel(payment: Payment, deps: PaymentDeps) -> Payment:
     if not payment.may_be_charged:
         cancelled = payment.model_copy(update={"status": PaymentStatus.CANCELLED})
         return _write(payment, cancelled, EventType.PAYMENT_CANCELLED, deps, reason=CANCEL_REASON)
-    try:
-        payment_key = payment.payment_key or _charge_on_record(payment, deps)
-        if payment_key is not None:
-            deps.gateway.cancel(payment_key, CANCEL_REASON, idempotency_key=f"{payment.id}.cancel")
-    except GatewayUnavailable:
+    if not deps.gateway.admits():
         return _defer(payment, deps)
+    payment_key = payment.payment_key
+    if payment_key is None:
+        try:
+            found = deps.gateway.lookup(payment.reservation_id)
+        except OutcomeUnknown:
+            return _defer(payment, deps)
+        if found is None:
+            return _not_charged(payment, deps)
+        if found.balance_amount <= _balance_to_keep(payment, found):
+            return _refunded(payment, found.payment_key, deps)
+        payment_key = found.payment_key
+    if _refund_of(payment) > 0:
+        try:
+            deps.gateway.cancel(
+                payment_key,
+                CANCEL_REASON,
+                idempotency_key=f"{payment.id}.cancel",
+                cancel_amount=payment.refund_amount,
+            )
+        except OutcomeUnknown:
+            return _defer(payment.model_copy(update={"payment_key": payment_key}), deps)
+    return _refunded(payment, payment_key, deps)
+
+
+def _not_charged(payment: Payment, deps: PaymentDeps) -> Payment:
+    """The gateway has no charge for the order. Settle, unless a confirm sent recently may
+    still land: then look again once it cannot any more."""
+    last = payment.last_attempt_at
+    settles_at = last + deps.confirm_window if last is not None else None
+    if settles_at is not None and settles_at > deps.clock.now():
+        return _defer(payment, deps, retry_at=settles_at)
+    cancelled = payment.model_copy(
+        update={"status": PaymentStatus.CANCELLED, "confirm_attempts": 0}
+    )
+    return _write(payment, cancelled, EventType.PAYMENT_CANCELLED, deps, reason=CANCEL_REASON)
+
+
+def _refunded(payment: Payment, payment_key: str, deps: PaymentDeps) -> Payment:
     refunded = payment.model_copy(
         update={
             "status": PaymentStatus.CANCELLED,
             "payment_key": payment_key,
             "refunded": True,
+            "refunded_amount": _refund_of(payment),
         }
     )
     return _write(payment, refunded, EventType.PAYMENT_CANCELLED, deps, reason=CANCEL_REASON)
 
 
-def _charge_on_record(payment: Payment, deps: PaymentDeps) -> str | None:
-    """The key of the charge the gateway holds for this order, or None if it declines it.
-
-    Confirm is idempotent per order id, so asking again returns the existing charge. If the
-    earlier attempt never reached the gateway, this charges now — and the caller refunds at
-    once: the customer is never left charged.
-    """
-    try:
-        return deps.gateway.confirm(
-            payment.reservation_id, payment.amount, payment.order_name
-        ).payment_key
-    except PaymentDeclined:
-        return None
+def _refund_of(payment: Payment) -> int:
+    return payment.amount if payment.refund_amount is None else payment.refund_amount
 
 
-def _defer(payment: Payment, deps: PaymentDeps, *, uncount_attempt: bool = False) -> Payment:
-    """Pay later: Deferred (with its event the first time) and a retry scheduled with backoff.
+def _balance_to_keep(payment: Payment, found: GatewayPayment) -> int:
+    """What the charge's balance is once this cancel is done (0 for a full refund)."""
+    if payment.refund_amount is None:
+        return 0
+    return max(0, found.total_amount - payment.refund_amount)
 
-    A confirm that never reached the gateway (refused connection, open breaker:
-    `uncount_attempt`) does not count as an attempt that may have charged the customer.
+
+def _refund_amount(payload: dict[str, Any]) -> int | None:
+    amount = payload.get("refundAmount")
+    return amount if type(amount) is int and amount >= 0 else None
+
+
+# ------------------------------------------------------------------------------------ waiting
+
+
+def _defer(
+    payment: Payment,
+    deps: PaymentDeps,
+    *,
+    uncount_attempt: bool = False,
+    retry_at: datetime | None = None,
+) -> Payment:
+    """Try later: a retry scheduled with backoff (or at `retry_at`), in one write and one send.
+
+    A payment still to be charged becomes Deferred (with its event the first time); one whose
+    cancel waits on the gateway becomes Refunding. A confirm that never reached the gateway
+    (refused connection, open breaker: `uncount_attempt`) does not count as an attempt that
+    may have charged the customer.
     """
     attempts = payment.confirm_attempts - 1 if uncount_attempt else payment.confirm_attempts
     deferrals = payment.deferrals + 1
-    retry_at = deps.clock.now() + timedelta(seconds=deps.retry_delay(deferrals))
+    if retry_at is None:
+        retry_at = deps.clock.now() + timedelta(seconds=deps.retry_delay(deferrals))
     deferred = payment.model_copy(
-        update={
-            "status": PaymentStatus.DEFERRED
-            if payment.status is PaymentStatus.PENDING
-            else payment.status,
-            "confirm_attempts": attempts,
-            "deferrals": deferrals,
-            "next_attempt_at": retry_at,
-        }
+        update={"confirm_attempts": attempts, "deferrals": deferrals, "next_attempt_at": retry_at}
     )
-    first_deferral = payment.status is PaymentStatus.PENDING
+    first_deferral = payment.status is PaymentStatus.PENDING and not payment.cancel_requested
+    if payment.cancel_requested and deferred.may_be_charged:
+        status = PaymentStatus.REFUNDING
+    elif payment.status is PaymentStatus.PENDING:
+        status = PaymentStatus.DEFERRED
+    else:
+        status = payment.status
     stored = _write(
         payment,
-        deferred,
+        deferred.model_copy(update={"status": status}),
         EventType.PAYMENT_DEFERRED if first_deferral else None,
         deps,
-        reason="payment gateway unavailable; retrying later",
+        reason=DEFERRED_REASON,
     )
     _schedule_retry(stored, retry_at, deps.bus)
     log.info(
-        "payment deferred",
+        "payment %s",
+        "refund deferred" if stored.status is PaymentStatus.REFUNDING else "deferred",
         extra={
             "reservationId": stored.reservation_id,
             "retryAt": retry_at.isoformat(),
@@ -250,6 +415,9 @@ def _retry_pending(payment: Payment, now: datetime) -> bool:
     return payment.may_be_charged or not payment.cancel_requested
 
 
+# ------------------------------------------------------------------------------------ storage
+
+
 class _Stale(Exception):
     """The payment changed since we read it: read again and decide again."""
 
@@ -280,13 +448,20 @@ def _write(
 
 
 def _load_or_create(
-    facts: ReservationFacts, correlation_id: str, *, cancelled: bool, deps: PaymentDeps
+    facts: ReservationFacts,
+    correlation_id: str,
+    *,
+    cancelled: bool,
+    deps: PaymentDeps,
+    refund_amount: int | None = None,
 ) -> Payment | None:
     """Create the payment on first sight, or return None when it exists already.
 
     A cancel that arrives first creates it cancelled. A placement creates it with its first
     confirm attempt already counted: the next step is always that attempt, and counting it in
-    the same write saves one write per payment on the saga's busiest stage."""
+    the same write saves one write per payment on the saga's busiest stage. When the breaker
+    would refuse that attempt, it is created Deferred instead, its retry scheduled: one write
+    and one send, as for any refused retry."""
     now = deps.clock.now()
     payment = Payment(
         id=facts.reservation_id,
@@ -297,14 +472,26 @@ def _load_or_create(
         order_name=f"{facts.musical_title} x{facts.seats}",
         status=PaymentStatus.CANCELLED if cancelled else PaymentStatus.PENDING,
         cancel_requested=cancelled,
-        confirm_attempts=0 if cancelled else 1,
+        refund_amount=refund_amount,
         correlation_id=correlation_id,
         created_at=now,
         updated_at=now,
     )
-    operations: list = [Create(payment.to_document())]
+    event_type: EventType | None = None
     if cancelled:
-        event = payment_event(EventType.PAYMENT_CANCELLED, payment, now, CANCEL_REASON)
+        event_type = EventType.PAYMENT_CANCELLED
+    elif facts.amount > 0 and not deps.gateway.admits():
+        retry_at = now + timedelta(seconds=deps.retry_delay(1))
+        payment = payment.model_copy(
+            update={"status": PaymentStatus.DEFERRED, "deferrals": 1, "next_attempt_at": retry_at}
+        )
+        event_type = EventType.PAYMENT_DEFERRED
+    elif facts.amount > 0:
+        payment = payment.model_copy(update={"confirm_attempts": 1, "last_attempt_at": now})
+    operations: list = [Create(payment.to_document())]
+    if event_type is not None:
+        reason = CANCEL_REASON if cancelled else DEFERRED_REASON
+        event = payment_event(event_type, payment, now, reason)
         operations.append(Create(event.to_document("reservationId", payment.reservation_id)))
     try:
         stored = deps.store.batch(PAYMENTS.name, payment.reservation_id, operations)
@@ -312,7 +499,10 @@ def _load_or_create(
         if not isinstance(failure.cause, Conflict):
             raise
         return None
-    return Payment.from_document(stored[0])
+    created = Payment.from_document(stored[0])
+    if created.status is PaymentStatus.DEFERRED and created.next_attempt_at is not None:
+        _schedule_retry(created, created.next_attempt_at, deps.bus)
+    return created
 
 
 def _read(reservation_id: str, store: DocumentStore) -> Payment:

@@ -34,7 +34,8 @@ PAYMENT_RANK: dict[PaymentStatus, int] = {
     PaymentStatus.DEFERRED: 1,
     PaymentStatus.APPROVED: 2,
     PaymentStatus.DECLINED: 3,
-    PaymentStatus.CANCELLED: 4,
+    PaymentStatus.REFUNDING: 4,
+    PaymentStatus.CANCELLED: 5,
 }
 
 # The fields of HistoryItem schema of openapi.yaml, plus createdAt (the order of the list).

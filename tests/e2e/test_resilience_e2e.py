@@ -123,7 +123,11 @@ def test_a_failing_gateway_defers_payments_without_hammering_it_and_all_complete
         ids += place(api, musical["id"], 2)  # the default `accept` keeps taking orders
 
         window = 3.0
-        assert calls_during(gateway, window) <= most_calls_while_open(window)
+        # A slow gateway still completes the charges it was sent, and replays those answers
+        # (CONTRACT §4): each replayed 200 is a success that may close the breaker, letting
+        # one burst of calls through until it opens again. At most one burst per payment.
+        replays = len(ids) if failure == "slow" else 0
+        assert calls_during(gateway, window) <= most_calls_while_open(window) + replays
     finally:
         gateway.set_mode("up")
 

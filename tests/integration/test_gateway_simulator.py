@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from devhost.gateway_simulator import RunningSimulator, start_simulator
+from devhost.gateway_simulator import Awkwardness, RunningSimulator, start_simulator
 from shared.adapters.payment_gateway import HttpPaymentGateway
 from shared.ports import PaymentDeclined
 
@@ -65,10 +67,12 @@ def test_the_same_idempotency_key_gets_the_same_payment_and_one_charge(
 
 
 def test_an_order_already_paid_is_not_charged_again_under_another_key(http: httpx.Client) -> None:
-    first = confirm(http, "r-1", key="key-a").json()
-    again = confirm(http, "r-1", key="key-b").json()
+    first = confirm(http, "r-1", key="key-a")
+    again = confirm(http, "r-1", key="key-b")
 
-    assert again["paymentKey"] == first["paymentKey"]
+    assert first.status_code == 200
+    assert (again.status_code, again.json()["code"]) == (400, "ALREADY_PROCESSED_PAYMENT")
+    assert http.get("/v1/payments/orders/r-1").json()["paymentKey"] == first.json()["paymentKey"]
 
 
 def test_a_key_reused_for_another_payment_is_refused(http: httpx.Client) -> None:
@@ -140,8 +144,97 @@ def test_cancel_marks_the_payment_canceled_and_answers_the_same_when_repeated(
     ]
 
     assert [answer.status_code for answer in answers] == [200, 200]
-    assert answers[0].json() == {"paymentKey": key, "status": "CANCELED"}
+    assert answers[1].json() == answers[0].json()
+    assert (answers[0].json()["status"], answers[0].json()["balanceAmount"]) == ("CANCELED", 0)
     assert http.get(f"/v1/payments/{key}").json()["status"] == "CANCELED"
+
+
+def cancel(http: httpx.Client, key: str, idempotency_key: str, amount: int | None = None):
+    body: dict = {"cancelReason": "customer cancelled"}
+    if amount is not None:
+        body["cancelAmount"] = amount
+    return http.post(
+        f"/v1/payments/{key}/cancel", json=body, headers={"Idempotency-Key": idempotency_key}
+    )
+
+
+def test_a_partial_cancel_leaves_the_balance_and_a_later_full_one_ends_it(
+    http: httpx.Client,
+) -> None:
+    key = confirm(http, "r-1", amount=30000).json()["paymentKey"]
+
+    partial = cancel(http, key, "c-1", amount=9000).json()
+    rest = cancel(http, key, "c-2").json()
+    nothing_left = cancel(http, key, "c-3")
+
+    assert (partial["status"], partial["balanceAmount"]) == ("PARTIAL_CANCELED", 21000)
+    assert (rest["status"], rest["balanceAmount"]) == ("CANCELED", 0)
+    assert nothing_left.status_code == 400
+    assert nothing_left.json()["code"] == "ALREADY_CANCELED_PAYMENT"
+    assert cancel(http, key, "c-3").json()["code"] == "ALREADY_CANCELED_PAYMENT"  # replayed
+
+
+def test_an_order_lookup_finds_the_payment_or_says_not_found(http: httpx.Client) -> None:
+    assert http.get("/v1/payments/orders/r-1").json()["code"] == "NOT_FOUND_PAYMENT"
+    key = confirm(http, "r-1").json()["paymentKey"]
+
+    found = http.get("/v1/payments/orders/r-1").json()
+
+    assert (found["paymentKey"], found["status"], found["totalAmount"]) == (key, "DONE", 30000)
+
+
+def test_a_call_whose_key_is_in_flight_gets_409() -> None:
+    running = start_simulator(latency_ms=300)
+    try:
+        with httpx.Client(base_url=running.url, timeout=5) as http, ThreadPoolExecutor(2) as pool:
+            first = pool.submit(confirm, http, "r-1")
+            time.sleep(0.1)
+            second = confirm(http, "r-1")
+            assert first.result().status_code == 200
+    finally:
+        running.stop()
+
+    assert (second.status_code, second.json()["code"]) == (409, "IDEMPOTENT_REQUEST_PROCESSING")
+
+
+def test_a_lost_answer_charged_and_the_repeat_says_already_processed() -> None:
+    running = start_simulator(latency_ms=0, awkward=Awkwardness(lose_answer_rate=1.0))
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            lost = confirm(http, "r-1")
+            again = confirm(http, "r-1")
+            found = http.get("/v1/payments/orders/r-1")
+    finally:
+        running.stop()
+
+    assert lost.status_code == 500
+    assert again.json()["code"] == "ALREADY_PROCESSED_PAYMENT"
+    assert found.json()["status"] == "DONE"
+
+
+def test_a_refused_merchant_key_answers_401_to_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_SIM_MERCHANT_KEY_REFUSED", "true")
+    running = start_simulator(latency_ms=0)
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            answers = [confirm(http, "r-1"), http.get("/v1/payments/orders/r-1")]
+    finally:
+        running.stop()
+
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(401, "UNAUTHORIZED_KEY")] * 2
+
+
+def test_unknown_codes_answer_400_and_charge_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_SIM_UNKNOWN_CODE_RATE", "1")
+    running = start_simulator(latency_ms=0)
+    try:
+        with httpx.Client(base_url=running.url) as http:
+            answer = confirm(http, "r-1")
+    finally:
+        running.stop()
+
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "SIMULATED_UNKNOWN_CODE"
 
 
 def test_cancelling_an_unknown_payment_is_not_found(http: httpx.Client) -> None:

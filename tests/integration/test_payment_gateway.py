@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import logging
 import socket
 import threading
 import time
@@ -16,7 +18,16 @@ import pytest
 from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.adapters.payment_gateway import HttpPaymentGateway
 from shared.breaker import BreakerConfig, BreakerOpen, CircuitBreaker, GuardedPaymentGateway
-from shared.ports import GatewayNotReached, GatewayUnavailable, PaymentDeclined
+from shared.ports import (
+    AlreadyProcessed,
+    GatewayNotReached,
+    GatewayPayment,
+    GatewayUnavailable,
+    MerchantRejected,
+    OutcomeUnknown,
+    PaymentDeclined,
+    StillProcessing,
+)
 from shared.settings import Settings
 from tests.support.fake_gateway import FakeGateway
 from tests.support.manual_clock import ManualClock
@@ -106,16 +117,169 @@ def test_a_declined_payment_raises_the_gateways_code_and_message(
     assert fake.approved_orders() == set()
 
 
-def test_a_4xx_that_is_not_json_still_declines(
-    fake: FakeGateway, client: HttpPaymentGateway
+CARD_DECLINE_CODES = [
+    "REJECT_CARD_PAYMENT",
+    "REJECT_CARD_COMPANY",
+    "INVALID_CARD_EXPIRATION",
+    "INVALID_STOPPED_CARD",
+    "INVALID_CARD_LOST_OR_STOLEN",
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+    "EXCEED_MAX_PAYMENT_AMOUNT",
+    "NOT_AVAILABLE_PAYMENT",
+]
+
+
+def error_body(code: str) -> bytes:
+    return json.dumps({"code": code, "message": f"{code} happened"}).encode()
+
+
+@pytest.mark.parametrize("code", CARD_DECLINE_CODES)
+@pytest.mark.parametrize("status", [400, 403])
+def test_every_card_decline_code_declines(
+    fake: FakeGateway, client: HttpPaymentGateway, code: str, status: int
 ) -> None:
-    fake.script(403, b"<html>Forbidden</html>", "text/html")
+    fake.script(status, error_body(code), "application/json")
 
     with pytest.raises(PaymentDeclined) as declined:
         client.confirm("r-1", 30000, "Wicked x2")
 
-    assert declined.value.code == "HTTP_403"
-    assert "Forbidden" in declined.value.message
+    assert declined.value.code == code
+
+
+# (status, body) → the exception a confirm raises: nothing here is a decline.
+CONFIRM_UNKNOWN_OUTCOMES = [
+    (400, error_body("ALREADY_PROCESSED_PAYMENT"), AlreadyProcessed),
+    (409, error_body("IDEMPOTENT_REQUEST_PROCESSING"), StillProcessing),
+    (401, error_body("UNAUTHORIZED_KEY"), MerchantRejected),
+    (403, error_body("FORBIDDEN_REQUEST"), MerchantRejected),
+    (400, error_body("INVALID_REQUEST"), GatewayUnavailable),
+    (404, error_body("NOT_FOUND_PAYMENT"), GatewayUnavailable),
+    (403, b"<html>Forbidden</html>", GatewayUnavailable),
+    (422, error_body("SOMETHING_NEW"), GatewayUnavailable),
+    (500, error_body("PROVIDER_ERROR"), GatewayUnavailable),
+    (502, b"Bad Gateway", GatewayUnavailable),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "raised"), CONFIRM_UNKNOWN_OUTCOMES)
+def test_a_confirm_answer_that_is_not_a_card_decline_leaves_the_outcome_unknown(
+    fake: FakeGateway,
+    client: HttpPaymentGateway,
+    status: int,
+    body: bytes,
+    raised: type[Exception],
+) -> None:
+    fake.script(status, body, "application/json")
+
+    with pytest.raises(OutcomeUnknown) as unknown:
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    assert type(unknown.value) is raised
+    assert not isinstance(unknown.value, GatewayNotReached)
+
+
+def test_a_merchant_error_is_logged_for_operators(
+    fake: FakeGateway, client: HttpPaymentGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.set_mode("merchant_refused")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(MerchantRejected):
+        client.confirm("r-1", 30000, "Wicked x2")
+
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "UNAUTHORIZED_KEY" in record.getMessage()
+    assert "PAYMENT_GATEWAY_SECRET_KEY" in record.getMessage()
+
+
+def test_a_lookup_returns_the_orders_payment(fake: FakeGateway, client: HttpPaymentGateway) -> None:
+    approval = client.confirm("r/1", 30000, "Wicked x2")
+
+    found = client.lookup("r/1")
+
+    assert found == GatewayPayment(approval.payment_key, "r/1", "DONE", 30000, 30000)
+    assert fake.lookup_calls()[0].path == "/v1/payments/orders/r%2F1"
+
+
+def test_a_lookup_of_an_order_never_charged_answers_none(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    assert client.lookup("r-1") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (404, error_body("NOT_FOUND"), GatewayUnavailable),  # a route's 404 says nothing
+        (401, error_body("UNAUTHORIZED_KEY"), MerchantRejected),
+        (500, b"", GatewayUnavailable),
+        (200, b'{"paymentKey": "pk"}', GatewayUnavailable),
+    ],
+)
+def test_a_lookup_that_cannot_say_leaves_the_outcome_unknown(
+    fake: FakeGateway,
+    client: HttpPaymentGateway,
+    status: int,
+    body: bytes,
+    raised: type[Exception],
+) -> None:
+    fake.script(status, body, "application/json")
+
+    with pytest.raises(raised):
+        client.lookup("r-1")
+
+
+def test_a_partial_cancel_sends_its_amount_and_leaves_the_rest_charged(
+    fake: FakeGateway, client: HttpPaymentGateway
+) -> None:
+    approval = client.confirm("r-1", 30000, "Wicked x2")
+
+    client.cancel(approval.payment_key, "fee kept", "r-1.cancel", cancel_amount=21000)
+
+    assert fake.cancel_calls()[0].body == {"cancelReason": "fee kept", "cancelAmount": 21000}
+    assert fake.payment_status(approval.payment_key) == "PARTIAL_CANCELED"
+    assert fake.balance_of("r-1") == 9000
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (409, error_body("IDEMPOTENT_REQUEST_PROCESSING")),
+        (404, error_body("NOT_FOUND_PAYMENT")),
+        (403, error_body("REJECT_CARD_PAYMENT")),
+        (400, error_body("INVALID_CANCEL_AMOUNT")),
+        (200, b'{"paymentKey": "pk", "status": "DONE"}'),
+    ],
+)
+def test_a_cancel_answered_anything_but_success_leaves_the_outcome_unknown(
+    fake: FakeGateway, client: HttpPaymentGateway, status: int, body: bytes
+) -> None:
+    fake.script(status, body, "application/json")
+
+    with pytest.raises(OutcomeUnknown):
+        client.cancel("pk", "customer cancelled", idempotency_key="r-1.cancel")
+
+
+def test_the_secret_key_is_never_sent_over_plain_http_beyond_this_machine() -> None:
+    settings = Settings(
+        PAYMENT_GATEWAY_URL="http://gateway.example.com", PAYMENT_GATEWAY_SECRET_KEY="live_sk"
+    )
+
+    with pytest.raises(ValueError, match="https"):
+        HttpPaymentGateway.from_settings(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.tosspayments.com", "http://127.0.0.1:9", "http://[::1]:9", "http://localhost:9"],
+)
+def test_the_secret_key_goes_over_https_or_to_loopback(url: str) -> None:
+    settings = Settings(PAYMENT_GATEWAY_URL=url, PAYMENT_GATEWAY_SECRET_KEY="sk")
+
+    HttpPaymentGateway.from_settings(settings).close()
+
+
+def test_without_a_secret_key_plain_http_is_allowed_anywhere() -> None:
+    HttpPaymentGateway.from_settings(Settings(PAYMENT_GATEWAY_URL="http://sim.internal:80")).close()
 
 
 @pytest.mark.parametrize("status", [408, 429])
@@ -274,9 +438,10 @@ def test_cancelling_twice_succeeds_twice(fake: FakeGateway, client: HttpPaymentG
     approval = client.confirm("r-1", 30000, "Wicked x2")
 
     client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
-    client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-1")
+    client.cancel(approval.payment_key, "customer cancelled", idempotency_key="cancel-r-2")
 
     assert fake.payment_status(approval.payment_key) == "CANCELED"
+    assert fake.balance_of("r-1") == 0
 
 
 def test_a_cancel_the_gateway_says_was_already_done_is_a_success(
@@ -287,16 +452,6 @@ def test_a_cancel_the_gateway_says_was_already_done_is_a_success(
     client.cancel("pay_1", "customer cancelled", idempotency_key="cancel-r-1")
 
     assert len(fake.cancel_calls()) == 1
-
-
-def test_a_cancel_the_gateway_refuses_is_final(
-    fake: FakeGateway, client: HttpPaymentGateway
-) -> None:
-    with pytest.raises(PaymentDeclined) as refused:
-        client.cancel("no/such key", "customer cancelled", idempotency_key="cancel-r-1")
-
-    assert refused.value.code == "NOT_FOUND_PAYMENT"
-    assert fake.cancel_calls()[0].path == "/v1/payments/no%2Fsuch%20key/cancel"
 
 
 @pytest.mark.parametrize("mode", ["down", "refusing", "slow"])

@@ -7,21 +7,33 @@ switchable failures.
         ...
         assert gateway.charges_per_order() == {"r-1": 1}
 
+It keeps the contract's rules in every mode that answers: a completed call's answer (a 200, a
+card decline, `ALREADY_CANCELED_PAYMENT`) is stored per `Idempotency-Key` and replayed; a call
+whose key is in flight gets 409 `IDEMPOTENT_REQUEST_PROCESSING`; a confirm of an order charged
+before, whose answer was not stored (lost) or under another key, gets 400
+`ALREADY_PROCESSED_PAYMENT`; `GET /v1/payments/orders/{orderId}` answers the payment or 404
+`NOT_FOUND_PAYMENT`; a cancel takes `cancelAmount` (absent: the whole balance).
+
 Modes:
 
-- `up`: approves; idempotent by `Idempotency-Key` (the same key gets the same paymentKey).
+- `up`: works as above.
 - `down`: every call answers 503 `{code, message}`.
 - `refusing`: the listening socket is closed, so connections are refused; the port is kept and
   listened on again when the mode changes back.
-- `slow`: waits `slow_seconds` (longer than a client's timeout) before handling the call as
-  `up` would. The payment is made even though the client gave up, as a real gateway would.
+- `slow`: a confirm or cancel waits `slow_seconds` (longer than a client's timeout) before
+  it is handled as `up` would. The payment is made even though the client gave up, as a real
+  gateway would; meanwhile the same key gets 409 and a lookup (answered at once) finds
+  nothing yet.
 - `decline`: confirm answers 403 `REJECT_CARD_PAYMENT`; cancel works.
+- `lose_answer`: confirm charges, then answers 500 (a lost answer: not stored).
+- `merchant_refused`: every call answers 401 `UNAUTHORIZED_KEY`.
+- `unknown_4xx`: every call answers 400 with a code CONTRACT §4 does not list.
+- `refund_down`: confirm and lookup work; cancel answers 503.
 - `scripted`: every call gets the answer given to `script(status, body, content_type)`, for
   the odd cases (an HTML error page, a 429, a 200 with a body that is not the API's).
 
 Every request that reaches the server is recorded (method, path, lower-case headers, JSON
-body, monotonic arrival time, mode). Payments are keyed by idempotency key on purpose: a caller
-that confirmed one order under two keys shows up as two charges in `charges_per_order()`.
+body, monotonic arrival time, mode).
 """
 
 from __future__ import annotations
@@ -38,9 +50,22 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import unquote
 
-Mode = Literal["up", "down", "refusing", "slow", "decline", "scripted"]
+Mode = Literal[
+    "up",
+    "down",
+    "refusing",
+    "slow",
+    "decline",
+    "lose_answer",
+    "merchant_refused",
+    "unknown_4xx",
+    "refund_down",
+    "scripted",
+]
 
 CONFIRM_PATH = "/v1/payments/confirm"
+ORDERS_PREFIX = "/v1/payments/orders/"
+UNKNOWN_CODE = "SOMETHING_NOBODY_DOCUMENTED"
 
 
 @dataclass(frozen=True)
@@ -63,7 +88,23 @@ class _Payment:
     order_id: str
     amount: int
     approved_at: str
-    status: Literal["DONE", "CANCELED"] = "DONE"
+    balance: int
+
+    @property
+    def status(self) -> str:
+        if self.balance == self.amount:
+            return "DONE"
+        return "CANCELED" if self.balance == 0 else "PARTIAL_CANCELED"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "paymentKey": self.payment_key,
+            "orderId": self.order_id,
+            "status": self.status,
+            "totalAmount": self.amount,
+            "balanceAmount": self.balance,
+            "approvedAt": self.approved_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +115,10 @@ class _Answer:
 
     def payload(self) -> bytes:
         return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
+
+
+def _error(status: int, code: str, message: str) -> _Answer:
+    return _Answer(status, {"code": code, "message": message})
 
 
 class FakeGateway:
@@ -88,8 +133,10 @@ class FakeGateway:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._calls: list[RecordedCall] = []
-        self._by_key: dict[str, _Payment] = {}
+        self._stored: dict[str, _Answer] = {}
+        self._in_flight: set[str] = set()
         self._payments: dict[str, _Payment] = {}
+        self._by_order: dict[str, _Payment] = {}
         self._charges: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,6 +194,9 @@ class FakeGateway:
     def cancel_calls(self) -> list[RecordedCall]:
         return [call for call in self.calls if call.path.endswith("/cancel")]
 
+    def lookup_calls(self) -> list[RecordedCall]:
+        return [call for call in self.calls if call.path.startswith(ORDERS_PREFIX)]
+
     def charges_per_order(self) -> dict[str, int]:
         """How many distinct payments each order got: more than 1 means charged twice."""
         with self._lock:
@@ -163,10 +213,14 @@ class FakeGateway:
 
     def payment_key_of(self, order_id: str) -> str | None:
         with self._lock:
-            for payment in self._payments.values():
-                if payment.order_id == order_id:
-                    return payment.payment_key
-        return None
+            payment = self._by_order.get(order_id)
+            return payment.payment_key if payment else None
+
+    def balance_of(self, order_id: str) -> int:
+        """What the order is charged now (0 when never charged, or wholly refunded)."""
+        with self._lock:
+            payment = self._by_order.get(order_id)
+            return payment.balance if payment else 0
 
     # ------------------------------------------------------------------ serving
 
@@ -195,59 +249,92 @@ class FakeGateway:
 
     def _answer(self, method: str, path: str, key: str | None, body: Any) -> _Answer:
         mode = self._mode
-        if mode == "slow":
-            self._stopping.wait(self.slow_seconds)
         if mode == "scripted":
             return self._script
         if mode == "down":
-            return _Answer(503, {"code": "PROVIDER_ERROR", "message": "gateway is down"})
+            return _error(503, "PROVIDER_ERROR", "gateway is down")
+        if mode == "merchant_refused":
+            return _error(401, "UNAUTHORIZED_KEY", "the secret key is not valid")
+        if mode == "unknown_4xx":
+            return _error(400, UNKNOWN_CODE, "an answer outside the contract")
+        if method == "GET" and path.startswith(ORDERS_PREFIX):
+            return self._lookup(unquote(path[len(ORDERS_PREFIX) :]))
         if method != "POST":
-            return _Answer(405, {"code": "METHOD_NOT_ALLOWED", "message": method})
+            return _error(405, "METHOD_NOT_ALLOWED", method)
         if not key:
-            return _Answer(400, {"code": "INVALID_REQUEST", "message": "Idempotency-Key missing"})
+            return _error(400, "INVALID_REQUEST", "Idempotency-Key missing")
         if path == CONFIRM_PATH:
-            return self._confirm(mode, key, body)
+            if not _is_confirm_body(body):
+                return _error(400, "INVALID_REQUEST", "bad confirm body")
+            return self._once(key, mode, lambda: self._confirm(mode, body))
         prefix, suffix = "/v1/payments/", "/cancel"
         if path.startswith(prefix) and path.endswith(suffix):
-            return self._cancel(unquote(path[len(prefix) : -len(suffix)]), body)
-        return _Answer(404, {"code": "NOT_FOUND", "message": path})
+            if mode == "refund_down":
+                return _error(503, "PROVIDER_ERROR", "cancels are down")
+            if not _is_cancel_body(body):
+                return _error(400, "INVALID_REQUEST", "bad cancel body")
+            payment_key = unquote(path[len(prefix) : -len(suffix)])
+            return self._once(key, mode, lambda: self._cancel(payment_key, body))
+        return _error(404, "NOT_FOUND", path)
 
-    def _confirm(self, mode: Mode, key: str, body: Any) -> _Answer:
-        if not _is_confirm_body(body):
-            return _Answer(400, {"code": "INVALID_REQUEST", "message": "bad confirm body"})
+    def _once(self, key: str, mode: Mode, run: Any) -> _Answer:
+        """Replay a stored answer; 409 while the key is in flight; else run and store."""
+        with self._lock:
+            if key in self._stored:
+                return self._stored[key]
+            if key in self._in_flight:
+                return _error(409, "IDEMPOTENT_REQUEST_PROCESSING", "in progress")
+            self._in_flight.add(key)
+        try:
+            if mode == "slow":
+                self._stopping.wait(self.slow_seconds)
+            with self._lock:
+                answer, stored = run()
+                if stored:
+                    self._stored[key] = answer
+                return answer
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
+
+    def _confirm(self, mode: Mode, body: dict[str, Any]) -> tuple[_Answer, bool]:
+        """Called under the lock: the answer, and whether it is stored for its key."""
         if mode == "decline":
-            return _Answer(403, {"code": "REJECT_CARD_PAYMENT", "message": "card refused"})
-        with self._lock:
-            payment = self._by_key.get(key)
-            if payment is None:
-                payment = _Payment(
-                    payment_key=f"pay_{uuid.uuid4().hex}",
-                    order_id=body["orderId"],
-                    amount=body["amount"],
-                    approved_at=datetime.now(UTC).isoformat(),
-                )
-                self._by_key[key] = payment
-                self._payments[payment.payment_key] = payment
-                self._charges[payment.order_id] += 1
-        return _Answer(
-            200,
-            {
-                "paymentKey": payment.payment_key,
-                "orderId": payment.order_id,
-                "status": "DONE",
-                "approvedAt": payment.approved_at,
-            },
+            return _error(403, "REJECT_CARD_PAYMENT", "card refused"), True
+        if body["orderId"] in self._by_order:
+            return _error(400, "ALREADY_PROCESSED_PAYMENT", "this order was paid before"), False
+        payment = _Payment(
+            payment_key=f"pay_{uuid.uuid4().hex}",
+            order_id=body["orderId"],
+            amount=body["amount"],
+            approved_at=datetime.now(UTC).isoformat(),
+            balance=body["amount"],
         )
+        self._payments[payment.payment_key] = payment
+        self._by_order[payment.order_id] = payment
+        self._charges[payment.order_id] += 1
+        if mode == "lose_answer":
+            return _error(500, "PROVIDER_ERROR", "the answer was lost"), False
+        return _Answer(200, payment.as_json()), True
 
-    def _cancel(self, payment_key: str, body: Any) -> _Answer:
-        if not isinstance(body, dict) or not isinstance(body.get("cancelReason"), str):
-            return _Answer(400, {"code": "INVALID_REQUEST", "message": "cancelReason missing"})
+    def _cancel(self, payment_key: str, body: dict[str, Any]) -> tuple[_Answer, bool]:
+        payment = self._payments.get(payment_key)
+        if payment is None:
+            return _error(404, "NOT_FOUND_PAYMENT", payment_key), False
+        if payment.balance == 0:
+            return _error(400, "ALREADY_CANCELED_PAYMENT", "nothing left to cancel"), True
+        amount = body.get("cancelAmount", payment.balance)
+        if not 0 < amount <= payment.balance:
+            return _error(400, "INVALID_CANCEL_AMOUNT", f"{amount} > {payment.balance}"), False
+        payment.balance -= amount
+        return _Answer(200, payment.as_json()), True
+
+    def _lookup(self, order_id: str) -> _Answer:
         with self._lock:
-            payment = self._payments.get(payment_key)
+            payment = self._by_order.get(order_id)
             if payment is None:
-                return _Answer(404, {"code": "NOT_FOUND_PAYMENT", "message": payment_key})
-            payment.status = "CANCELED"
-        return _Answer(200, {"paymentKey": payment_key, "status": "CANCELED"})
+                return _error(404, "NOT_FOUND_PAYMENT", f"no payment for {order_id}")
+            return _Answer(200, payment.as_json())
 
 
 def _is_confirm_body(body: Any) -> bool:
@@ -256,6 +343,14 @@ def _is_confirm_body(body: Any) -> bool:
         and isinstance(body.get("orderId"), str)
         and type(body.get("amount")) is int
         and isinstance(body.get("orderName"), str)
+    )
+
+
+def _is_cancel_body(body: Any) -> bool:
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("cancelReason"), str)
+        and type(body.get("cancelAmount", 0)) is int
     )
 
 

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from shared.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
-from shared.ports import Document, GatewayUnavailable, PaymentDeclined
+from shared.ports import (
+    AlreadyProcessed,
+    Document,
+    GatewayUnavailable,
+    MerchantRejected,
+    PaymentDeclined,
+    StillProcessing,
+)
 from shared.settings import Settings
 from tests.support.manual_clock import ManualClock
 from tests.support.memory_store import MemoryDocumentStore
@@ -414,3 +421,58 @@ def test_the_config_follows_the_app_settings() -> None:
         cache_seconds=0.5,
         probe_lease_seconds=8,
     )
+
+
+def test_already_processed_is_the_answer_of_a_working_gateway(make_breaker) -> None:
+    breaker = make_breaker()
+
+    def already() -> str:
+        raise AlreadyProcessed("400 ALREADY_PROCESSED_PAYMENT")
+
+    fail_times(breaker, CONFIG.failure_threshold - 1)
+    with pytest.raises(AlreadyProcessed):
+        breaker.call(already)
+
+    assert breaker.state().consecutive_failures == 0
+
+
+def test_still_processing_neither_resets_nor_adds_to_a_run_of_failures(make_breaker) -> None:
+    breaker = make_breaker()
+
+    def in_progress() -> str:
+        raise StillProcessing("409")
+
+    fail_times(breaker, CONFIG.failure_threshold - 1)
+    for _ in range(CONFIG.failure_threshold):
+        with pytest.raises(StillProcessing):
+            breaker.call(in_progress)
+    assert breaker.state().consecutive_failures == CONFIG.failure_threshold - 1
+    fail_times(breaker, 1)
+
+    assert breaker.state().state == "open"
+
+
+def test_a_gateway_refusing_the_merchant_key_opens_the_breaker(make_breaker) -> None:
+    breaker = make_breaker()
+
+    def refused() -> str:
+        raise MerchantRejected("UNAUTHORIZED_KEY", "bad key")
+
+    for _ in range(CONFIG.failure_threshold):
+        with pytest.raises(MerchantRejected):
+            breaker.call(refused)
+
+    assert breaker.state().state == "open"
+
+
+def test_admits_answers_from_the_cached_state_without_a_write(make_breaker, store, clock) -> None:
+    counting = CountingStore(store)
+    breaker = CircuitBreaker(counting, CONFIG, clock=clock)
+    assert breaker.admits()
+    open_breaker(breaker)
+    writes = counting.writes
+
+    assert not breaker.admits()
+    clock.advance(CONFIG.open_seconds)
+    assert breaker.admits()  # half-open, a probe slot free
+    assert counting.writes == writes

@@ -10,7 +10,7 @@ from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
 from shared.handlers.notices import SENDING_LEASE, notify_payment_outcome
 from shared.handlers.relay import relay_outbox
-from shared.topology import NOTICES, SUB_NOTICE, SUB_RESERVATION, TOPIC_PAYMENT
+from shared.topology import NOTICES, PAYMENTS, SUB_NOTICE, SUB_RESERVATION, TOPIC_PAYMENT
 
 
 class RecordingSender:
@@ -25,9 +25,14 @@ class RecordingSender:
         self.sent.append((notice_id, customer_id, kind))
 
 
-def payment_event(event_type: EventType, clock) -> Event:
+def payment_event(event_type: EventType, clock, refunded_amount: int | None = None) -> Event:
     facts = PaymentFacts(
-        reservation_id="r1", musical_id="m1", customer_id="alice", amount=200, order_name="Cats x2"
+        reservation_id="r1",
+        musical_id="m1",
+        customer_id="alice",
+        amount=200,
+        order_name="Cats x2",
+        refunded_amount=refunded_amount,
     )
     return Event(
         event_id=f"r1.{event_type}",
@@ -48,6 +53,62 @@ def test_an_approval_sends_one_notice_even_when_redelivered(store, clock):
     assert sender.sent == [("r1.payment-approved", "alice", NoticeKind.PAYMENT_APPROVED)]
     assert first.status is NoticeStatus.SENT
     assert "Cats x2" in first.message
+
+
+def test_an_approval_wishes_a_good_show(store, clock):
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_APPROVED, clock), store, RecordingSender(), clock
+    )
+
+    assert notice.message.endswith("Enjoy the show!")
+
+
+def test_an_approval_of_a_reservation_cancelled_since_wishes_no_show(store, clock):
+    store.create(
+        PAYMENTS.name,
+        {"id": "r1", "reservationId": "r1", "type": "payment", "cancelRequested": True},
+    )
+
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_APPROVED, clock), store, RecordingSender(), clock
+    )
+
+    assert "Enjoy" not in notice.message
+    assert "refunded" in notice.message
+
+
+def test_a_cancel_that_refunded_a_charge_says_refunded_and_how_much(store, clock):
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_CANCELLED, clock, refunded_amount=200),
+        store,
+        RecordingSender(),
+        clock,
+    )
+
+    assert "200 of your payment of 200 was refunded" in notice.message
+    assert "not charged" not in notice.message
+    assert "fee" not in notice.message
+
+
+def test_a_cancel_that_kept_a_fee_says_what_was_refunded_and_kept(store, clock):
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_CANCELLED, clock, refunded_amount=140),
+        store,
+        RecordingSender(),
+        clock,
+    )
+
+    assert "140 of your payment of 200 was refunded" in notice.message
+    assert "fee of 60" in notice.message
+
+
+def test_a_cancel_before_any_charge_says_not_charged(store, clock):
+    notice = notify_payment_outcome(
+        payment_event(EventType.PAYMENT_CANCELLED, clock), store, RecordingSender(), clock
+    )
+
+    assert "not charged" in notice.message
+    assert "refund" not in notice.message
 
 
 def test_a_notice_whose_sending_failed_is_sent_on_redelivery(store, clock):

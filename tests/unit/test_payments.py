@@ -13,21 +13,27 @@ from datetime import datetime
 
 import pytest
 
+from bench.counting_store import CountingStore
 from shared.domain.events import Event, EventType, ReservationFacts
 from shared.domain.models import Payment, PaymentStatus
 from shared.handlers.payments import (
     RETRY_SUBJECT,
     PaymentDeps,
+    advance,
     on_reservation_cancelled,
     on_reservation_placed,
     on_retry,
 )
 from shared.ports import (
+    AlreadyProcessed,
     Condition,
     GatewayNotReached,
+    GatewayPayment,
     GatewayUnavailable,
+    MerchantRejected,
     PaymentApproval,
     PaymentDeclined,
+    StillProcessing,
 )
 from shared.topology import PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
 
@@ -36,14 +42,24 @@ RETRY_SECONDS = 5.0
 
 @dataclass
 class ScriptedGateway:
-    """Answers `mode`: approve, decline, down (5xx), unreachable (connection refused), or
-    approve_then_timeout (charges, then times out)."""
+    """Behaves as CONTRACT §4 says, in `mode`: approve, decline, down (5xx), unreachable
+    (connection refused), merchant (401), in_progress (409), or approve_then_timeout (charges,
+    then the answer is lost). A lost answer is not stored: confirming that order again answers
+    "already processed". `refund_mode` "down" makes cancels fail; `admitting` False is an open
+    breaker in front of it."""
 
     mode: str = "approve"
+    refund_mode: str = "ok"
+    admitting: bool = True
     charges: dict[str, str] = field(default_factory=dict)
-    refunds: set[str] = field(default_factory=set)
+    amounts: dict[str, int] = field(default_factory=dict)
+    refunds: dict[str, int] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)
     confirm_calls: int = 0
+    lookups: int = 0
+    cancel_amounts: list[int | None] = field(default_factory=list)
     before_answer: Callable[[], None] | None = None
+    before_charge: Callable[[], None] | None = None
     _keys: itertools.count = field(default_factory=itertools.count)
 
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
@@ -52,23 +68,67 @@ class ScriptedGateway:
             raise GatewayUnavailable("503")
         if self.mode == "unreachable":
             raise GatewayNotReached("connection refused")
+        if self.mode == "merchant":
+            raise MerchantRejected("UNAUTHORIZED_KEY", "bad key")
+        if self.mode == "in_progress":
+            raise StillProcessing("409")
+        if order_id in self.charges and order_id not in self.answered:
+            raise AlreadyProcessed("charged before")
         if self.mode == "decline":
             raise PaymentDeclined("REJECT_CARD_PAYMENT", "card refused")
+        if self.before_charge:
+            hook, self.before_charge = self.before_charge, None
+            hook()
         key = self.charges.setdefault(order_id, f"pk-{next(self._keys)}")
+        self.amounts[key] = amount
         if self.before_answer:
             self.before_answer()
         if self.mode == "approve_then_timeout":
             raise GatewayUnavailable("timeout")
+        self.answered.add(order_id)
         return PaymentApproval(payment_key=key, approved_at=datetime.now())
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
-        if self.mode == "down":
+    def lookup(self, order_id: str) -> GatewayPayment | None:
+        self.lookups += 1
+        if self.mode in ("down", "merchant"):
             raise GatewayUnavailable("503")
-        self.refunds.add(payment_key)
+        key = self.charges.get(order_id)
+        if key is None:
+            return None
+        balance = self.amounts[key] - self.refunds.get(key, 0)
+        status = (
+            "DONE"
+            if key not in self.refunds
+            else "CANCELED"
+            if balance == 0
+            else "PARTIAL_CANCELED"
+        )
+        return GatewayPayment(key, order_id, status, self.amounts[key], balance)
+
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        if self.mode == "down" or self.refund_mode == "down":
+            raise GatewayUnavailable("503")
+        self.cancel_amounts.append(cancel_amount)
+        if payment_key not in self.refunds:
+            balance = self.amounts[payment_key]
+            self.refunds[payment_key] = balance if cancel_amount is None else cancel_amount
+
+    def admits(self) -> bool:
+        return self.admitting
 
     def charged_now(self) -> set[str]:
-        """Orders holding a charge that was not refunded."""
-        return {order for order, key in self.charges.items() if key not in self.refunds}
+        """Orders holding a charge that was not wholly refunded."""
+        return {
+            order
+            for order, key in self.charges.items()
+            if self.refunds.get(key, 0) < self.amounts[key]
+        }
 
 
 @pytest.fixture
@@ -339,3 +399,170 @@ def test_a_stale_retry_before_the_next_due_time_waits_for_its_successor(
 
     assert payment.status is PaymentStatus.DEFERRED
     assert payment.deferrals == 2
+
+
+# ------------------------------------------------------------- the gateway's awkward answers
+
+
+def test_a_lost_answer_after_the_charge_ends_approved_with_exactly_one_charge(deps, gateway, clock):
+    gateway.mode = "approve_then_timeout"
+    deferred = on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+    clock.advance(RETRY_SECONDS)
+
+    payment = on_retry("r1", current_deferral(deps.store), deps)
+
+    assert deferred.status is PaymentStatus.DEFERRED
+    assert payment.status is PaymentStatus.APPROVED
+    assert payment.payment_key == gateway.charges["r1"]
+    assert gateway.lookups == 1  # "already processed" → looked up, not charged again
+    assert len(gateway.charges) == 1
+
+
+@pytest.mark.parametrize("mode", ["merchant", "in_progress"])
+def test_a_merchant_error_or_a_call_in_progress_rejects_nobody_and_completes_later(
+    deps, gateway, clock, store, mode
+):
+    gateway.mode = mode
+    deferred = on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+    clock.advance(RETRY_SECONDS)
+
+    payment = on_retry("r1", current_deferral(deps.store), deps)
+
+    assert deferred.status is PaymentStatus.DEFERRED
+    assert payment.status is PaymentStatus.APPROVED
+    assert "PaymentDeclined" not in payment_events(store)
+
+
+def test_a_cancel_never_confirms_to_find_out_it_looks_the_order_up(deps, gateway, clock):
+    gateway.mode = "approve_then_timeout"
+    on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+    clock.advance(RETRY_SECONDS)
+    calls_before = gateway.confirm_calls
+
+    on_reservation_cancelled(cancelled(clock), deps)
+    payment = on_retry("r1", current_deferral(deps.store), deps)
+
+    assert gateway.confirm_calls == calls_before
+    assert gateway.lookups >= 1
+    assert payment.status is PaymentStatus.CANCELLED
+    assert payment.refunded_amount == 200
+    assert gateway.charged_now() == set()
+
+
+def test_a_cancel_crossing_an_approval_in_flight_leaves_nothing_charged(deps, gateway, clock):
+    crossing: list[Payment] = []
+    gateway.before_charge = lambda: crossing.append(
+        on_reservation_cancelled(cancelled(clock), deps)
+    )
+
+    payment = on_reservation_placed(placed(clock), deps)
+
+    assert crossing[0].status is not PaymentStatus.CANCELLED  # 404, but a confirm is in flight
+    assert payment.status is PaymentStatus.CANCELLED
+    assert payment.refunded
+    assert gateway.charged_now() == set()
+
+
+def test_a_lookup_that_finds_nothing_settles_once_no_confirm_can_be_in_flight(
+    deps, gateway, clock, store
+):
+    gateway.mode = "in_progress"  # the confirm's outcome is unknown: it may yet charge
+    on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+
+    waiting = on_reservation_cancelled(cancelled(clock), deps)
+    clock.advance(deps.confirm_window.total_seconds() + RETRY_SECONDS)
+    payment = on_retry("r1", current_deferral(deps.store), deps)
+
+    assert waiting.status is PaymentStatus.REFUNDING
+    assert payment.status is PaymentStatus.CANCELLED
+    assert not payment.refunded
+    assert gateway.lookups >= 1
+    assert gateway.charges == {}
+
+
+def test_a_failing_refund_shows_refunding_and_is_retried_until_it_completes(
+    deps, gateway, clock, store
+):
+    on_reservation_placed(placed(clock), deps)
+    gateway.refund_mode = "down"
+
+    waiting = on_reservation_cancelled(cancelled(clock), deps)
+    for _ in range(3):
+        clock.advance(RETRY_SECONDS * (current_deferral(deps.store) + 1))
+        still = on_retry("r1", current_deferral(deps.store), deps)
+        assert still.status is PaymentStatus.REFUNDING
+    gateway.refund_mode = "ok"
+    clock.advance(RETRY_SECONDS * (current_deferral(deps.store) + 1))
+    done = on_retry("r1", current_deferral(deps.store), deps)
+
+    assert waiting.status is PaymentStatus.REFUNDING
+    assert done.status is PaymentStatus.CANCELLED
+    assert done.refunded_amount == 200
+    assert gateway.charged_now() == set()
+    assert payment_events(store) == ["PaymentApproved", "PaymentCancelled"]
+
+
+def test_a_cancel_that_keeps_a_fee_refunds_only_the_refund_amount(deps, gateway, clock):
+    on_reservation_placed(placed(clock), deps)
+    event = cancelled(clock)
+    event = event.model_copy(update={"payload": {**event.payload, "refundAmount": 140}})
+
+    payment = on_reservation_cancelled(event, deps)
+
+    assert gateway.cancel_amounts == [140]
+    assert payment.status is PaymentStatus.CANCELLED
+    assert payment.refunded_amount == 140
+
+
+def test_a_reservation_of_amount_zero_is_approved_without_the_gateway(deps, gateway, clock):
+    event = placed(clock)
+    event = event.model_copy(update={"payload": {**event.payload, "amount": 0}})
+
+    payment = on_reservation_placed(event, deps)
+
+    assert payment.status is PaymentStatus.APPROVED
+    assert gateway.confirm_calls == 0
+
+
+def test_advance_re_drives_a_payment_whose_retry_message_was_lost(deps, gateway, clock, bus):
+    gateway.mode = "down"
+    on_reservation_placed(placed(clock), deps)
+    clock.advance(RETRY_SECONDS + 1)
+    bus.receive(TOPIC_RESERVATION, SUB_PAYMENT, max_messages=10)  # taken, never completed
+    gateway.mode = "approve"
+
+    payment = advance("r1", deps)
+
+    assert payment.status is PaymentStatus.APPROVED
+
+
+# ------------------------------------------------------------------- no write storm while down
+
+
+def test_a_retry_the_breaker_would_refuse_costs_one_write_and_counts_no_attempt(
+    store, gateway, bus, clock
+):
+    counting = CountingStore(store)
+    deps = PaymentDeps(
+        store=counting,
+        gateway=gateway,
+        bus=bus,
+        clock=clock,
+        retry_delay=lambda deferrals: RETRY_SECONDS,
+    )
+    gateway.admitting = False
+    created = on_reservation_placed(placed(clock), deps)
+    assert sum(counting.writes.values()) == 1  # created Deferred, with its event
+    clock.advance(RETRY_SECONDS)
+    counting.reset()
+
+    payment = on_retry("r1", created.deferrals, deps)
+
+    assert sum(counting.writes.values()) == 1
+    assert payment.confirm_attempts == 0
+    assert payment.deferrals == 2
+    assert gateway.confirm_calls == 0

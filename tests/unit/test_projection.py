@@ -409,3 +409,25 @@ def test_a_step_known_from_two_sources_keeps_its_earliest_time(store, clock, mus
     for order in ([event, touched_later], [touched_later, event]):
         cancelled = [s for s in fold(order).timeline if s.type == "ReservationCancelled"]
         assert [s.at for s in cancelled] == [datetime.fromisoformat(event["occurredAt"])]
+
+
+def test_a_refund_under_way_shows_refunding_until_the_payment_is_cancelled(
+    store, clock, musical, customer
+):
+    reservation = place(store, musical, customer, clock.now())
+    record_payment(
+        store, reservation, PaymentStatus.APPROVED, EventType.PAYMENT_APPROVED, clock.now()
+    )
+    refunding, _ = record_payment(store, reservation, PaymentStatus.REFUNDING, None, clock.now())
+    cancelled, _ = record_payment(
+        store, reservation, PaymentStatus.CANCELLED, EventType.PAYMENT_CANCELLED, clock.now()
+    )
+    approval_doc = store.read(PAYMENTS.name, reservation.id, f"{reservation.id}.payment-approved")
+    cancellation_doc = store.read(
+        PAYMENTS.name, reservation.id, f"{reservation.id}.payment-cancelled"
+    )
+
+    assert fold([approval_doc, refunding]).payment_status is PaymentStatus.REFUNDING
+    assert fold([refunding, approval_doc]).payment_status is PaymentStatus.REFUNDING
+    assert fold([refunding, cancellation_doc]).payment_status is PaymentStatus.CANCELLED
+    assert fold([cancelled, refunding]).payment_status is PaymentStatus.CANCELLED
