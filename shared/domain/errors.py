@@ -36,7 +36,13 @@ class NotEnoughSeats(DomainError):
 class ReservationRejected(DomainError):
     status = 409
     title = "Reservation was rejected"
-    type_suffix = "reservation-rejected"
+    type_suffix = "rejected"
+
+
+class ReservationExpired(DomainError):
+    status = 409
+    title = "Reservation expired"
+    type_suffix = "expired"
 
 
 class PaymentsUnavailable(DomainError):

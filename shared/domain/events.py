@@ -25,6 +25,7 @@ class EventType(StrEnum):
     RESERVATION_CONFIRMED = "ReservationConfirmed"
     RESERVATION_REJECTED = "ReservationRejected"
     RESERVATION_CANCELLED = "ReservationCancelled"
+    RESERVATION_EXPIRED = "ReservationExpired"
     PAYMENT_APPROVED = "PaymentApproved"
     PAYMENT_DECLINED = "PaymentDeclined"
     PAYMENT_DEFERRED = "PaymentDeferred"
@@ -36,6 +37,9 @@ class EventType(StrEnum):
 EVENT_TOPICS: dict[EventType, str] = {
     EventType.RESERVATION_PLACED: TOPIC_RESERVATION,
     EventType.RESERVATION_CANCELLED: TOPIC_CANCEL,
+    # An expiry is a cancel with no fee for the payment side (any late charge is cancelled),
+    # and the notice function tells the customer.
+    EventType.RESERVATION_EXPIRED: TOPIC_CANCEL,
     EventType.PAYMENT_APPROVED: TOPIC_PAYMENT,
     EventType.PAYMENT_DECLINED: TOPIC_PAYMENT,
     EventType.PAYMENT_DEFERRED: TOPIC_PAYMENT,
@@ -126,6 +130,7 @@ _EVENT_SUFFIX: dict[EventType, str] = {
     EventType.RESERVATION_CONFIRMED: "confirmed",
     EventType.RESERVATION_REJECTED: "rejected",
     EventType.RESERVATION_CANCELLED: "cancelled",
+    EventType.RESERVATION_EXPIRED: "expired",
     EventType.PAYMENT_APPROVED: "payment-approved",
     EventType.PAYMENT_DECLINED: "payment-declined",
     EventType.PAYMENT_DEFERRED: "payment-deferred",
