@@ -16,6 +16,7 @@ from functions import (
     relay,
     reservation_events,
     reservations,
+    sagas,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -30,5 +31,6 @@ for blueprint_module in (
     reservation_events,
     notices,
     history,
+    sagas,
 ):
     app.register_functions(blueprint_module.bp)

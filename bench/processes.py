@@ -20,7 +20,7 @@ ROLES = {
 }
 # The trigger hosts, told apart by the kind of trigger each drives, named as devhost names them.
 TRIGGER_HOST = "devhost.trigger_host"
-TRIGGER_ROLES = {kind: name for name, kind in TRIGGER_HOSTS.items()}
+TRIGGER_ROLES = {kind: name for name, kinds in TRIGGER_HOSTS.items() for kind in kinds}
 
 
 def devhost_processes(host_pid: int) -> dict[str, int]:
@@ -37,8 +37,8 @@ def devhost_processes(host_pid: int) -> dict[str, int]:
 
 def _role(command: list[str]) -> str | None:
     if TRIGGER_HOST in command:
-        kinds = [TRIGGER_ROLES[part] for part in command if part in TRIGGER_ROLES]
-        return kinds[0] if len(kinds) == 1 else "triggers"
+        hosts = {TRIGGER_ROLES[part] for part in command if part in TRIGGER_ROLES}
+        return hosts.pop() if len(hosts) == 1 else "triggers"
     return next((ROLES[part] for part in command if part in ROLES), None)
 
 

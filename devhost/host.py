@@ -34,12 +34,16 @@ from devhost.metadata import (
     COSMOS_TRIGGER,
     HTTP_TRIGGER,
     SERVICE_BUS_TRIGGER,
+    TIMER_TRIGGER,
     FunctionSpec,
     functions_of,
 )
 from devhost.servicebus_trigger import EmbeddedBus, ServiceBusTrigger
+from devhost.timer_trigger import TimerTrigger
 
 log = logging.getLogger("devhost")
+
+Trigger = ServiceBusTrigger | CosmosTrigger | TimerTrigger
 
 
 class Services(Protocol):
@@ -146,14 +150,14 @@ class DevHost:
             )
         )
 
-    def _stop(self, triggers: list[ServiceBusTrigger | CosmosTrigger]) -> None:
+    def _stop(self, triggers: list[Trigger]) -> None:
         for trigger in triggers:
             trigger.request_stop()  # all at once: each may be in a wait of up to a second
         for trigger in triggers:
             trigger.stop(self._grace)
 
-    def _triggers(self, invoker: Invoker) -> list[ServiceBusTrigger | CosmosTrigger]:
-        triggers: list[ServiceBusTrigger | CosmosTrigger] = []
+    def _triggers(self, invoker: Invoker) -> list[Trigger]:
+        triggers: list[Trigger] = []
         leases: dict[tuple[str, str], str] = {}
         for spec in self._specs:
             if not _drivable(spec) or spec.trigger_type not in self._trigger_kinds:
@@ -184,6 +188,13 @@ class DevHost:
                     )
                 leases[lease] = spec.name
                 triggers.append(trigger)
+            elif spec.trigger_type == TIMER_TRIGGER:
+                try:
+                    timer = TimerTrigger(spec, self._services.store, invoker.call_from_thread)
+                except ValueError as error:
+                    log.error("%s: not hosted, its schedule is wrong: %s", spec.name, error)
+                    continue
+                triggers.append(timer)
         if any(isinstance(trigger, ServiceBusTrigger) for trigger in triggers):
             # Messages published by other processes (devhost's change-feed host relays the
             # outbox) wake these triggers at once too.
@@ -206,8 +217,8 @@ class DevHost:
                 hosted_here = False
                 if listen is not None:
                     log.error(
-                        "%s: devhost cannot run this %s (only Service Bus topic subscriptions "
-                        "and Cosmos DB change feeds); the function is not hosted",
+                        "%s: devhost cannot run this %s (only Service Bus topic subscriptions, "
+                        "Cosmos DB change feeds and timers); the function is not hosted",
                         spec.name,
                         spec.trigger_type,
                     )
@@ -237,8 +248,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def _drivable(spec: FunctionSpec) -> bool:
-    """A background trigger devhost drives: a Service Bus topic subscription (not a queue) or a
-    Cosmos DB change feed."""
+    """A background trigger devhost drives: a Service Bus topic subscription (not a queue), a
+    Cosmos DB change feed or a timer."""
     if spec.trigger_type == SERVICE_BUS_TRIGGER:
         return "topicName" in spec.trigger
     return spec.trigger_type in BACKGROUND_TRIGGERS
@@ -254,6 +265,9 @@ def _describe(spec: FunctionSpec, base_url: str) -> str:
     if spec.trigger_type == COSMOS_TRIGGER:
         lease = trigger.get("leaseContainerPrefix") or ""
         return f"cosmosDBTrigger {trigger.get('containerName')} (lease prefix {lease!r})"
+    if spec.trigger_type == TIMER_TRIGGER:
+        startup = ", and at startup" if trigger.get("runOnStartup") else ""
+        return f"timerTrigger {trigger.get('schedule')!r}{startup}"
     return spec.trigger_type
 
 

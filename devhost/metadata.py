@@ -18,7 +18,8 @@ import azure.functions as func
 HTTP_TRIGGER = "httpTrigger"
 SERVICE_BUS_TRIGGER = "serviceBusTrigger"
 COSMOS_TRIGGER = "cosmosDBTrigger"
-BACKGROUND_TRIGGERS = frozenset({SERVICE_BUS_TRIGGER, COSMOS_TRIGGER})
+TIMER_TRIGGER = "timerTrigger"
+BACKGROUND_TRIGGERS = frozenset({SERVICE_BUS_TRIGGER, COSMOS_TRIGGER, TIMER_TRIGGER})
 """The trigger kinds devhost drives besides HTTP."""
 
 Binding = dict[str, Any]

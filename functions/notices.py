@@ -1,4 +1,5 @@
-"""The notice function: tells customers about their payments."""
+"""The notice functions: tell customers about their payments, and about reservations that
+expired unpaid."""
 
 import azure.functions as func
 
@@ -6,9 +7,18 @@ from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.notices import notify_payment_outcome
 from shared.observability import correlation
-from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_PAYMENT
+from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_CANCEL, TOPIC_PAYMENT
 
 bp = func.Blueprint()
+
+
+def _notify(msg: func.ServiceBusMessage) -> None:
+    message = inbound(msg)
+    with correlation(message.correlation_id):
+        services = get_services()
+        notify_payment_outcome(
+            event_of(message), services.store, services.notice_sender, services.clock
+        )
 
 
 @bp.service_bus_topic_trigger(
@@ -18,9 +28,14 @@ bp = func.Blueprint()
     subscription_name=SUB_NOTICE,
 )
 def notify_customer(msg: func.ServiceBusMessage) -> None:
-    message = inbound(msg)
-    with correlation(message.correlation_id):
-        services = get_services()
-        notify_payment_outcome(
-            event_of(message), services.store, services.notice_sender, services.clock
-        )
+    _notify(msg)
+
+
+@bp.service_bus_topic_trigger(
+    arg_name="msg",
+    connection=SERVICEBUS_CONNECTION,
+    topic_name=TOPIC_CANCEL,
+    subscription_name=SUB_NOTICE,
+)
+def notify_expiry(msg: func.ServiceBusMessage) -> None:
+    _notify(msg)

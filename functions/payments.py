@@ -1,8 +1,6 @@
 """The payment function: charges placed reservations and refunds cancelled ones."""
 
 import logging
-from datetime import timedelta
-from functools import partial
 
 import azure.functions as func
 
@@ -16,7 +14,6 @@ from shared.handlers.payments import (
     on_retry,
 )
 from shared.observability import correlation
-from shared.retry_policy import payment_retry_delay
 from shared.topology import SERVICEBUS_CONNECTION, SUB_PAYMENT, TOPIC_CANCEL, TOPIC_RESERVATION
 
 bp = func.Blueprint()
@@ -24,20 +21,7 @@ log = logging.getLogger("outerpark.payments")
 
 
 def _deps() -> PaymentDeps:
-    services = get_services()
-    return PaymentDeps(
-        store=services.store,
-        gateway=services.gateway,
-        bus=services.bus,
-        clock=services.clock,
-        retry_delay=partial(
-            payment_retry_delay,
-            base_seconds=services.settings.payment_retry_base_seconds,
-            max_seconds=services.settings.payment_retry_max_seconds,
-        ),
-        # No confirm outlives four timeouts (the breaker's probe lease says the same).
-        confirm_window=timedelta(seconds=4 * services.settings.gateway_timeout_seconds),
-    )
+    return get_services().payment_deps
 
 
 @bp.service_bus_topic_trigger(

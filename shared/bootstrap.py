@@ -10,13 +10,16 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from datetime import timedelta
+from functools import cached_property, partial
 from typing import Protocol, cast
 
 from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.payments import PaymentDeps
+from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.ports import (
     AsyncDocumentStore,
     Clock,
@@ -25,6 +28,7 @@ from shared.ports import (
     NoticeSender,
     PaymentGateway,
 )
+from shared.retry_policy import payment_retry_delay
 from shared.settings import Settings, get_settings
 
 
@@ -96,6 +100,36 @@ class Services:
         from shared.adapters.payment_gateway import HttpPaymentGateway
 
         return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
+
+    @cached_property
+    def payment_deps(self) -> PaymentDeps:
+        """What the payment handlers use: the payment function's and the sweeper's."""
+        return PaymentDeps(
+            store=self.store,
+            gateway=self.gateway,
+            bus=self.bus,
+            clock=self.clock,
+            retry_delay=partial(
+                payment_retry_delay,
+                base_seconds=self.settings.payment_retry_base_seconds,
+                max_seconds=self.settings.payment_retry_max_seconds,
+            ),
+            # No confirm outlives four timeouts (the breaker's probe lease says the same).
+            confirm_window=timedelta(seconds=4 * self.settings.gateway_timeout_seconds),
+        )
+
+    @cached_property
+    def sweep_deps(self) -> SweepDeps:
+        return SweepDeps(
+            store=self.store,
+            payments=self.payment_deps,
+            notice_sender=self.notice_sender,
+            clock=self.clock,
+            policy=SweepPolicy(
+                payment_deadline=timedelta(seconds=self.settings.payment_deadline_seconds),
+                repair_after=timedelta(seconds=self.settings.saga_repair_after_seconds),
+            ),
+        )
 
     @cached_property
     def notice_sender(self) -> NoticeSender:

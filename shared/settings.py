@@ -74,6 +74,28 @@ class Settings(BaseSettings):
         "accept", alias="RESERVATIONS_WHEN_PAYMENT_DOWN"
     )
 
+    # --- time: the payment deadline and the saga sweeper's timer (shared/handlers/sweeper.py)
+    payment_deadline_seconds: float = Field(
+        86_400.0,
+        alias="PAYMENT_DEADLINE_SECONDS",
+        gt=0,
+        description="A reservation whose payment is not approved this long after it was placed "
+        "becomes Expired (CONTRACT §5).",
+    )
+    saga_sweep_schedule: str = Field(
+        "*/30 * * * * *",
+        alias="SAGA_SWEEP_SCHEDULE",
+        description="NCRONTAB schedule of the sweeper (deadlines and repairs): every 30 s, so "
+        "an expiry lands within 60 s of its deadline.",
+    )
+    saga_repair_after_seconds: float = Field(
+        180.0,
+        alias="SAGA_REPAIR_AFTER_SECONDS",
+        gt=0,
+        description="A saga step with no progress for this long is driven again by the sweeper "
+        "(with the schedule: within 5 minutes, CONTRACT §5).",
+    )
+
     # --- notifications
     notice_sender: Literal["log"] = Field("log", alias="NOTICE_SENDER")
 

@@ -13,14 +13,18 @@ from devhost.app_loader import DEFAULT_APP
 from devhost.children import ChildSpec
 from devhost.commands.options import add_data_dir
 from devhost.embedded.backends import LOCAL_BACKENDS
-from devhost.metadata import COSMOS_TRIGGER, SERVICE_BUS_TRIGGER
+from devhost.metadata import COSMOS_TRIGGER, SERVICE_BUS_TRIGGER, TIMER_TRIGGER
 from devhost.trigger_host import DEFAULT_NICENESS
 
 log = logging.getLogger("devhost")
 # The trigger hosts, by child name. The Service Bus subscriptions and the change feeds (the
 # outbox relays, the projections) have a process each: one process, one GIL, held the saga's
-# drain to one core (measured: ~170 sagas/s in one, ~215 in two; bench.reservations).
-TRIGGER_HOSTS = {"bus-triggers": SERVICE_BUS_TRIGGER, "feed-triggers": COSMOS_TRIGGER}
+# drain to one core (measured: ~170 sagas/s in one, ~215 in two; bench.reservations). The
+# timers (a few invocations a minute) share the first.
+TRIGGER_HOSTS = {
+    "bus-triggers": (SERVICE_BUS_TRIGGER, TIMER_TRIGGER),
+    "feed-triggers": (COSMOS_TRIGGER,),
+}
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -136,7 +140,7 @@ def _child_specs(
                 "--app",
                 args.app,
                 "--triggers",
-                kind,
+                *kinds,
                 "--shutdown-grace",
                 str(args.shutdown_grace),
                 "--nice",
@@ -145,7 +149,7 @@ def _child_specs(
             env={"OUTERPARK_STORE_PRIORITY": "low"},
             stop_timeout_seconds=args.shutdown_grace + 5,
         )
-        for name, kind in TRIGGER_HOSTS.items()
+        for name, kinds in TRIGGER_HOSTS.items()
     ]
     if gateway is None:
         return [store, *triggers]

@@ -180,6 +180,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
 
     // Notifications.
     NOTICE_SENDER: 'log'
+
+    // Time: the payment deadline and the saga sweeper's timer (defaults of shared/settings.py).
+    PAYMENT_DEADLINE_SECONDS: '86400'
+    SAGA_SWEEP_SCHEDULE: '*/30 * * * * *'
+    SAGA_REPAIR_AFTER_SECONDS: '180'
   }
 }
 

@@ -12,6 +12,7 @@ from shared.domain.errors import (
     NotEnoughSeats,
     NotFoundError,
     PaymentsUnavailable,
+    ReservationExpired,
     ReservationRejected,
 )
 
@@ -40,7 +41,8 @@ DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
     InvalidTransition: ProblemType(409, "Invalid state transition", "invalid-transition"),
     NotFoundError: ProblemType(404, "Not Found", "not-found"),
     NotEnoughSeats: ProblemType(409, "Not enough seats", "not-enough-seats"),
-    ReservationRejected: ProblemType(409, "Reservation was rejected", "reservation-rejected"),
+    ReservationRejected: ProblemType(409, "Reservation was rejected", "rejected"),
+    ReservationExpired: ProblemType(409, "Reservation expired", "expired"),
     PaymentsUnavailable: ProblemType(503, "Payments are unavailable", "payments-unavailable"),
     InvalidContinuationToken: ProblemType(
         422, "Invalid continuation token", "invalid-continuation-token"

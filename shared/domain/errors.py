@@ -26,6 +26,10 @@ class ReservationRejected(DomainError):
     """The reservation was rejected (its payment was declined): it cannot change any more."""
 
 
+class ReservationExpired(DomainError):
+    """The reservation expired unpaid at its payment deadline: it cannot change any more."""
+
+
 class PaymentsUnavailable(DomainError):
     """New orders are refused while payments are down; worth retrying after a while."""
 

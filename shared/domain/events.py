@@ -24,6 +24,7 @@ class EventType(StrEnum):
     RESERVATION_CONFIRMED = "ReservationConfirmed"
     RESERVATION_REJECTED = "ReservationRejected"
     RESERVATION_CANCELLED = "ReservationCancelled"
+    RESERVATION_EXPIRED = "ReservationExpired"
     PAYMENT_APPROVED = "PaymentApproved"
     PAYMENT_DECLINED = "PaymentDeclined"
     PAYMENT_DEFERRED = "PaymentDeferred"
@@ -43,6 +44,9 @@ class EventStream(StrEnum):
 EVENT_TOPICS: dict[EventType, str] = {
     EventType.RESERVATION_PLACED: EventStream.RESERVATION,
     EventType.RESERVATION_CANCELLED: EventStream.CANCEL,
+    # An expiry is a cancel with no fee for the payment side (any late charge is cancelled),
+    # and the notice function tells the customer.
+    EventType.RESERVATION_EXPIRED: EventStream.CANCEL,
     EventType.PAYMENT_APPROVED: EventStream.PAYMENT,
     EventType.PAYMENT_DECLINED: EventStream.PAYMENT,
     EventType.PAYMENT_DEFERRED: EventStream.PAYMENT,
@@ -140,6 +144,7 @@ _EVENT_SUFFIX: dict[EventType, str] = {
     EventType.RESERVATION_CONFIRMED: "confirmed",
     EventType.RESERVATION_REJECTED: "rejected",
     EventType.RESERVATION_CANCELLED: "cancelled",
+    EventType.RESERVATION_EXPIRED: "expired",
     EventType.PAYMENT_APPROVED: "payment-approved",
     EventType.PAYMENT_DECLINED: "payment-declined",
     EventType.PAYMENT_DEFERRED: "payment-deferred",

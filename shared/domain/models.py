@@ -79,15 +79,23 @@ class ReservationStatus(StrEnum):
     CONFIRMED = "Confirmed"
     REJECTED = "Rejected"
     CANCELLED = "Cancelled"
+    EXPIRED = "Expired"
+    """Its payment was not approved by the payment deadline: seats given back."""
 
 
 _RESERVATION_TRANSITIONS: dict[ReservationStatus, frozenset[ReservationStatus]] = {
     ReservationStatus.RESERVED: frozenset(
-        {ReservationStatus.CONFIRMED, ReservationStatus.REJECTED, ReservationStatus.CANCELLED}
+        {
+            ReservationStatus.CONFIRMED,
+            ReservationStatus.REJECTED,
+            ReservationStatus.CANCELLED,
+            ReservationStatus.EXPIRED,
+        }
     ),
     ReservationStatus.CONFIRMED: frozenset({ReservationStatus.CANCELLED}),
     ReservationStatus.REJECTED: frozenset(),
     ReservationStatus.CANCELLED: frozenset(),
+    ReservationStatus.EXPIRED: frozenset(),
 }
 
 SEAT_HOLDING_STATUSES = frozenset({ReservationStatus.RESERVED, ReservationStatus.CONFIRMED})
@@ -204,6 +212,7 @@ class NoticeKind(StrEnum):
     PAYMENT_APPROVED = "payment-approved"
     PAYMENT_DECLINED = "payment-declined"
     PAYMENT_CANCELLED = "payment-cancelled"
+    RESERVATION_EXPIRED = "reservation-expired"
 
 
 class NoticeStatus(StrEnum):

@@ -35,7 +35,14 @@ _KIND_OF: dict[EventType, NoticeKind] = {
     EventType.PAYMENT_APPROVED: NoticeKind.PAYMENT_APPROVED,
     EventType.PAYMENT_DECLINED: NoticeKind.PAYMENT_DECLINED,
     EventType.PAYMENT_CANCELLED: NoticeKind.PAYMENT_CANCELLED,
+    EventType.RESERVATION_EXPIRED: NoticeKind.RESERVATION_EXPIRED,
 }
+
+
+def notice_id_of(event: Event) -> str | None:
+    """The id of the notice `event` calls for (in the customer's partition), if any."""
+    kind = _KIND_OF.get(event.event_type)
+    return None if kind is None else Notice.id_for(event.payment().reservation_id, kind)
 
 
 def notify_payment_outcome(
@@ -147,6 +154,11 @@ def _message(kind: NoticeKind, facts: PaymentFacts, *, cancelled_since: bool = F
             )
         case NoticeKind.PAYMENT_CANCELLED:
             return f"Your reservation {order} was cancelled; you were not charged for it."
+        case NoticeKind.RESERVATION_EXPIRED:
+            return (
+                f"Your {order} expired: its payment was not approved in time. The seats were "
+                "released, and any charge for it will be cancelled."
+            )
 
 
 def _cancelled_since(facts: PaymentFacts, store: DocumentStore) -> bool:

@@ -14,7 +14,12 @@ from datetime import datetime
 
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
-from shared.domain.errors import NotEnoughSeats, NotFoundError, ReservationRejected
+from shared.domain.errors import (
+    NotEnoughSeats,
+    NotFoundError,
+    ReservationExpired,
+    ReservationRejected,
+)
 from shared.domain.events import Event, EventType, reservation_event
 from shared.domain.ids import (
     idempotency_record_id,
@@ -94,6 +99,11 @@ async def place_reservation(
                 first_request, record.reservation_id, caller, correlation_id, store, musicals, now
             )
         except (NotEnoughSeats, NotFoundError):
+            # A parallel request with this key may have placed the reservation while this one
+            # lost the seats to it: then that reservation is the answer, and the key stays.
+            placed = await _find_async(record.reservation_id, store)
+            if placed is not None:
+                return Placed(placed, created=False)
             await _release_idempotency_key(record, store)
             raise
     raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
@@ -177,6 +187,10 @@ def cancel_reservation(
             raise ReservationRejected(
                 f"reservation {reservation_id} was rejected; nothing to cancel"
             )
+        if reservation.status is ReservationStatus.EXPIRED:
+            raise ReservationExpired(
+                f"reservation {reservation_id} expired unpaid; nothing to cancel"
+            )
         try:
             return _transition(reservation, ReservationStatus.CANCELLED, store, now)
         except _LostRace:
@@ -208,6 +222,22 @@ def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> 
     raise RuntimeError(f"reservation {reservation_id} kept changing under {event.event_type}")
 
 
+def expire_reservation(
+    reservation_id: str, store: DocumentStore, now: datetime
+) -> Reservation | None:
+    """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
+    (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
+    for _ in range(MAX_RACE_RETRIES):
+        reservation = _find(reservation_id, store)
+        if reservation is None or not reservation.can_become(ReservationStatus.EXPIRED):
+            return reservation
+        try:
+            return _transition(reservation, ReservationStatus.EXPIRED, store, now)
+        except _LostRace:
+            continue
+    raise RuntimeError(f"reservation {reservation_id} kept changing under its expiry")
+
+
 class _LostRace(Exception):
     """Someone else changed the reservation between our read and our write."""
 
@@ -216,6 +246,7 @@ _EVENT_OF: dict[ReservationStatus, EventType] = {
     ReservationStatus.CONFIRMED: EventType.RESERVATION_CONFIRMED,
     ReservationStatus.REJECTED: EventType.RESERVATION_REJECTED,
     ReservationStatus.CANCELLED: EventType.RESERVATION_CANCELLED,
+    ReservationStatus.EXPIRED: EventType.RESERVATION_EXPIRED,
 }
 
 

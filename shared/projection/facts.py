@@ -43,6 +43,7 @@ RESERVATION_EVENT_STATUS: dict[EventType, ReservationStatus] = {
     EventType.RESERVATION_CONFIRMED: ReservationStatus.CONFIRMED,
     EventType.RESERVATION_REJECTED: ReservationStatus.REJECTED,
     EventType.RESERVATION_CANCELLED: ReservationStatus.CANCELLED,
+    EventType.RESERVATION_EXPIRED: ReservationStatus.EXPIRED,
 }
 PAYMENT_EVENT_STATUS: dict[EventType, PaymentStatus] = {
     EventType.PAYMENT_APPROVED: PaymentStatus.APPROVED,

@@ -28,6 +28,7 @@ RESERVATION_RANK: dict[ReservationStatus, int] = {
     ReservationStatus.CONFIRMED: 1,
     ReservationStatus.REJECTED: 2,
     ReservationStatus.CANCELLED: 3,
+    ReservationStatus.EXPIRED: 4,
 }
 PAYMENT_RANK: dict[PaymentStatus, int] = {
     PaymentStatus.PENDING: 0,

@@ -15,7 +15,8 @@ from shared.domain import errors
         (errors.NotFoundError("no r1"), 404, "not-found"),
         (errors.NotEnoughSeats("2 left"), 409, "not-enough-seats"),
         (errors.InvalidTransition("Cancelled → Confirmed"), 409, "invalid-transition"),
-        (errors.ReservationRejected("declined"), 409, "reservation-rejected"),
+        (errors.ReservationRejected("declined"), 409, "rejected"),
+        (errors.ReservationExpired("unpaid"), 409, "expired"),
         (errors.InvalidContinuationToken("stale"), 422, "invalid-continuation-token"),
     ],
 )

@@ -324,3 +324,26 @@ def test_requests_in_flight_together_on_one_loop_hold_exactly_the_seats(
     held = len(keyed - {None}) + sum(1 for placed in outcomes[10:] if placed is not None)
     assert held == 10  # 13 seats asked for, 10 to give: all of them held, none oversold
     assert get_musical(musical.id, store).available_seats == 0
+
+
+def test_parallel_requests_with_one_key_for_the_last_seats_all_answer_with_the_one_reservation(
+    store, clock, customer, musical
+):
+    """A request with the key that loses the seats to a parallel request with the same key
+    answers with that request's reservation, never 409, and keeps the key."""
+
+    def attempt(_: int):
+        try:
+            return place(store, musical, customer, clock.now(), seats=10, key="last-seats")
+        except NotEnoughSeats:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(16)))
+
+    assert None not in results
+    assert len({placed.reservation.id for placed in results}) == 1
+    assert sum(placed.created for placed in results) == 1
+    again = place(store, musical, customer, clock.now(), seats=10, key="last-seats")
+    assert again.reservation.id == results[0].reservation.id
+    assert get_musical(musical.id, store).available_seats == 0

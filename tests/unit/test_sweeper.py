@@ -1,0 +1,169 @@
+"""The saga sweeper: payment deadlines, and sagas whose messages were lost or dead-lettered,
+driven on through the normal handlers (real embedded store; the gateway scripted)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.domain.events import Event, EventType
+from shared.domain.models import PaymentStatus, ReservationStatus
+from shared.handlers.musicals import get_musical
+from shared.handlers.notices import notify_payment_outcome
+from shared.handlers.payments import PaymentDeps, on_reservation_cancelled, on_reservation_placed
+from shared.handlers.reservations import cancel_reservation
+from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
+from shared.ports import NotFound
+from shared.topology import MUSICALS, NOTICES, PAYMENTS
+from tests.unit.test_payments import ScriptedGateway
+from tests.unit.test_reservations import place
+
+DEADLINE = timedelta(hours=1)
+REPAIR_AFTER = timedelta(seconds=180)
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, notice_id: str, customer_id: str, kind: str, message: str) -> None:
+        self.sent.append((notice_id, kind))
+
+
+@pytest.fixture
+def gateway() -> ScriptedGateway:
+    return ScriptedGateway()
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
+    payments = PaymentDeps(
+        store=store, gateway=gateway, bus=bus, clock=clock, retry_delay=lambda n: 5.0 * n
+    )
+    return SweepDeps(
+        store=store,
+        payments=payments,
+        notice_sender=sender,
+        clock=clock,
+        policy=SweepPolicy(payment_deadline=DEADLINE, repair_after=REPAIR_AFTER),
+    )
+
+
+def outbox_event(store, musical_id: str, reservation_id: str, suffix: str) -> Event:
+    return Event.model_validate(store.read(MUSICALS.name, musical_id, f"{reservation_id}.{suffix}"))
+
+
+def payment_status(store, reservation_id: str) -> PaymentStatus:
+    return PaymentStatus(store.read(PAYMENTS.name, reservation_id, reservation_id)["status"])
+
+
+def test_the_deadline_expires_an_unpaid_reservation_and_gives_its_seats_back(
+    store, clock, customer, musical, sweep_deps, gateway
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = "down"
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    assert payment_status(store, placed.id) is PaymentStatus.DEFERRED
+
+    clock.advance(DEADLINE.total_seconds() - 10)
+    assert sweep(sweep_deps).repairs[Repair.EXPIRED] == 0  # not yet
+    clock.advance(20)
+    report = sweep(sweep_deps)
+
+    assert report.repairs[Repair.EXPIRED] == 1
+    expired = store.read(MUSICALS.name, musical.id, placed.id)
+    assert expired["status"] == ReservationStatus.EXPIRED
+    assert get_musical(musical.id, store).available_seats == 10
+    event = outbox_event(store, musical.id, placed.id, "expired")
+    assert event.event_type is EventType.RESERVATION_EXPIRED
+    assert event.topic == "cancel"
+    with pytest.raises(Exception, match="expired"):
+        cancel_reservation(placed.id, customer, store, clock.now())
+
+
+def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_charged(
+    store, clock, customer, musical, sweep_deps, gateway
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = "approve_then_timeout"  # charged, but the answer is lost
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    clock.advance(DEADLINE.total_seconds() + 1)
+    sweep(sweep_deps)
+    gateway.mode = "approve"
+
+    # What the payment function does with the ReservationExpired message on the cancel topic.
+    expired = outbox_event(store, musical.id, placed.id, "expired")
+    payment = on_reservation_cancelled(expired, sweep_deps.payments)
+
+    assert payment.status is PaymentStatus.CANCELLED
+    assert gateway.charges
+    assert gateway.charged_now() == set()
+
+
+def test_the_expired_notice_tells_the_customer(store, clock, customer, musical, sweep_deps, sender):
+    placed = place(store, musical, customer, clock.now()).reservation
+    clock.advance(DEADLINE.total_seconds() + 1)
+    sweep(sweep_deps)
+
+    notice = notify_payment_outcome(
+        outbox_event(store, musical.id, placed.id, "expired"), store, sender, clock
+    )
+
+    assert notice is not None
+    assert notice.kind == "reservation-expired"
+    assert "expired" in notice.message
+
+
+def test_the_sweeper_drives_on_a_saga_whose_messages_were_all_lost(
+    store, clock, customer, musical, sweep_deps, sender
+):
+    """ReservationPlaced dead-lettered, then PaymentApproved and its notice lost too: each run
+    finds the next missing step, until the saga is at rest."""
+    placed = place(store, musical, customer, clock.now()).reservation
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+
+    first = sweep(sweep_deps)
+    assert first.repairs == {Repair.PLACEMENT_NOT_HANDLED: 1}
+    assert payment_status(store, placed.id) is PaymentStatus.APPROVED
+    clock.advance(1)
+    second = sweep(sweep_deps)
+    assert second.repairs == {Repair.APPROVAL_NOT_APPLIED: 1}
+    assert store.read(MUSICALS.name, musical.id, placed.id)["status"] == "Confirmed"
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+    third = sweep(sweep_deps)
+    assert third.repairs == {Repair.NOTICE_NOT_SENT: 1}
+    assert sender.sent == [(f"{placed.id}.payment-approved", "payment-approved")]
+    clock.advance(60)
+    assert sweep(sweep_deps).repairs == {}  # at rest: nothing more to do, nothing sent twice
+    assert len(sender.sent) == 1
+
+
+def test_a_cancel_whose_message_was_lost_is_carried_to_the_payment(
+    store, clock, customer, musical, sweep_deps, gateway
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    cancel_reservation(placed.id, customer, store, clock.now())
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+
+    report = sweep(sweep_deps)
+
+    assert report.repairs[Repair.CANCEL_NOT_HANDLED] == 1
+    assert payment_status(store, placed.id) is PaymentStatus.CANCELLED
+    assert gateway.charged_now() == set()
+
+
+def test_a_healthy_saga_is_left_alone(store, clock, customer, musical, sweep_deps, sender):
+    placed = place(store, musical, customer, clock.now()).reservation
+    clock.advance(10)
+    report = sweep(sweep_deps)
+    assert report.repairs == {}
+    assert report.examined == 0
+    with pytest.raises(NotFound):
+        store.read(NOTICES.name, customer.customer_id, f"{placed.id}.payment-approved")
