@@ -196,7 +196,7 @@ def test_an_item_is_served_in_the_contract_shape(store):
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data", OUTERPARK_LOCAL_DEV=True)
 
 
 @pytest.fixture
