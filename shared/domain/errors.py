@@ -33,10 +33,16 @@ class NotEnoughSeats(DomainError):
     type_suffix = "not-enough-seats"
 
 
+class SeatLimitReached(DomainError):
+    status = 409
+    title = "Seat limit reached"
+    type_suffix = "seat-limit"
+
+
 class ReservationRejected(DomainError):
     status = 409
     title = "Reservation was rejected"
-    type_suffix = "reservation-rejected"
+    type_suffix = "rejected"
 
 
 class PaymentsUnavailable(DomainError):
