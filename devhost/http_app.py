@@ -6,6 +6,10 @@ deployed, API Management enforces that limit in front of the Function App), buil
 `func.HttpRequest`, invoke the function, write its `func.HttpResponse` back, and log one JSON
 access line. Answers the host itself gives (404, 405, 413, 500) are problem+json and carry an
 X-Correlation-Id: the caller's when it has the contract's shape, or a new one.
+
+A function's `authLevel` is not enforced here: locally there is no API Management to hold a
+function key, and every caller is the developer. In Azure the Functions host refuses a
+`function`-level route without its key (401).
 """
 
 from __future__ import annotations

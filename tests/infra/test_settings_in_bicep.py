@@ -14,6 +14,7 @@ LOCAL_ONLY = {
     "OUTERPARK_BUS_RINGS": "devhost's embedded bus; Azure uses Service Bus",
     "OUTERPARK_STORE_PRIORITY": "devhost's trigger hosts write at low priority to its store",
     "OUTERPARK_JWT_SECRET": "HS256 development tokens; Azure checks Entra ID tokens (AUTH_*)",
+    "OUTERPARK_LOCAL_DEV": "said by devhost alone; a deployed app never accepts local tokens",
     "COSMOS_KEY": "key auth for emulators; the account has local auth off",
     "COSMOS_VERIFY_TLS": "for emulators with self-signed certificates",
 }
