@@ -1,7 +1,7 @@
 """Microsoft Entra ID v2 access tokens for the OuterPark API (CONTRACT §2).
 
 The API's app registration asks for v2 tokens (`requestedAccessTokenVersion: 2`, see
-infra/scripts/entra_app.py), so a token's issuer is `https://login.microsoftonline.com/{tid}/v2.0`
+infra/scripts/entra-app.sh), so a token's issuer is `https://login.microsoftonline.com/{tid}/v2.0`
 and its audience is the API's client id. Beyond the signature (RS256, the tenant's JWKS), issuer,
 audience and expiry, a token must:
 - come from our tenant (`tid`, read from the configured issuer's path);
@@ -24,7 +24,7 @@ from shared.api.auth import ADMIN_ROLE, Forbidden, Unauthorized, token_error_rea
 from shared.domain.caller import Caller
 from shared.settings import Settings
 
-# The API's app roles (infra/scripts/entra_app.py): `customer` lets a daemon app act as a
+# The API's app roles (infra/scripts/entra-app.sh): `customer` lets a daemon app act as a
 # customer, `admin` manages shows.
 APP_ROLES = frozenset({ADMIN_ROLE, "customer"})
 
