@@ -10,7 +10,7 @@ health first, then reservations:
 The musicals have a `maxSeatsPerCustomer` (100 unless `--max-seats-per-customer 0`), so every
 reservation takes its seats in the customer's holding too (CONTRACT §3), spread over
 `--customers` customers so that none of them reaches the cap during a run (room for
-musicals × customers × cap = 40,000 reservations by default). A customer's first reservation in
+musicals * customers * cap = 40,000 reservations by default). A customer's first reservation in
 a musical creates its holding (one more batch), so short runs pay that more often than long ones.
 
 Each round does that on a fresh host, and prints requests/s and latency percentiles of both
