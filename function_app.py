@@ -19,7 +19,10 @@ from functions import (
     sagas,
 )
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+# Function keys: in Azure, an HTTP function answers only a caller that shows a key (API
+# Management sends one as x-functions-key); health and readiness stay anonymous for the platform
+# and the deployment's probes. devhost checks no keys (docs/security.md).
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint_module in (
     health,

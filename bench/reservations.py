@@ -5,6 +5,13 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
 health first, then reservations:
 
     python -m bench.reservations [--duration 10] [--connections 32] [--threads 2] [--rounds 3]
+                                 [--max-seats-per-customer 100] [--customers 50]
+
+The musicals have a `maxSeatsPerCustomer` (100 unless `--max-seats-per-customer 0`), so every
+reservation takes its seats in the customer's holding too (CONTRACT §3), spread over
+`--customers` customers so that none of them reaches the cap during a run (room for
+musicals * customers * cap = 40,000 reservations by default). A customer's first reservation in
+a musical creates its holding (one more batch), so short runs pay that more often than long ones.
 
 Each round does that on a fresh host, and prints requests/s and latency percentiles of both
 endpoints, their ratio, the error count, the seats held against the 201s answered, the CPU time
@@ -40,19 +47,24 @@ import httpx
 
 from bench.processes import CpuUse, snapshot, steal_seconds, used_between
 from bench.saga_backlog import POLL_SECONDS, Drain, follow_drain, in_history
-from tests.support.devhost_process import DevHost, auth
+from devhost.tokens import issue_token
+from shared.settings import Settings
+from tests.support.devhost_process import TEST_JWT_SECRET, DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
 
 LUA_RESERVE = """
 local ids = {%(ids)s}
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}
--- Built once, one per musical: formatting each request cost wrk ~6 us more CPU per request
--- (~54 against ~48 us), on the cores that the host under test shares with it.
+local tokens = {%(tokens)s}
+-- Built once, one per (musical, customer): formatting each request cost wrk ~6 us more CPU per
+-- request (~54 against ~48 us), on the cores that the host under test shares with it.
 local requests = {}
-for i, id in ipairs(ids) do
-  local body = '{"musicalId":"' .. id .. '","seats":1}'
-  requests[i] = wrk.format("POST", "/api/reservations", headers, body)
+for _, token in ipairs(tokens) do
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+  for _, id in ipairs(ids) do
+    local body = '{"musicalId":"' .. id .. '","seats":1}'
+    requests[#requests + 1] = wrk.format("POST", "/api/reservations", headers, body)
+  end
 end
 request = function()
   return requests[math.random(#requests)]
@@ -120,26 +132,44 @@ def run_wrk(url: str, args: argparse.Namespace, script: Path | None = None) -> W
     return parse_wrk(output)
 
 
-def write_reserve_script(path: Path, musical_ids: list[str], token: str) -> Path:
-    """The wrk script that reserves one seat at a time in one of `musical_ids`."""
+def write_reserve_script(path: Path, musical_ids: list[str], tokens: str | list[str]) -> Path:
+    """The wrk script that reserves one seat at a time in one of `musical_ids`, as one of the
+    customers whose `tokens` it is given (picked at random per request)."""
     ids = ", ".join(json.dumps(musical_id) for musical_id in musical_ids)
-    path.write_text(LUA_RESERVE % {"ids": ids, "token": token})
+    listed = [tokens] if isinstance(tokens, str) else tokens
+    path.write_text(LUA_RESERVE % {"ids": ids, "tokens": ", ".join(json.dumps(t) for t in listed)})
     return path
 
 
-def reservation_load(host: DevHost, directory: Path, musicals: int) -> tuple[list[str], Path]:
-    """Register `musicals` musicals of 100,000 seats; their ids and the wrk script reserving in
-    them."""
+def customer_tokens(host: DevHost, count: int) -> list[str]:
+    """`count` customers' bearer tokens, signed as `python -m devhost token` signs them (one
+    subprocess per token would take minutes)."""
+    settings = Settings(OUTERPARK_LOCAL_DEV=True, OUTERPARK_JWT_SECRET=TEST_JWT_SECRET)
+    assert host.env.get("OUTERPARK_JWT_SECRET") == TEST_JWT_SECRET
+    return [issue_token(f"bench-customer-{n}", settings=settings) for n in range(count)]
+
+
+def reservation_load(
+    host: DevHost,
+    directory: Path,
+    musicals: int,
+    max_seats_per_customer: int = 0,
+    customers: int = 1,
+) -> tuple[list[str], Path]:
+    """Register `musicals` musicals of 100,000 seats (with that cap per customer, 0: none);
+    their ids and the wrk script reserving in them as `customers` customers."""
     admin = auth(host.token("bench-admin", admin=True))
+    cap = {"maxSeatsPerCustomer": max_seats_per_customer} if max_seats_per_customer else {}
     ids = [
         host.client.post(
             "/musicals",
-            json={"title": f"Bench {i}", "seats": 100_000, "price": 100},
+            json={"title": f"Bench {i}", "seats": 100_000, "price": 100, **cap},
             headers=admin,
         ).json()["id"]
         for i in range(musicals)
     ]
-    return ids, write_reserve_script(directory / "reserve.lua", ids, host.token("bench-customer"))
+    tokens = customer_tokens(host, customers)
+    return ids, write_reserve_script(directory / "reserve.lua", ids, tokens)
 
 
 def warm_up(url: str, args: argparse.Namespace) -> None:
@@ -209,7 +239,9 @@ def run_round(args: argparse.Namespace, follow_saga: bool) -> tuple[Round, Saga 
     with tempfile.TemporaryDirectory(prefix="outerpark-bench-") as tmp:
         host = DevHost(Path(tmp) / "data").start()
         try:
-            ids, script = reservation_load(host, Path(tmp), args.musicals)
+            ids, script = reservation_load(
+                host, Path(tmp), args.musicals, args.max_seats_per_customer, args.customers
+            )
             base = f"http://127.0.0.1:{host.port}"
             warm_up(f"{base}/api/health", args)
             assert host.process is not None
@@ -249,6 +281,15 @@ def main() -> int:
     add_wrk_arguments(parser)
     parser.add_argument("--musicals", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--max-seats-per-customer",
+        type=int,
+        default=100,
+        choices=range(101),
+        metavar="0..100",
+        help="the musicals' maxSeatsPerCustomer (0: no cap)",
+    )
+    parser.add_argument("--customers", type=int, default=50)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -258,7 +299,8 @@ def main() -> int:
 
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, devhost on 127.0.0.1,"
-        f" {args.rounds} round(s), a fresh host each"
+        f" {args.rounds} round(s), a fresh host each; maxSeatsPerCustomer"
+        f" {args.max_seats_per_customer or 'none'}, {args.customers} customers"
     )
     rounds: list[Round] = []
     saga: Saga | None = None

@@ -5,6 +5,7 @@ A new command is a module in `devhost/commands/` with `add_to(subparsers)`, list
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,9 @@ from devhost.commands import deadletters, rebuild_history, serve, token
 
 COMMANDS = (serve, token, rebuild_history, deadletters)
 DEFAULT_COMMAND = "serve"
+# Said explicitly to the app (shared.settings.Settings.local_dev) and inherited by every
+# process the host starts: only the local host may use local HS256 tokens (CONTRACT §2).
+LOCAL_DEV_FLAG = "OUTERPARK_LOCAL_DEV"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,4 +29,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments or arguments[0] not in {*subparsers.choices, "-h", "--help"}:
         arguments.insert(0, DEFAULT_COMMAND)
     args = parser.parse_args(arguments)
+    os.environ[LOCAL_DEV_FLAG] = "1"
     return args.run(args)

@@ -1,16 +1,21 @@
 """The ASGI app that serves the HTTP-triggered functions (run by uvicorn).
 
-Per request: match the route, read the body (refusing more than the Functions host's 100 MB
-cap with 413 before reading it all), build a `func.HttpRequest`, invoke the function, write its
-`func.HttpResponse` back, and log one JSON access line. Answers the host itself gives (404, 405,
-413, 500) are problem+json and carry an X-Correlation-Id: the caller's, or a new one.
+Per request: match the route, read the body (refusing more than the contract's 64 KiB with 413:
+from its Content-Length before reading any of it, else as soon as the streamed body passes it;
+deployed, API Management enforces that limit in front of the Function App), build a
+`func.HttpRequest`, invoke the function, write its `func.HttpResponse` back, and log one JSON
+access line. Answers the host itself gives (404, 405, 413, 500) are problem+json and carry an
+X-Correlation-Id: the caller's when it has the contract's shape, or a new one.
+
+A function's `authLevel` is not enforced here: locally there is no API Management to hold a
+function key, and every caller is the developer. In Azure the Functions host refuses a
+`function`-level route without its key (401).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,8 +26,9 @@ from devhost.invocation import Invoker
 from devhost.metadata import FunctionSpec
 from devhost.problem import PROBLEM_JSON, problem_body
 from devhost.routing import MethodNotAllowed, Router
+from shared.api.http import MAX_BODY_BYTES, kept_correlation_id
 
-MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024
+MAX_REQUEST_BODY_BYTES = MAX_BODY_BYTES
 CORRELATION_HEADER = "x-correlation-id"
 
 Scope = MutableMapping[str, Any]
@@ -181,7 +187,7 @@ class FunctionsHttpApp:
         detail: str,
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> tuple[int, RawHeaders]:
-        correlation_id = headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        correlation_id = kept_correlation_id(headers.get(CORRELATION_HEADER))
         response_headers = [
             (b"content-type", PROBLEM_JSON),
             (b"x-correlation-id", correlation_id.encode("latin-1")),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import jwt
 
-from shared.settings import Settings
+from shared.settings import DEV_JWT_SECRET, Settings
 
 
 def issue_token(
@@ -29,4 +29,5 @@ def issue_token(
         claims["iss"] = settings.auth_issuer
     if settings.auth_audience:
         claims["aud"] = settings.auth_audience
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else DEV_JWT_SECRET
+    return jwt.encode(claims, secret, algorithm="HS256")

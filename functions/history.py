@@ -19,7 +19,7 @@ async def _project(docs: func.DocumentList) -> None:
     await project_changes(documents_of(docs), get_services().async_store)
 
 
-@bp.route(route="history", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def show_history(request: ApiRequest) -> func.HttpResponse:
     services = get_services()

@@ -10,7 +10,7 @@ from shared.handlers.musicals import get_musical, list_musicals, register_musica
 bp = func.Blueprint()
 
 
-@bp.route(route="musicals", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="musicals", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def create_musical(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
@@ -20,7 +20,7 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
     return json_response(musical, request, 201, {"Location": f"/api/musicals/{musical.id}"})
 
 
-@bp.route(route="musicals", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="musicals", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def browse_musicals(request: ApiRequest) -> func.HttpResponse:
     limit, continuation = request.page_params()
@@ -30,7 +30,7 @@ def browse_musicals(request: ApiRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="musicals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="musicals/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def show_musical(request: ApiRequest) -> func.HttpResponse:
     return json_response(get_musical(request.route("id"), get_services().store), request)

@@ -46,6 +46,7 @@ def _cached_readiness() -> CachedReadiness:
                     store=services.store,
                     bus=_bus_check(services),
                     breaker_state=services.breaker.state,
+                    auth_configured=services.authenticator.configured,
                 )
             )
         return _readiness

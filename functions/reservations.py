@@ -11,7 +11,7 @@ from shared.handlers.reservations import cancel_reservation, get_reservation, pl
 bp = func.Blueprint()
 
 
-@bp.route(route="reservations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="reservations", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     """Async: the hot path runs on the worker's event loop instead of a pool thread."""
@@ -39,7 +39,7 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="reservations/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="reservations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def show_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
@@ -47,7 +47,7 @@ def show_reservation(request: ApiRequest) -> func.HttpResponse:
     return json_response(get_reservation(request.route("id"), caller, services.store), request)
 
 
-@bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     services = get_services()

@@ -11,7 +11,9 @@ param apimPublisherEmail = readEnvironmentVariable('APIM_PUBLISHER_EMAIL', 'oute
 param corsAllowedOrigins = [
   'http://localhost:3000'
 ]
-param authAudience = readEnvironmentVariable('AUTH_AUDIENCE', 'api://outerpark-dev')
+// The API app registration's client id (infra/scripts/entra-app.sh prints it): v2 tokens carry
+// it as their audience. No default: a deployment without it fails instead of checking nothing.
+param authAudience = readEnvironmentVariable('AUTH_AUDIENCE')
 param paymentGatewayUrl = readEnvironmentVariable('PAYMENT_GATEWAY_URL', 'https://pg-sandbox.example.com')
 param paymentGatewaySecretKey = readEnvironmentVariable('PAYMENT_GATEWAY_SECRET_KEY', '')
 param logRetentionInDays = 30

@@ -38,7 +38,7 @@ param rateLimitCalls int = 120
 param rateLimitPeriodSeconds int = 60
 
 // --- App behaviour
-@description('Entra ID audience of the API tokens (the API app registration\'s application ID URI).')
+@description('Entra ID audience of the API tokens: the API app registration\'s client id (it issues v2 tokens: infra/scripts/entra-app.sh).')
 param authAudience string
 param paymentGatewayUrl string
 @allowed([
@@ -74,6 +74,8 @@ var tags = {
 }
 var deploymentContainerName = 'app-package'
 var gatewaySecretName = 'payment-gateway-secret-key'
+// Entra ID v2 tokens' issuer: the app (AUTH_ISSUER) and API Management's validate-jwt use it alike.
+var authIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
@@ -170,6 +172,7 @@ module functionApp 'modules/functionapp.bicep' = {
     gatewaySecretName: gatewaySecretName
     paymentGatewayUrl: paymentGatewayUrl
     authAudience: authAudience
+    authIssuer: authIssuer
     reservationsWhenPaymentDown: reservationsWhenPaymentDown
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
@@ -193,7 +196,10 @@ module apim 'modules/apim.bicep' = {
     publisherEmail: apimPublisherEmail
     publisherName: apimPublisherName
     functionAppHostName: functionApp.outputs.defaultHostName
+    functionAppName: functionApp.outputs.name
+    keyVaultName: keyVault.outputs.name
     authAudience: authAudience
+    authIssuer: authIssuer
     corsAllowedOrigins: corsAllowedOrigins
     rateLimitCalls: rateLimitCalls
     rateLimitPeriodSeconds: rateLimitPeriodSeconds

@@ -24,7 +24,9 @@ param corsAllowedOrigins = [
 ]
 param rateLimitCalls = 120
 param rateLimitPeriodSeconds = 60
-param authAudience = readEnvironmentVariable('AUTH_AUDIENCE', 'api://outerpark')
+// The API app registration's client id (infra/scripts/entra-app.sh prints it): v2 tokens carry
+// it as their audience. No default: a deployment without it fails instead of checking nothing.
+param authAudience = readEnvironmentVariable('AUTH_AUDIENCE')
 param paymentGatewayUrl = readEnvironmentVariable('PAYMENT_GATEWAY_URL', 'https://pg.example.com')
 param paymentGatewaySecretKey = readEnvironmentVariable('PAYMENT_GATEWAY_SECRET_KEY', '')
 param reservationsWhenPaymentDown = 'accept'

@@ -10,7 +10,8 @@ matched as they are.
 
 from __future__ import annotations
 
-# A reservation's payment was not approved by its deadline: its seats went back (CONTRACT §5).
+# A reservation's payment was not approved by its deadline: its seats went back
+# (docs/resilience.md).
 RESERVATION_EXPIRED = "reservation %s expired: its payment was not approved by its deadline"
 
 # The reconciler found a reservation still Reserved long after its creation (seconds).

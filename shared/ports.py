@@ -359,7 +359,7 @@ GatewayPaymentStatus = Literal["DONE", "CANCELED", "PARTIAL_CANCELED"]
 
 @dataclass(frozen=True)
 class GatewayPayment:
-    """A payment as the gateway holds it (CONTRACT §4 "Payment")."""
+    """A payment as the gateway holds it (docs/payment-gateway.md, "Payment")."""
 
     payment_key: str
     order_id: str
@@ -385,7 +385,7 @@ class OutcomeUnknown(Exception):
 
 class GatewayUnavailable(OutcomeUnknown):
     """The gateway failed: a 5xx, a timeout, a cut or refused connection, an answer outside
-    CONTRACT §4, or the circuit breaker is open. Counts as a failure for the breaker."""
+    docs/payment-gateway.md, or the circuit breaker is open. Counts as a failure for the breaker."""
 
 
 class GatewayNotReached(GatewayUnavailable):

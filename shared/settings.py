@@ -53,12 +53,23 @@ class Settings(BaseSettings):
     )
 
     # --- identity
-    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="OUTERPARK_JWT_SECRET")
+    local_dev: bool = Field(
+        False,
+        alias="OUTERPARK_LOCAL_DEV",
+        description="Set to 1 by `python -m devhost` for the processes it runs, and by nothing "
+        "else: only then may tokens be HS256 (OUTERPARK_JWT_SECRET, or the development secret).",
+    )
+    jwt_secret: SecretStr | None = Field(None, alias="OUTERPARK_JWT_SECRET")
     auth_jwks_url: str | None = Field(
         None, alias="AUTH_JWKS_URL", description="Entra ID keys; set → RS256 tokens are expected."
     )
     auth_issuer: str | None = Field(None, alias="AUTH_ISSUER")
     auth_audience: str | None = Field(None, alias="AUTH_AUDIENCE")
+    auth_scope: str = Field(
+        "OuterPark.Use",
+        alias="AUTH_SCOPE",
+        description="The delegated permission (`scp`) a user's Entra ID token must carry.",
+    )
 
     # --- payment gateway and its circuit breaker
     payment_gateway_url: str | None = Field(None, alias="PAYMENT_GATEWAY_URL")
@@ -80,7 +91,7 @@ class Settings(BaseSettings):
         alias="PAYMENT_DEADLINE_SECONDS",
         gt=0,
         description="A reservation whose payment is not approved this long after it was placed "
-        "becomes Expired (CONTRACT §5).",
+        "becomes Expired (docs/resilience.md).",
     )
     saga_sweep_schedule: str = Field(
         "*/30 * * * * *",
@@ -93,7 +104,7 @@ class Settings(BaseSettings):
         alias="SAGA_REPAIR_AFTER_SECONDS",
         gt=0,
         description="A saga step with no progress for this long is driven again by the sweeper "
-        "(with the schedule: within 5 minutes, CONTRACT §5).",
+        "(with the schedule: within 5 minutes, docs/resilience.md).",
     )
 
     # --- notifications
@@ -107,6 +118,14 @@ class Settings(BaseSettings):
         "endpoints; deployed, it comes from the package's build.env (an app setting of the "
         "same name would override it).",
     )
+
+    @property
+    def local_jwt_secret(self) -> SecretStr | None:
+        """The HS256 key of local tokens: only when the local host runs the app (fail closed:
+        a deployed app never falls back to the published development secret)."""
+        if not self.local_dev:
+            return None
+        return self.jwt_secret or SecretStr(DEV_JWT_SECRET)
 
     @property
     def uses_cosmos(self) -> bool:

@@ -132,4 +132,13 @@ def decode_token(token: str, fingerprint: list[list[Any]]) -> tuple[list[Any], s
         raise ValueError("invalid continuation token") from error
     if order != fingerprint or not isinstance(last_id, str) or len(values) != len(fingerprint):
         raise ValueError("continuation token does not belong to this query")
+    if not all(_is_sort_value(value) for value in values):
+        raise ValueError("continuation token holds a value no document is sorted by")
     return values, last_id
+
+
+def _is_sort_value(value: Any) -> bool:
+    """A value SQLite can bind and compare: what `encode_token` writes, and nothing else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, str | float | bool)

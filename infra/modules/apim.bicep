@@ -1,6 +1,13 @@
 // API Management in front of the Function App: the API imported from the OpenAPI 3.0.3 rendering
-// of the repository's openapi.yaml (infra/scripts/openapi30.py writes it at build time), with the policy of policies/api.xml (Entra ID tokens, per-caller rate limit,
-// correlation id, CORS). The tier is a v2 one: rate-limit-by-key is not offered on Consumption.
+// of the repository's openapi.yaml (infra/scripts/openapi30.py writes it at build time), with the
+// policy of policies/api.xml (Entra ID tokens, per-caller rate limit, correlation id, CORS, 64 KiB
+// bodies). The tier is a v2 one: rate-limit-by-key is not offered on Consumption.
+//
+// The only door: the Function App's HTTP functions are `function`-level (function_app.py), so
+// Azure's Functions host answers 401 to a caller without a key. The app's default host key is
+// copied into Key Vault here, and API Management sends it as x-functions-key on every call to the
+// backend, from a Key Vault-backed named value read as the gateway's own identity. Rotation:
+// docs/security.md.
 
 param location string
 param baseName string
@@ -18,8 +25,17 @@ param publisherName string
 @description('Host name of the Function App the API forwards to.')
 param functionAppHostName string
 
-@description('Entra ID audience of the API tokens.')
+@description('Name of the Function App, whose host key API Management sends.')
+param functionAppName string
+
+@description('Key Vault that keeps the Function App key API Management sends.')
+param keyVaultName string
+
+@description('Entra ID audience of the API tokens: the API app registration\'s client id (v2 tokens).')
 param authAudience string
+
+@description('Entra ID v2 issuer of the API tokens; the app setting AUTH_ISSUER is the same value.')
+param authIssuer string
 
 @description('Origins browsers may call the API from.')
 param corsAllowedOrigins array
@@ -33,11 +49,15 @@ param rateLimitPeriodSeconds int
 var backendId = 'outerpark-functions'
 var loginEndpoint = environment().authentication.loginEndpoint
 var tenantId = tenant().tenantId
+var functionKeySecretName = 'functions-host-key'
+var functionKeyNamedValue = 'outerpark-functions-key'
+// Key Vault Secrets User: read secret values.
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
 // The policy's {{named values}}: visible and changeable in the portal without editing the XML.
 var namedValues = {
   'outerpark-openid-config-url': '${loginEndpoint}${tenantId}/v2.0/.well-known/openid-configuration'
-  'outerpark-issuer': '${loginEndpoint}${tenantId}/v2.0'
+  'outerpark-issuer': authIssuer
   'outerpark-audience': authAudience
   'outerpark-rate-limit-calls': string(rateLimitCalls)
   'outerpark-rate-limit-period': string(rateLimitPeriodSeconds)
@@ -72,6 +92,52 @@ resource service 'Microsoft.ApiManagement/service@2024-05-01' = {
   }
 }
 
+resource functionApp 'Microsoft.Web/sites@2024-11-01' existing = {
+  name: functionAppName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+// The Function App's default host key, kept in Key Vault; written again by every deployment,
+// so a rotated key reaches API Management with the next deployment (or a refresh).
+resource functionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  //checkov:skip=CKV_AZURE_41:the Functions host sets the key; it is rotated as docs/security.md says
+  parent: vault
+  name: functionKeySecretName
+  properties: {
+    value: listKeys('${functionApp.id}/host/default', '2024-11-01').functionKeys.default
+    contentType: 'text/plain'
+  }
+}
+
+resource gatewayReadsSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, service.id, keyVaultSecretsUserRoleId)
+  scope: vault
+  properties: {
+    principalId: service.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+  }
+}
+
+resource functionKey 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
+  parent: service
+  name: functionKeyNamedValue
+  properties: {
+    displayName: functionKeyNamedValue
+    secret: true
+    keyVault: {
+      secretIdentifier: '${vault.properties.vaultUri}secrets/${functionKeySecretName}'
+    }
+  }
+  dependsOn: [
+    functionKeySecret
+    gatewayReadsSecrets
+  ]
+}
+
 resource backend 'Microsoft.ApiManagement/service/backends@2024-05-01' = {
   parent: service
   name: backendId
@@ -79,11 +145,21 @@ resource backend 'Microsoft.ApiManagement/service/backends@2024-05-01' = {
     description: 'OuterPark Function App'
     protocol: 'http'
     url: 'https://${functionAppHostName}/api'
+    credentials: {
+      header: {
+        'x-functions-key': [
+          '{{${functionKeyNamedValue}}}'
+        ]
+      }
+    }
     tls: {
       validateCertificateChain: true
       validateCertificateName: true
     }
   }
+  dependsOn: [
+    functionKey
+  ]
 }
 
 resource api 'Microsoft.ApiManagement/service/apis@2024-05-01' = {

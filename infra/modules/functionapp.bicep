@@ -26,8 +26,11 @@ param gatewaySecretName string
 @description('Base URL of the payment gateway (CONTRACT §4).')
 param paymentGatewayUrl string
 
-@description('Entra ID application ID URI or client id the API tokens are issued for.')
+@description('Entra ID audience of the API tokens: the API app registration\'s client id (v2 tokens).')
 param authAudience string
+
+@description('Entra ID v2 issuer of the API tokens (https://login.microsoftonline.com/{tenant}/v2.0).')
+param authIssuer string
 
 @allowed([
   'accept'
@@ -75,7 +78,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-11-01' = {
-  //checkov:skip=CKV_AZURE_222:API Management calls the app over its public endpoint (no VNet); every non-public route checks an Entra ID token in the app too
+  //checkov:skip=CKV_AZURE_222:API Management calls the app over its public endpoint (no VNet); every route but health needs a function key that only API Management holds, and non-public routes check an Entra ID token in the app too
   //checkov:skip=CKV_AZURE_17:callers authenticate with Entra ID bearer tokens, not client certificates
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales instances itself; prod keeps always-ready HTTP instances (prod.bicepparam)
   //checkov:skip=CKV_AZURE_213:Flex Consumption has no platform health check; readiness is /api/health/ready, probed by the pipeline after every deployment
@@ -161,10 +164,12 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     ServiceBusConnection__credential: 'managedidentity'
     ServiceBusConnection__clientId: identityClientId
 
-    // Identity: Entra ID access tokens (RS256) for the API.
+    // Identity: Entra ID v2 access tokens (RS256) for the API; without all three the app
+    // refuses every authenticated request (CONTRACT §2). The scope is the app registration's.
     AUTH_JWKS_URL: '${loginEndpoint}${tenantId}/discovery/v2.0/keys'
-    AUTH_ISSUER: '${loginEndpoint}${tenantId}/v2.0'
+    AUTH_ISSUER: authIssuer
     AUTH_AUDIENCE: authAudience
+    AUTH_SCOPE: 'OuterPark.Use'
 
     // Payment gateway, its circuit breaker and the pay-later retries.
     PAYMENT_GATEWAY_URL: paymentGatewayUrl
@@ -185,6 +190,24 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     PAYMENT_DEADLINE_SECONDS: '86400'
     SAGA_SWEEP_SCHEDULE: '*/30 * * * * *'
     SAGA_REPAIR_AFTER_SECONDS: '180'
+  }
+}
+
+// No basic-auth publishing: deployments authenticate with Entra ID (the pipeline's service
+// connection), never with SCM or FTP user names and passwords.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
   }
 }
 

@@ -291,7 +291,8 @@ class HttpPaymentGateway:
             return MerchantRejected(code or f"HTTP_{answer.status}", answer.message())
         if 400 <= answer.status < 500:
             log.warning(
-                "the payment gateway answered %s %s to %s, outside CONTRACT §4: outcome unknown",
+                "the payment gateway answered %s %s to %s, which docs/payment-gateway.md does not "
+                "list: outcome unknown",
                 answer.status,
                 code,
                 call,

@@ -1,15 +1,21 @@
-"""Bearer JWT authentication (openapi.yaml, securitySchemes.bearer).
+"""Bearer JWT authentication (openapi.yaml, securitySchemes.bearer), failing closed.
 
-Locally tokens are HS256, signed with OUTERPARK_JWT_SECRET. In Azure, setting AUTH_JWKS_URL
-switches to RS256 tokens from Microsoft Entra ID, verified against the tenant's signing keys
-(cached by PyJWT's JWKS client) with issuer and audience checked.
+Three modes, chosen once from the settings:
+- Entra ID (`AUTH_JWKS_URL`, `AUTH_ISSUER` and `AUTH_AUDIENCE` all set): RS256 v2 access tokens
+  from the tenant's keys (`shared.api.entra`).
+- Local (`OUTERPARK_LOCAL_DEV=1`, set by `python -m devhost` alone): HS256 tokens signed with
+  OUTERPARK_JWT_SECRET or the development secret; the customer is `sub`.
+- Neither: not configured. Every authenticated request is refused with 503
+  (`/auth-not-configured`) and readiness says not ready; one log line names what is missing.
+  There is no built-in secret to fall back to.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from pydantic import BaseModel, Field, ValidationError
@@ -19,6 +25,10 @@ from shared.domain.caller import Caller
 from shared.settings import Settings
 
 ADMIN_ROLE = "admin"
+ENTRA_SETTINGS = ("AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE")
+AUTH_RETRY_AFTER_SECONDS = "60"
+
+log = logging.getLogger("outerpark.auth")
 
 
 class Unauthorized(ApiError):
@@ -36,9 +46,96 @@ class Forbidden(ApiError):
     type_suffix = "forbidden"
 
 
-class Claims(BaseModel):
+class AuthNotConfigured(ApiError):
+    status = 503
+    title = "Authentication is not configured"
+    type_suffix = "auth-not-configured"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            f"this deployment lacks its token settings ({', '.join(missing)}); "
+            "no request that needs a token can be served",
+            headers={"Retry-After": AUTH_RETRY_AFTER_SECONDS},
+        )
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> tuple[Caller, float]:
+        """The caller a token names and when it expires (epoch seconds). Raises Unauthorized
+        (or Forbidden for a genuine token that grants nothing here)."""
+
+
+class LocalClaims(BaseModel):
     sub: str = Field(min_length=1, max_length=128)
     roles: list[str] = Field(default_factory=list)
+
+
+class LocalTokens:
+    """HS256 tokens of the local host: `sub` is the customer, `roles` may hold admin."""
+
+    def __init__(self, secret: str, issuer: str | None, audience: str | None) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> tuple[Caller, float]:
+        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
+        try:
+            payload = jwt.decode(
+                token,
+                key=self._secret,
+                algorithms=["HS256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                options=options,
+            )
+            claims = LocalClaims.model_validate(payload)
+        except (jwt.PyJWTError, ValidationError) as error:
+            raise Unauthorized(f"invalid token: {token_error_reason(error)}") from None
+        caller = Caller(customer_id=claims.sub, is_admin=ADMIN_ROLE in claims.roles)
+        return caller, float(payload["exp"])
+
+
+def missing_auth_settings(settings: Settings) -> list[str]:
+    """The token settings this app lacks; [] when it can verify tokens."""
+    given = {
+        "AUTH_JWKS_URL": settings.auth_jwks_url,
+        "AUTH_ISSUER": settings.auth_issuer,
+        "AUTH_AUDIENCE": settings.auth_audience,
+    }
+    missing = [name for name in ENTRA_SETTINGS if not given[name]]
+    if settings.local_dev and len(missing) == len(ENTRA_SETTINGS):
+        return []  # the local host: HS256 tokens
+    return missing
+
+
+def verifier_for(settings: Settings) -> tuple[TokenVerifier | None, list[str]]:
+    """The verifier the settings call for, or None and the settings that fall short (said
+    once in the log)."""
+    missing = missing_auth_settings(settings)
+    verifier: TokenVerifier | None = None
+    if not missing and settings.auth_jwks_url:
+        from shared.api.entra import EntraTokens
+
+        try:
+            verifier = EntraTokens.from_settings(settings)
+        except ValueError as error:
+            log.error("%s", error)
+            missing = ["AUTH_ISSUER (a v2 issuer)"]
+    elif not missing:
+        secret = settings.local_jwt_secret
+        assert secret is not None  # local_dev, by missing_auth_settings
+        verifier = LocalTokens(
+            secret.get_secret_value(), settings.auth_issuer, settings.auth_audience
+        )
+    if verifier is None:
+        log.error(
+            "authentication is not configured: %s unset; every request that needs a token "
+            "is refused with 503 until they are set",
+            ", ".join(missing),
+            extra={"missingSettings": missing},
+        )
+    return verifier, missing
 
 
 class Authenticator:
@@ -46,27 +143,24 @@ class Authenticator:
     that sends the same token with every request pays for the signature check once."""
 
     def __init__(self, settings: Settings, cache_size: int = 10_000) -> None:
-        self._verified: dict[str, tuple[Claims, float]] = {}
+        self._verified: dict[str, tuple[Caller, float]] = {}
         self._cache_size = cache_size
-        self._issuer = settings.auth_issuer
-        self._audience = settings.auth_audience
-        if settings.auth_jwks_url:
-            self._jwks: jwt.PyJWKClient | None = jwt.PyJWKClient(settings.auth_jwks_url)
-            self._algorithms = ["RS256"]
-            self._secret: str | None = None
-        else:
-            self._jwks = None
-            self._algorithms = ["HS256"]
-            self._secret = settings.jwt_secret.get_secret_value()
+        self._verifier, self.missing_settings = verifier_for(settings)
+
+    @property
+    def configured(self) -> bool:
+        return self._verifier is not None
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
-        """The caller named by the Authorization header; Unauthorized (401) otherwise."""
+        """The caller named by the Authorization header; Unauthorized (401) otherwise, and
+        AuthNotConfigured (503) whatever the header when this app cannot check tokens."""
+        if self._verifier is None:
+            raise AuthNotConfigured(self.missing_settings)
         header = headers.get("authorization") or headers.get("Authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required")
-        claims = self._verified_claims(token.strip())
-        return Caller(customer_id=claims.sub, is_admin=ADMIN_ROLE in claims.roles)
+        return self._verified_caller(token.strip(), self._verifier)
 
     def require_admin(self, headers: Mapping[str, str]) -> Caller:
         caller = self.authenticate(headers)
@@ -74,36 +168,20 @@ class Authenticator:
             raise Forbidden("this needs the admin role")
         return caller
 
-    def _verified_claims(self, token: str) -> Claims:
+    def _verified_caller(self, token: str, verifier: TokenVerifier) -> Caller:
         remembered = self._verified.get(token)
         if remembered is not None and remembered[1] > time.time():
             return remembered[0]
-        claims, expires_at = self._decode(token)
+        caller, expires_at = verifier.verify(token)
         if len(self._verified) >= self._cache_size:
             self._verified.clear()
-        self._verified[token] = (claims, expires_at)
-        return claims
-
-    def _decode(self, token: str) -> tuple[Claims, float]:
-        options: dict[str, Any] = {"require": ["exp", "sub"]}
-        try:
-            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._secret
-            payload = jwt.decode(
-                token,
-                key=key,
-                algorithms=self._algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                options={**options, "verify_aud": self._audience is not None},
-            )
-            return Claims.model_validate(payload), float(payload["exp"])
-        except (jwt.PyJWTError, ValidationError) as error:
-            raise Unauthorized(f"invalid token: {_reason(error)}") from None
+        self._verified[token] = (caller, expires_at)
+        return caller
 
 
-def _reason(error: Exception) -> str:
+def token_error_reason(error: Exception) -> str:
     if isinstance(error, jwt.ExpiredSignatureError):
         return "expired"
     if isinstance(error, ValidationError):
-        return "claims sub/roles are malformed"
+        return "claims are malformed"
     return str(error) or type(error).__name__

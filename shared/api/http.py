@@ -15,6 +15,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from shared.observability import correlation
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 CORRELATION_HEADER = "X-Correlation-Id"
+# openapi.yaml (X-Correlation-Id): the caller's id is kept only in this shape; it reaches logs,
+# events and Service Bus properties, so nothing else (newlines, quotes, kilobytes) may ride along.
+CORRELATION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 log = logging.getLogger("outerpark.http")
 # Built once: json.dumps with options builds an encoder on every call.
@@ -68,7 +72,10 @@ class ApiRequest:
 
     def body(self, model: type[ModelT]) -> ModelT:
         """The JSON body validated into `model`: 413 when too big, 400 when not JSON, 422 when
-        it does not fit (strict types, bounds, no unknown fields)."""
+        it does not fit (strict types, bounds, no unknown fields). The declared length is
+        judged before the body is touched."""
+        if declared_length(self.raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
         raw = self.raw.get_body() or b""
         if len(raw) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
@@ -156,10 +163,22 @@ def header(request: func.HttpRequest, name: str) -> str | None:
     return headers[name] if name in headers else None  # noqa: SIM401 - see above
 
 
+def declared_length(request: func.HttpRequest) -> int:
+    """The request's Content-Length, or 0 when absent or not a number."""
+    value = header(request, "Content-Length")
+    return int(value) if value is not None and value.strip().isdecimal() else 0
+
+
+def kept_correlation_id(sent: str | None) -> str:
+    """The caller's X-Correlation-Id when it has the contract's shape (openapi.yaml), otherwise
+    a new one that the server made."""
+    if sent is not None and CORRELATION_ID_PATTERN.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
+
+
 def correlation_id_of(request: func.HttpRequest) -> str:
-    """The caller's X-Correlation-Id exactly as sent (see openapi.yaml), or a new one."""
-    sent = header(request, CORRELATION_HEADER)
-    return sent if sent and sent.strip() else uuid.uuid4().hex
+    return kept_correlation_id(header(request, CORRELATION_HEADER))
 
 
 def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest], Any]:

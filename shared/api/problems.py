@@ -14,6 +14,7 @@ from shared.domain.errors import (
     PaymentsUnavailable,
     ReservationExpired,
     ReservationRejected,
+    SeatLimitReached,
 )
 
 
@@ -41,6 +42,7 @@ DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
     InvalidTransition: ProblemType(409, "Invalid state transition", "invalid-transition"),
     NotFoundError: ProblemType(404, "Not Found", "not-found"),
     NotEnoughSeats: ProblemType(409, "Not enough seats", "not-enough-seats"),
+    SeatLimitReached: ProblemType(409, "Seat limit reached", "seat-limit"),
     ReservationRejected: ProblemType(409, "Reservation was rejected", "rejected"),
     ReservationExpired: ProblemType(409, "Reservation expired", "expired"),
     PaymentsUnavailable: ProblemType(503, "Payments are unavailable", "payments-unavailable"),

@@ -36,6 +36,7 @@ class RegisterMusical(Command):
     price: WholeNumber = Field(ge=0, le=10_000_000)
     venue: ShortText | None = None
     performance_at: datetime | None = None
+    max_seats_per_customer: WholeNumber | None = Field(None, ge=1, le=100)
 
 
 class PlaceReservation(Command):

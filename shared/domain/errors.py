@@ -22,6 +22,10 @@ class NotEnoughSeats(DomainError):
     pass
 
 
+class SeatLimitReached(DomainError):
+    """The customer would hold more seats than the musical's maxSeatsPerCustomer."""
+
+
 class ReservationRejected(DomainError):
     """The reservation was rejected (its payment was declined): it cannot change any more."""
 

@@ -7,6 +7,7 @@ Each stored document has a `type` so that one container can hold several kinds o
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -51,6 +52,7 @@ class Musical(StoredModel):
     price: int
     venue: str | None = None
     performance_at: datetime | None = None
+    max_seats_per_customer: int | None = None
     created_at: UtcTimestamp
 
     def to_document(self) -> dict[str, Any]:
@@ -114,6 +116,11 @@ class Reservation(StoredModel):
     correlation_id: str
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+    seat_limit: int | None = Field(
+        default=None,
+        description="The musical's maxSeatsPerCustomer when placed: the seats are counted in "
+        "the customer's SeatHolding, and given back there too.",
+    )
 
     def can_become(self, status: ReservationStatus) -> bool:
         return status in _RESERVATION_TRANSITIONS[self.status]
@@ -189,6 +196,25 @@ class Payment(StoredModel):
                 and (self.refunded or not self.may_be_charged)
             )
         return self.status in (PaymentStatus.APPROVED, PaymentStatus.DECLINED)
+
+
+class SeatHolding(StoredModel):
+    """The seats one customer holds (Reserved or Confirmed) in one musical with a
+    maxSeatsPerCustomer, in the musical's partition: the reservation batch takes seats here with
+    a conditional patch (`seats <= limit - wanted`), so parallel requests of one customer can
+    never go over the limit; every move that gives seats back gives them back here too."""
+
+    DOC_TYPE: ClassVar[str] = "seatHolding"
+
+    id: str
+    musical_id: str
+    customer_id: str
+    seats: int
+
+    @staticmethod
+    def id_for(customer_id: str) -> str:
+        """A fixed-length id whatever the customer id holds (Cosmos ids forbid / \\ ? #)."""
+        return "holding-" + hashlib.sha256(customer_id.encode()).hexdigest()[:40]
 
 
 class IdempotencyRecord(StoredModel):

@@ -31,6 +31,7 @@ def register_musical(command: RegisterMusical, store: DocumentStore, now: dateti
         price=command.price,
         venue=command.venue,
         performance_at=command.performance_at,
+        max_seats_per_customer=command.max_seats_per_customer,
         created_at=now,
     )
     entry = CatalogEntry(id=musical.id, title=musical.title, created_at=now)
@@ -77,6 +78,7 @@ class MusicalFacts:
     id: str
     title: str
     price: int
+    max_seats_per_customer: int | None = None
 
 
 class MusicalDirectory:
@@ -108,7 +110,9 @@ class MusicalDirectory:
         return self._remember(Musical.from_document(document))
 
     def _remember(self, musical: Musical) -> MusicalFacts:
-        facts = MusicalFacts(musical.id, musical.title, musical.price)
+        facts = MusicalFacts(
+            musical.id, musical.title, musical.price, musical.max_seats_per_customer
+        )
         with self._lock:
             if len(self._known) >= self._capacity:
                 self._known.clear()

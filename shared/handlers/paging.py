@@ -1,11 +1,27 @@
-"""One page of a partition query, for the API's lists."""
+"""One page of a partition query, for the API's lists, with sealed continuation tokens.
+
+A client gets the store's continuation token sealed with a tag of the list it belongs to (the
+container, the partition, the filter and the order: a customer's history token names that
+customer). A token that was altered, or that another list issued, fails the tag and is refused
+with 422 before any store sees it (openapi.yaml). The tag's key is not a secret: it stops
+altered and foreign tokens, not a deliberate forgery; a forged token still meets each store's own
+checks of what it decodes (the SQLite store's token decoder, Cosmos DB's 400), which are 422 too.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from collections.abc import Sequence
 
 from shared.domain.errors import InvalidContinuationToken
 from shared.ports import Condition, DocumentStore, OrderBy, Page
+
+_TAG_KEY = b"outerpark continuation token v1"
+_TAG_BYTES = 16
+_REFUSED = "continuationToken is not one this list returned; start again without it"
 
 
 def query_page(
@@ -17,12 +33,47 @@ def query_page(
     limit: int,
     continuation: str | None,
 ) -> Page:
-    """The page; a continuation token the store cannot read is the client's error (422)."""
+    """The page; a continuation token this list did not issue is the client's error (422)."""
+    scope = _scope(container, partition_key, where, order_by)
+    inner = None if continuation is None else unseal(continuation, scope)
     try:
-        return store.query(container, partition_key, where, order_by, limit, continuation)
+        page = store.query(container, partition_key, where, order_by, limit, inner)
     except ValueError:
-        if continuation is None:
+        if inner is None:
             raise
-        raise InvalidContinuationToken(
-            "continuationToken is not one this list returned; start again without it"
-        ) from None
+        raise InvalidContinuationToken(_REFUSED) from None
+    sealed = None if page.continuation is None else seal(page.continuation, scope)
+    return Page(items=page.items, continuation=sealed)
+
+
+def seal(inner: str, scope: bytes) -> str:
+    """`inner` (the store's token) as the client sees it: base64url of it, a dot, the tag."""
+    raw = inner.encode()
+    body = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{body}.{_tag(scope, raw)}"
+
+
+def unseal(token: str, scope: bytes) -> str:
+    """The store's token inside `token`; InvalidContinuationToken unless this list sealed it."""
+    body, dot, tag = token.partition(".")
+    if not dot or not body.isascii() or not tag.isascii():
+        raise InvalidContinuationToken(_REFUSED)
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        inner = raw.decode()
+    except (binascii.Error, ValueError):
+        raise InvalidContinuationToken(_REFUSED) from None
+    if not hmac.compare_digest(tag, _tag(scope, raw)) or not inner.isprintable():
+        raise InvalidContinuationToken(_REFUSED)
+    return inner
+
+
+def _tag(scope: bytes, raw: bytes) -> str:
+    digest = hashlib.blake2b(scope + b"\0" + raw, key=_TAG_KEY, digest_size=_TAG_BYTES)
+    return digest.hexdigest()
+
+
+def _scope(
+    container: str, partition_key: str, where: Sequence[Condition], order_by: Sequence[OrderBy]
+) -> bytes:
+    return repr((container, partition_key, tuple(where), tuple(order_by))).encode()

@@ -5,7 +5,7 @@ what is wanted (`cancel_requested`, `refund_amount`) and what is known (`status`
 `payment_key`, `confirm_attempts`, `last_attempt_at`). `advance` drives it towards what is
 wanted from whatever state it is in, so every message — first delivery, redelivery, a scheduled
 retry, a cancel that overtook the placement, a reconciler's nudge — is handled by the same
-idempotent loop. The gateway's answers are read as CONTRACT §4 says (`shared.ports`):
+idempotent loop. The gateway's answers are read as docs/payment-gateway.md says (`shared.ports`):
 
 - charge: Pending/Deferred → ask the breaker → record the attempt → confirm → Approved |
   Declined. "Already processed" → look the order up and adopt its charge. Any other unknown

@@ -62,9 +62,11 @@ class EmbeddedBusCheck:
 
 
 class CheckResult(CamelModel):
+    """A check's state only: the endpoint is anonymous, so what failed and why goes to the log,
+    never into the answer."""
+
     status: Literal["ok", "failing"]
     duration_ms: float
-    error: str | None = None
 
 
 class ReadinessReport(CamelModel):
@@ -84,14 +86,21 @@ class ReadinessDeps:
     store: DocumentStore
     bus: BusCheck
     breaker_state: Callable[[], BreakerState]
+    auth_configured: bool = True
 
 
 def check_readiness(deps: ReadinessDeps) -> ReadinessReport:
-    """Run every check once and judge: ready when the store and the bus both answer."""
+    """Run every check once and judge: ready when the store and the bus both answer and the
+    app can check tokens (docs/security.md: a deployment without its token settings is not
+    ready)."""
     store_check, _ = _timed(lambda: _read_probe_document(deps.store))
     bus_check, backlog = _timed(deps.bus.backlog)
     breaker = _breaker_state(deps.breaker_state)
-    checks = {"store": store_check, "bus": bus_check}
+    checks = {
+        "store": store_check,
+        "bus": bus_check,
+        "auth": CheckResult(status="ok" if deps.auth_configured else "failing", duration_ms=0.0),
+    }
     ready = all(check.status == "ok" for check in checks.values())
     return ReadinessReport(
         status="ready" if ready else "not-ready",
@@ -134,7 +143,7 @@ def _timed(check: Callable[[], T]) -> tuple[CheckResult, T | None]:
     except Exception as error:
         log.warning("readiness check failed: %r", error)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return CheckResult(status="failing", duration_ms=elapsed, error=repr(error)), None
+        return CheckResult(status="failing", duration_ms=elapsed), None
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(status="ok", duration_ms=elapsed), value
 

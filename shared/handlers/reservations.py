@@ -1,8 +1,9 @@
 """Placing, reading and cancelling reservations, and applying payment outcomes to them.
 
 Every change of a reservation is one transactional batch in its musical's partition: the
-reservation, the musical's seat counter and the outbox event move together or not at all.
-Concurrent writers are serialised by ETags: a lost race re-reads and decides again.
+reservation, the musical's seat counter, the customer's seat holding (when the musical caps the
+seats per customer) and the outbox event move together or not at all. Concurrent writers are
+serialised by ETags and conditional patches: a lost race re-reads and decides again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
@@ -19,6 +21,7 @@ from shared.domain.errors import (
     NotFoundError,
     ReservationExpired,
     ReservationRejected,
+    SeatLimitReached,
 )
 from shared.domain.events import Event, EventType, reservation_event
 from shared.domain.ids import (
@@ -27,8 +30,13 @@ from shared.domain.ids import (
     musical_id_of,
     new_reservation_id,
 )
-from shared.domain.models import IdempotencyRecord, Reservation, ReservationStatus
-from shared.handlers.musicals import MusicalDirectory
+from shared.domain.models import (
+    IdempotencyRecord,
+    Reservation,
+    ReservationStatus,
+    SeatHolding,
+)
+from shared.handlers.musicals import MusicalDirectory, MusicalFacts
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
@@ -98,7 +106,7 @@ async def place_reservation(
             return await _place(
                 first_request, record.reservation_id, caller, correlation_id, store, musicals, now
             )
-        except (NotEnoughSeats, NotFoundError):
+        except (NotEnoughSeats, SeatLimitReached, NotFoundError):
             # A parallel request with this key may have placed the reservation while this one
             # lost the seats to it: then that reservation is the answer, and the key stays.
             placed = await _find_async(record.reservation_id, store)
@@ -120,6 +128,9 @@ async def _place(
 ) -> Placed:
     musical = await musicals.facts_async(command.musical_id, store)
     seats = command.seats
+    limit = musical.max_seats_per_customer
+    if limit is not None and seats > limit:
+        raise SeatLimitReached(f"musical {musical.id} allows at most {limit} seats per customer")
     reservation = Reservation(
         id=reservation_id,
         musical_id=musical.id,
@@ -131,38 +142,82 @@ async def _place(
         correlation_id=correlation_id,
         created_at=now,
         updated_at=now,
+        seat_limit=limit,
     )
     placed = reservation_event(EventType.RESERVATION_PLACED, reservation, now)
-    try:
-        stored = await store.batch_async(
-            MUSICALS.name,
+    operations: list[Any] = [
+        Patch(
             musical.id,
-            [
-                Patch(
-                    musical.id,
-                    [Incr("availableSeats", -seats)],
-                    condition=[Condition("availableSeats", ">=", seats)],
-                ),
-                Create(reservation.to_document()),
-                Create(_event_document(placed, musical.id)),
-            ],
+            [Incr("availableSeats", -seats)],
+            condition=[Condition("availableSeats", ">=", seats)],
+        ),
+        Create(reservation.to_document()),
+        Create(_event_document(placed, musical.id)),
+    ]
+    holding_exists = True  # the usual case once a customer has reserved here
+    for _ in range(MAX_RACE_RETRIES):
+        holding = _take_allowance(musical, caller, seats, holding_exists) if limit else []
+        try:
+            stored = await store.batch_async(MUSICALS.name, musical.id, [*operations, *holding])
+        except BatchFailed as failure:
+            if failure.index == HOLDING_INDEX and isinstance(failure.cause, NotFound | Conflict):
+                holding_exists = isinstance(failure.cause, Conflict)  # first hold, or a race
+                continue
+            return await _refused(failure, reservation, seats, store)
+        reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
+        return Placed(reservation, created=True)
+    raise RuntimeError(f"the seat holding of {caller.customer_id} kept changing; retry")
+
+
+# Where the seat-holding operation sits in the placing batch.
+HOLDING_INDEX = 3
+
+
+def _take_allowance(
+    musical: MusicalFacts, caller: Caller, seats: int, exists: bool
+) -> list[Patch | Create]:
+    """The batch operation that counts `seats` in the customer's holding, only while the
+    holding stays within the musical's limit: a patch guarded by the limit, or, for the first
+    reservation, the holding's creation (a parallel first reservation then conflicts)."""
+    limit = musical.max_seats_per_customer
+    assert limit is not None
+    holding_id = SeatHolding.id_for(caller.customer_id)
+    if exists:
+        return [
+            Patch(
+                holding_id,
+                [Incr("seats", seats)],
+                condition=[Condition("seats", "<=", limit - seats)],
+            )
+        ]
+    holding = SeatHolding(
+        id=holding_id, musical_id=musical.id, customer_id=caller.customer_id, seats=seats
+    )
+    return [Create(holding.to_document())]
+
+
+async def _refused(
+    failure: BatchFailed, reservation: Reservation, seats: int, store: AsyncDocumentStore
+) -> Placed:
+    """What a failed placing batch means for the caller: 409 for its cause, 404, or the
+    reservation an identical idempotent request placed first."""
+    musical_id = reservation.musical_id
+    if failure.index == 0 and isinstance(failure.cause, PreconditionFailed):
+        raise NotEnoughSeats(f"musical {musical_id} has fewer than {seats} seats available")
+    if failure.index == 0 and isinstance(failure.cause, NotFound):
+        raise NotFoundError(f"no musical {musical_id!r}")
+    if failure.index == HOLDING_INDEX and isinstance(failure.cause, PreconditionFailed):
+        raise SeatLimitReached(
+            f"musical {musical_id} allows at most {reservation.seat_limit} seats per customer; "
+            f"{seats} more would go over it"
         )
-    except BatchFailed as failure:
-        if failure.index == 0 and isinstance(failure.cause, PreconditionFailed):
-            raise NotEnoughSeats(
-                f"musical {musical.id} has fewer than {seats} seats available"
-            ) from None
-        if failure.index == 0 and isinstance(failure.cause, NotFound):
-            raise NotFoundError(f"no musical {musical.id!r}") from None
-        if failure.index == 1 and isinstance(failure.cause, Conflict):
-            # The same idempotent request won a race against us: answer with its result.
-            existing = await _find_async(reservation.id, store)
-            if existing is None:
-                raise NotFoundError(f"no reservation {reservation.id!r}") from None
-            return Placed(existing, created=False)
-        raise
-    reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
-    return Placed(reservation, created=True)
+    if failure.index == 1 and isinstance(failure.cause, Conflict):
+        # The same idempotent request won a race against us: answer with its result.
+        existing = await _find_async(reservation.id, store)
+        if existing is None:
+            raise NotFoundError(f"no reservation {reservation.id!r}")
+        return Placed(existing, created=False)
+    raise failure
 
 
 def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -> Reservation:
@@ -261,7 +316,7 @@ def _transition(
         Create(_event_document(reservation_event(_EVENT_OF[target], moved, now), moved.musical_id)),
     ]
     if reservation.holds_seats and not moved.holds_seats:
-        operations.append(Patch(moved.musical_id, [Incr("availableSeats", moved.seats)]))
+        operations.extend(_seats_back(moved))
     try:
         stored = store.batch(MUSICALS.name, moved.musical_id, operations)
     except BatchFailed as failure:
@@ -313,6 +368,16 @@ async def _release_idempotency_key(record: IdempotencyRecord, store: AsyncDocume
         await store.delete_async(
             IDEMPOTENCY.name, record.customer_id, record.id, if_match=record.etag
         )
+
+
+def _seats_back(reservation: Reservation) -> list[Patch]:
+    """The one place seats come back (cancel, reject, expiry): to the musical's count, and to
+    the customer's allowance when the musical caps it."""
+    operations = [Patch(reservation.musical_id, [Incr("availableSeats", reservation.seats)])]
+    if reservation.seat_limit is not None:
+        holding_id = SeatHolding.id_for(reservation.customer_id)
+        operations.append(Patch(holding_id, [Incr("seats", -reservation.seats)]))
+    return operations
 
 
 def _event_document(event: Event, musical_id: str) -> dict:

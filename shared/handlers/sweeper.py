@@ -1,4 +1,4 @@
-"""The saga sweeper: payment deadlines, and sagas that stopped half-way (CONTRACT §5).
+"""The saga sweeper: payment deadlines, and sagas that stopped half-way (docs/resilience.md).
 
 Run by a timer (functions/sagas.py). The store has no cross-partition query, so the sweeper goes
 musical by musical (the catalog partition lists them, as `GET /musicals` does) and asks each

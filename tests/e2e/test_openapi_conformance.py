@@ -33,6 +33,11 @@ REACHED_ELSEWHERE = {
     ("POST", "/reservations", "503"),
     # tests/unit/test_readiness.py: the store or the bus unreachable
     ("GET", "/health/ready", "503"),
+    # tests/unit/test_auth_not_configured.py: deployed without token settings (never devhost)
+    ("POST", "/musicals", "503"),
+    ("GET", "/reservations/{id}", "503"),
+    ("POST", "/reservations/{id}/cancel", "503"),
+    ("GET", "/history", "503"),
 }
 
 

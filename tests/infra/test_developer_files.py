@@ -14,10 +14,10 @@ from tests.infra.bicep_tree import INFRA, REPO, module, parse_bicep, resource_co
 
 # Settings left out of the template, and why (an empty value would not mean "unset").
 NOT_IN_TEMPLATE = {
-    "OUTERPARK_STORE_SOCKET": "devhost sets it for the processes it starts; empty would be a path",
-    "OUTERPARK_BUS_RINGS": "devhost sets it for the processes it starts; empty would be a path",
     "COSMOS_KEY": "emulators only (docs/deploy.md); empty would be an empty key",
     "AZURE_CLIENT_ID": "Azure sets the managed identity's client id; locally your login is used",
+    "OUTERPARK_LOCAL_BACKENDS": "the embedded backends are devhost's; func start uses Azure's",
+    "OUTERPARK_LOCAL_DEV": "set by python -m devhost alone: development tokens, never deployed",
 }
 
 

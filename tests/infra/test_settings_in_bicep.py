@@ -12,6 +12,7 @@ LOCAL_ONLY = {
     "OUTERPARK_LOCAL_BACKENDS": "devhost's embedded store and bus; Azure uses Cosmos DB and "
     "Service Bus",
     "OUTERPARK_JWT_SECRET": "HS256 development tokens; Azure checks Entra ID tokens (AUTH_*)",
+    "OUTERPARK_LOCAL_DEV": "said by devhost alone; a deployed app never accepts local tokens",
     "COSMOS_KEY": "key auth for emulators; the account has local auth off",
     "COSMOS_VERIFY_TLS": "for emulators with self-signed certificates",
 }

@@ -9,24 +9,27 @@ from datetime import datetime
 
 import pytest
 
+from shared.api.problems import problem_for
 from shared.domain.caller import Caller
-from shared.domain.commands import PlaceReservation
+from shared.domain.commands import PlaceReservation, RegisterMusical
 from shared.domain.errors import (
     NotEnoughSeats,
     NotFoundError,
     PaymentsUnavailable,
     ReservationRejected,
+    SeatLimitReached,
 )
 from shared.domain.events import Event, EventType, PaymentFacts
-from shared.domain.models import Musical, ReservationStatus
-from shared.handlers.musicals import MusicalDirectory, get_musical
+from shared.domain.ids import idempotency_record_id
+from shared.domain.models import Musical, ReservationStatus, SeatHolding
+from shared.handlers.musicals import MusicalDirectory, get_musical, register_musical
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
     get_reservation,
     place_reservation,
 )
-from shared.ports import Condition, DocumentStore
+from shared.ports import Condition, DocumentStore, NotFound
 from shared.topology import IDEMPOTENCY, MUSICALS
 
 
@@ -347,3 +350,111 @@ def test_parallel_requests_with_one_key_for_the_last_seats_all_answer_with_the_o
     again = place(store, musical, customer, clock.now(), seats=10, key="last-seats")
     assert again.reservation.id == results[0].reservation.id
     assert get_musical(musical.id, store).available_seats == 0
+
+
+# --------------------------------------------------------------------------- maxSeatsPerCustomer
+
+
+@pytest.fixture
+def capped(store, clock) -> Musical:
+    command = RegisterMusical(title="Wicked", seats=50, price=10, max_seats_per_customer=4)
+    return register_musical(command, store, clock.now())
+
+
+def held_by(store, musical: Musical, customer: Caller) -> int:
+    holding = store.read(MUSICALS.name, musical.id, SeatHolding.id_for(customer.customer_id))
+    return holding["seats"]
+
+
+def test_a_customer_may_hold_up_to_the_cap_and_no_more(store, clock, customer, capped):
+    place(store, capped, customer, clock.now(), seats=3)
+    place(store, capped, customer, clock.now(), seats=1)
+
+    with pytest.raises(SeatLimitReached) as refused:
+        place(store, capped, customer, clock.now(), seats=1)
+
+    problem = problem_for(refused.value)
+    assert problem is not None
+    assert (problem.type.status, problem.type.type_suffix) == (409, "seat-limit")
+    assert held_by(store, capped, customer) == 4
+    assert get_musical(capped.id, store).available_seats == 46
+    assert events_of(store, capped.id) == ["ReservationPlaced"] * 2
+
+
+def test_one_request_over_the_cap_is_refused_before_anything_is_written(
+    store, clock, customer, capped
+):
+    with pytest.raises(SeatLimitReached):
+        place(store, capped, customer, clock.now(), seats=5)
+
+    assert get_musical(capped.id, store).available_seats == 50
+    assert events_of(store, capped.id) == []
+
+
+def test_the_cap_is_per_customer(store, clock, customer, capped):
+    place(store, capped, customer, clock.now(), seats=4)
+
+    placed = place(store, capped, Caller("bob"), clock.now(), seats=4)
+
+    assert placed.created
+    assert placed.reservation.seat_limit == 4
+
+
+def test_cancel_and_reject_give_the_allowance_back(store, clock, customer, capped):
+    first = place(store, capped, customer, clock.now(), seats=4).reservation
+    cancel_reservation(first.id, customer, store, clock.now())
+    cancel_reservation(first.id, customer, store, clock.now())  # again: nothing moves twice
+    second = place(store, capped, customer, clock.now(), seats=4).reservation
+    declined = payment_event(EventType.PAYMENT_DECLINED, second, clock.now())
+    apply_payment_outcome(declined, store, clock.now())
+    apply_payment_outcome(declined, store, clock.now())
+
+    assert held_by(store, capped, customer) == 0
+    assert place(store, capped, customer, clock.now(), seats=4).created
+
+
+def test_a_confirmed_reservation_still_counts_against_the_cap(store, clock, customer, capped):
+    placed = place(store, capped, customer, clock.now(), seats=4).reservation
+    apply_payment_outcome(
+        payment_event(EventType.PAYMENT_APPROVED, placed, clock.now()), store, clock.now()
+    )
+
+    with pytest.raises(SeatLimitReached):
+        place(store, capped, customer, clock.now(), seats=1)
+
+
+def test_parallel_requests_of_one_customer_never_end_above_the_cap(store, clock, customer, capped):
+    def attempt(_: int) -> bool:
+        try:
+            place(store, capped, customer, clock.now(), seats=1)
+        except SeatLimitReached:
+            return False
+        return True
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(attempt, range(10)))
+
+    assert sum(outcomes) == 4
+    assert held_by(store, capped, customer) == 4
+    assert get_musical(capped.id, store).available_seats == 46
+
+
+def test_a_replayed_idempotency_key_answers_its_first_reservation_before_the_cap(
+    store, clock, customer, capped
+):
+    first = place(store, capped, customer, clock.now(), seats=4, key="k")
+
+    replay = place(store, capped, customer, clock.now(), seats=4, key="k")
+
+    assert not replay.created
+    assert replay.reservation.id == first.reservation.id
+    assert held_by(store, capped, customer) == 4
+
+
+def test_a_request_refused_by_the_cap_releases_its_idempotency_key(store, clock, customer, capped):
+    place(store, capped, customer, clock.now(), seats=4)
+    with pytest.raises(SeatLimitReached):
+        place(store, capped, customer, clock.now(), seats=1, key="k")
+
+    with pytest.raises(NotFound):
+        store.read(IDEMPOTENCY.name, customer.customer_id, idempotency_record_id("k"))
