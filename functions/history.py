@@ -21,13 +21,13 @@ async def _project(docs: func.DocumentList) -> None:
 
 @bp.route(route="history", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
-def show_history(request: ApiRequest) -> func.HttpResponse:
+async def show_history(request: ApiRequest) -> func.HttpResponse:
+    """Async: the read runs on the worker's event loop instead of a pool thread."""
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
     limit, continuation = request.page_params()
-    return json_response(
-        list_history(caller, services.store, limit, continuation).to_api(), request
-    )
+    page = await list_history(caller, services.async_store, limit, continuation)
+    return json_response(page.to_api(), request)
 
 
 @bp.function_name("history_from_musicals")

@@ -231,6 +231,23 @@ class AsyncDocumentStore(Protocol):
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> list[Document | None]: ...
 
+    async def query_async(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        """`DocumentStore.query`, awaited: the reads of the API answer from the event loop."""
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        """Point reads of many items, each named by (partition key, id), at once: the items
+        that exist, in the order of `keys` (a missing one is left out, never an error)."""
+
 
 @dataclass(frozen=True)
 class Change:

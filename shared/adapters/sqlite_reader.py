@@ -264,6 +264,38 @@ class SqliteReader:
             ).fetchone()
         return row is not None
 
+    # ------------------------------------------------------------------ AsyncDocumentStore reads
+
+    async def query_async(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        # Inline, as `read_async`: a WAL read never waits for the writer, and a page of a
+        # partition is one indexed range; a thread hop would cost more than the read.
+        return self.query(container, partition_key, where, order_by, limit, continuation)
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        """One statement for every key (inline, as `read_async`)."""
+        spec = self._container(container)
+        if not keys:
+            return []
+        pairs = ", ".join("(?, ?)" for _ in keys)
+        with self._reader() as connection:
+            rows = connection.execute(
+                f"SELECT pk, id, body FROM items WHERE container = ? AND {LIVE}"
+                f" AND (pk, id) IN (VALUES {pairs})",
+                [spec.name, self._clock(), *(part for key in keys for part in key)],
+            ).fetchall()
+        found = {(row[0], row[1]): row[2] for row in rows}
+        return [json.loads(found[key]) for key in map(tuple, keys) if key in found]
+
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:
     segments = partition_key_segments(spec.partition_key)

@@ -3,16 +3,21 @@
 One query of one partition (the customer's): newest first, keyset-paged. Items whose
 reservation has not been projected yet (only a payment or notice of it has) are left out
 until it is: without it they have no title, seats or place in the order.
+
+Async, on the event loop, and served as stored: the projection validated each item when it
+wrote it, and the stored document is the answer's item plus its keys (`served_item`), so a page
+costs one query and a copy of each item's fields, never a model per item.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared.domain.caller import Caller
 from shared.handlers.paging import query_page
-from shared.ports import Condition, DocumentStore, OrderBy
-from shared.projection.history_item import HistoryItem
+from shared.ports import AsyncDocumentStore, Condition, OrderBy
+from shared.projection.history_item import served_item
 from shared.topology import CUSTOMER_CENTER
 
 NEWEST_FIRST = (OrderBy("createdAt", descending=True), OrderBy("id"))
@@ -24,21 +29,21 @@ PLACED_ONLY = (Condition("musicalTitle", ">=", ""),)
 @dataclass(frozen=True)
 class HistoryPage:
     customer_id: str
-    items: list[HistoryItem]
+    items: list[dict[str, Any]]  # CONTRACT §3 HistoryItems, as served
     continuation_token: str | None
 
-    def to_api(self) -> dict:
+    def to_api(self) -> dict[str, Any]:
         return {
             "customerId": self.customer_id,
-            "items": [item.to_api() for item in self.items],
+            "items": self.items,
             "continuationToken": self.continuation_token,
         }
 
 
-def list_history(
-    caller: Caller, store: DocumentStore, limit: int, continuation: str | None
+async def list_history(
+    caller: Caller, store: AsyncDocumentStore, limit: int, continuation: str | None
 ) -> HistoryPage:
-    page = query_page(
+    page = await query_page(
         store,
         CUSTOMER_CENTER.name,
         caller.customer_id,
@@ -49,6 +54,6 @@ def list_history(
     )
     return HistoryPage(
         customer_id=caller.customer_id,
-        items=[HistoryItem.from_document(document) for document in page.items],
+        items=[served_item(document) for document in page.items],
         continuation_token=page.continuation,
     )

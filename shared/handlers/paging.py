@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.domain.errors import InvalidContinuationToken
-from shared.ports import Condition, DocumentStore, OrderBy, Page
+from shared.ports import AsyncDocumentStore, Condition, OrderBy, Page
 
 
-def query_page(
-    store: DocumentStore,
+async def query_page(
+    store: AsyncDocumentStore,
     container: str,
     partition_key: str,
     where: Sequence[Condition],
@@ -19,7 +19,9 @@ def query_page(
 ) -> Page:
     """The page; a continuation token the store cannot read is the client's error (422)."""
     try:
-        return store.query(container, partition_key, where, order_by, limit, continuation)
+        return await store.query_async(
+            container, partition_key, where, order_by, limit, continuation
+        )
     except ValueError:
         if continuation is None:
             raise

@@ -122,6 +122,16 @@ class HistoryItem(StoredModel):
         return {name: document[name] for name in _API_FIELDS}
 
 
+def served_item(document: dict[str, Any]) -> dict[str, Any]:
+    """The API's HistoryItem from its stored document, without validating it again: the
+    projection validated it when it wrote it, in the answer's own JSON form (`to_document`).
+    A document missing a field (written before the field existed) goes through the model."""
+    try:
+        return {name: document[name] for name in _API_FIELDS}
+    except KeyError:
+        return HistoryItem.from_document(document).to_api()
+
+
 def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:
     if fact.details is not None:
         fields.update(
