@@ -10,10 +10,18 @@ from __future__ import annotations
 from functools import lru_cache
 
 from azure.core.credentials import TokenCredential
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity import DefaultAzureCredential
+from azure.identity.aio import DefaultAzureCredential as AsyncDefaultAzureCredential
 
 
 @lru_cache(maxsize=4)
 def azure_credential(managed_identity_client_id: str | None) -> TokenCredential:
     """One credential per identity per process, so that its token cache is shared."""
     return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
+
+
+@lru_cache(maxsize=4)
+def async_azure_credential(managed_identity_client_id: str | None) -> AsyncTokenCredential:
+    """The same identity for the async SDK clients (`azure.cosmos.aio`)."""
+    return AsyncDefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
