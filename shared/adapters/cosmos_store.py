@@ -150,13 +150,13 @@ class CosmosDocumentStore:
         containers: Mapping[str, ContainerSpec] = CONTAINERS,
         async_credential: AsyncCredential | None = None,
     ) -> None:
+        if async_credential is None and not isinstance(credential, str):
+            raise ValueError("a token credential needs its async counterpart (async_credential)")
         self._database = cosmos_client(
             endpoint, credential, verify_tls=verify_tls
         ).get_database_client(database)
         self._specs = containers
         self._proxies: dict[str, ContainerProxy] = {}
-        if async_credential is None and not isinstance(credential, str):
-            raise ValueError("a token credential needs its async counterpart (async_credential)")
         self._async = _AsyncClients(
             endpoint,
             database,
