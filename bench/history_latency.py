@@ -120,7 +120,7 @@ def direct_call(store: SqliteDocumentStore, loop: asyncio.AbstractEventLoop) -> 
     def call() -> None:
         page = loop.run_until_complete(list_history(caller, store, 50, None))
         assert len(page.items) == TARGET_ITEMS
-        page.to_api()
+        page.to_json()
 
     return call
 

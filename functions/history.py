@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.change_feed import change_feed_trigger, retry_forever
-from shared.api.http import ApiRequest, endpoint, json_response
+from shared.api.http import ApiRequest, endpoint, json_text_response
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.history import list_history
@@ -27,7 +27,7 @@ async def show_history(request: ApiRequest) -> func.HttpResponse:
     caller = services.authenticator.authenticate(request.raw.headers)
     limit, continuation = request.page_params()
     page = await list_history(caller, services.async_store, limit, continuation)
-    return json_response(page.to_api(), request)
+    return json_text_response(page.to_json(), request)
 
 
 @bp.function_name("history_from_musicals")

@@ -38,7 +38,7 @@ PAYMENT_RANK: dict[PaymentStatus, int] = {
 }
 
 # The fields of CONTRACT §3 HistoryItem, plus createdAt (the order of the list).
-_API_FIELDS = (
+API_FIELDS = (
     "reservationId",
     "musicalId",
     "musicalTitle",
@@ -119,17 +119,7 @@ class HistoryItem(StoredModel):
 
     def to_api(self) -> dict[str, Any]:
         document = self.to_json_dict()
-        return {name: document[name] for name in _API_FIELDS}
-
-
-def served_item(document: dict[str, Any]) -> dict[str, Any]:
-    """The API's HistoryItem from its stored document, without validating it again: the
-    projection validated it when it wrote it, in the answer's own JSON form (`to_document`).
-    A document missing a field (written before the field existed) goes through the model."""
-    try:
-        return {name: document[name] for name in _API_FIELDS}
-    except KeyError:
-        return HistoryItem.from_document(document).to_api()
+        return {name: document[name] for name in API_FIELDS}
 
 
 def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:

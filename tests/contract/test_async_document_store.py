@@ -4,6 +4,7 @@ on every backend of conftest.py, including when many are in flight on one event 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,3 +157,26 @@ def test_many_items_are_read_at_once_in_the_order_asked_and_missing_ones_left_ou
         ]
 
     assert asyncio.run(scenario()) == [[b, a], [], []]
+
+
+def test_a_json_query_gives_each_item_as_the_text_of_the_fields_asked(store: Store) -> None:
+    store.create(C, doc("a", n=1, flag=True, tags=["x", {"y": None}], name="Évita", meta={"k": 2}))
+    store.create(C, doc("b", n=2, flag=False, name="b"))
+    store.create(C, doc("c", "p2", n=3))
+    fields = ["name", "n", "flag", "tags", "missing"]
+
+    async def scenario() -> list[str]:
+        first = await store.query_json_async(C, "p1", fields, order_by=[OrderBy("n")], limit=1)
+        rest = await store.query_json_async(
+            C, "p1", fields, order_by=[OrderBy("n")], limit=1, continuation=first.continuation
+        )
+        assert rest.continuation is None
+        return first.items + rest.items
+
+    texts = asyncio.run(scenario())
+
+    assert [json.loads(text) for text in texts] == [
+        {"name": "Évita", "n": 1, "flag": True, "tags": ["x", {"y": None}], "missing": None},
+        {"name": "b", "n": 2, "flag": False, "tags": None, "missing": None},
+    ]
+    assert [list(json.loads(text)) for text in texts] == [fields, fields]
