@@ -13,6 +13,7 @@ latency does not grow with the size of the view: the two p99s should be within 2
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import tempfile
@@ -113,13 +114,13 @@ def interleaved(
     return samples
 
 
-def direct_call(store: SqliteDocumentStore) -> Callable[[], None]:
+def direct_call(store: SqliteDocumentStore, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     caller = Caller(TARGET)
 
     def call() -> None:
-        page = list_history(caller, store, 50, None)
+        page = loop.run_until_complete(list_history(caller, store, 50, None))
         assert len(page.items) == TARGET_ITEMS
-        page.to_api()
+        page.to_json()
 
     return call
 
@@ -160,7 +161,8 @@ def main() -> None:
         print(f"load average before measuring: {os.getloadavg()}")
 
         stores = [running.enter_context(closing(SqliteDocumentStore(d))) for d in data_dirs]
-        direct = interleaved([direct_call(store) for store in stores], args.requests)
+        loop = running.enter_context(closing(asyncio.new_event_loop()))
+        direct = interleaved([direct_call(store, loop) for store in stores], args.requests)
         report(args.sizes, "direct", direct)
 
         calls = []

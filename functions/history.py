@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.change_feed import change_feed_trigger, retry_forever
-from shared.api.http import ApiRequest, endpoint, json_response
+from shared.api.http import ApiRequest, endpoint, json_text_response
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.history import list_history
@@ -21,13 +21,13 @@ async def _project(docs: func.DocumentList) -> None:
 
 @bp.route(route="history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def show_history(request: ApiRequest) -> func.HttpResponse:
+async def show_history(request: ApiRequest) -> func.HttpResponse:
+    """Async: the read runs on the worker's event loop instead of a pool thread."""
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
     limit, continuation = request.page_params()
-    return json_response(
-        list_history(caller, services.store, limit, continuation).to_api(), request
-    )
+    page = await list_history(caller, services.async_store, limit, continuation)
+    return json_text_response(page.to_json(), request)
 
 
 @bp.function_name("history_from_musicals")

@@ -5,7 +5,7 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import RegisterMusical
-from shared.handlers.musicals import get_musical, list_musicals, register_musical
+from shared.handlers.musicals import list_musicals, read_musical, register_musical
 
 bp = func.Blueprint()
 
@@ -22,15 +22,14 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
 
 @bp.route(route="musicals", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def browse_musicals(request: ApiRequest) -> func.HttpResponse:
+async def browse_musicals(request: ApiRequest) -> func.HttpResponse:
     limit, continuation = request.page_params()
-    musicals, token = list_musicals(get_services().store, limit, continuation)
-    return json_response(
-        {"items": [m.to_api() for m in musicals], "continuationToken": token}, request
-    )
+    musicals, token = await list_musicals(get_services().async_store, limit, continuation)
+    return json_response({"items": musicals, "continuationToken": token}, request)
 
 
 @bp.route(route="musicals/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def show_musical(request: ApiRequest) -> func.HttpResponse:
-    return json_response(get_musical(request.route("id"), get_services().store), request)
+async def show_musical(request: ApiRequest) -> func.HttpResponse:
+    musical = await read_musical(request.route("id"), get_services().async_store)
+    return json_response(musical, request)

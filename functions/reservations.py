@@ -6,7 +6,8 @@ from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import PlaceReservation
 from shared.handlers.load_shedding import admit_new_order
-from shared.handlers.reservations import cancel_reservation, get_reservation, place_reservation
+from shared.handlers.reservation_reads import read_reservation
+from shared.handlers.reservations import cancel_reservation, place_reservation
 
 bp = func.Blueprint()
 
@@ -41,10 +42,11 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
 
 @bp.route(route="reservations/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def show_reservation(request: ApiRequest) -> func.HttpResponse:
+async def show_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    return json_response(get_reservation(request.route("id"), caller, services.store), request)
+    reservation = await read_reservation(request.route("id"), caller, services.async_store)
+    return json_response(reservation, request)
 
 
 @bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

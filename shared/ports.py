@@ -149,6 +149,14 @@ class Page:
     continuation: str | None = None
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """One page of a query, each item as the JSON text of an object (see `query_json_async`)."""
+
+    items: list[str]
+    continuation: str | None = None
+
+
 @runtime_checkable
 class DocumentStore(Protocol):
     """A Cosmos-DB-shaped document store. Containers are named in `shared.topology`.
@@ -230,6 +238,37 @@ class AsyncDocumentStore(Protocol):
     async def batch_async(
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> list[Document | None]: ...
+
+    async def query_async(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        """`DocumentStore.query`, awaited: the reads of the API answer from the event loop."""
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        """Point reads of many items, each named by (partition key, id), at once: the items
+        that exist, in the order of `keys` (a missing one is left out, never an error)."""
+
+    async def query_json_async(
+        self,
+        container: str,
+        partition_key: str,
+        fields: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> JsonPage:
+        """`query_async`, each item given as the JSON text of an object holding only the
+        top-level `fields`, in that order (a field the item lacks is null): an answer made of
+        stored JSON is joined from these texts, without decoding or encoding them."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from azure.core.credentials import TokenCredential
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+from azure.identity.aio import DefaultAzureCredential as AsyncDefaultAzureCredential
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
 MANAGED_IDENTITY_ENDPOINT = "IDENTITY_ENDPOINT"
 
@@ -31,3 +34,11 @@ def azure_credential(managed_identity_client_id: str | None) -> TokenCredential:
     if runs_in_azure():
         return ManagedIdentityCredential(client_id=managed_identity_client_id)
     return DefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)
+
+
+@lru_cache(maxsize=4)
+def async_azure_credential(managed_identity_client_id: str | None) -> AsyncTokenCredential:
+    """The same identity for the async SDK clients (`azure.cosmos.aio`)."""
+    if runs_in_azure():
+        return AsyncManagedIdentityCredential(client_id=managed_identity_client_id)
+    return AsyncDefaultAzureCredential(managed_identity_client_id=managed_identity_client_id)

@@ -1,13 +1,18 @@
-"""The DocumentStore and ChangeFeed ports over Azure Cosmos DB for NoSQL (sync SDK).
+"""The DocumentStore, AsyncDocumentStore and ChangeFeed ports over Azure Cosmos DB for NoSQL.
 
-One CosmosClient per endpoint per process (module-level cache): the client holds the
-connection pool, the account metadata and the container properties, and is expensive to build.
-In Azure it authenticates with the Function App's managed identity; an account key is only
-for emulators and test servers (`COSMOS_KEY`).
+The blocking operations use the sync SDK; the awaited ones (the HTTP functions' hot paths, the
+history projection) use the async SDK (`azure.cosmos.aio`, over aiohttp) on the caller's event
+loop, with no thread per call. One sync CosmosClient per endpoint per process (module-level
+cache), and one async client per event loop (an aiohttp session belongs to its loop; the
+Functions worker runs one): a client holds the connection pool, the account metadata and the
+container properties, and is expensive to build. In Azure it authenticates with the Function
+App's managed identity; an account key is only for emulators and test servers (`COSMOS_KEY`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,12 +20,13 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos import aio as cosmos_aio
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
 from shared.adapters import cosmos_sql
-from shared.adapters.async_in_threads import AsyncInThreads
-from shared.adapters.azure_credentials import azure_credential
+from shared.adapters.azure_credentials import async_azure_credential, azure_credential
 from shared.adapters.document_paths import get_field, partition_key_segments
 from shared.ports import (
     MAX_BATCH_OPERATIONS,
@@ -32,6 +38,7 @@ from shared.ports import (
     Create,
     Delete,
     Document,
+    JsonPage,
     NotFound,
     OrderBy,
     Page,
@@ -57,9 +64,20 @@ CONNECTION_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 15
 
 Credential = str | TokenCredential
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
+AsyncCredential = str | AsyncTokenCredential
 
 _clients: dict[tuple[str, bool], CosmosClient] = {}
 _clients_lock = threading.Lock()
+
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
+    "read_timeout": READ_TIMEOUT_SECONDS,
+    "retry_total": CONNECTION_RETRY_ATTEMPTS,
+    "retry_throttle_total": THROTTLE_RETRY_ATTEMPTS,
+    "retry_throttle_backoff_max": THROTTLE_RETRY_MAX_WAIT_SECONDS,
+}
 
 
 def cosmos_client(
@@ -71,14 +89,7 @@ def cosmos_client(
         client = _clients.get(key)
         if client is None:
             client = CosmosClient(
-                endpoint,
-                credential=credential,
-                connection_verify=verify_tls,
-                connection_timeout=CONNECTION_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                retry_total=CONNECTION_RETRY_ATTEMPTS,
-                retry_throttle_total=THROTTLE_RETRY_ATTEMPTS,
-                retry_throttle_backoff_max=THROTTLE_RETRY_MAX_WAIT_SECONDS,
+                endpoint, credential=credential, connection_verify=verify_tls, **_CLIENT_OPTIONS
             )
             _clients[key] = client
         return client
@@ -127,9 +138,10 @@ def _document(item: Any) -> Document:
     return dict(item)
 
 
-class CosmosDocumentStore(AsyncInThreads):
+class CosmosDocumentStore:
     """DocumentStore, AsyncDocumentStore and ChangeFeed over one Cosmos DB database of
-    `shared.topology` containers."""
+    `shared.topology` containers. `async_credential` authenticates the awaited operations
+    (an async token credential; by default `credential` when it is an account key)."""
 
     def __init__(
         self,
@@ -139,27 +151,39 @@ class CosmosDocumentStore(AsyncInThreads):
         *,
         verify_tls: bool = True,
         containers: Mapping[str, ContainerSpec] = CONTAINERS,
+        async_credential: AsyncCredential | None = None,
     ) -> None:
+        if async_credential is None and not isinstance(credential, str):
+            raise ValueError("a token credential needs its async counterpart (async_credential)")
         self._database = cosmos_client(
             endpoint, credential, verify_tls=verify_tls
         ).get_database_client(database)
         self._specs = containers
         self._proxies: dict[str, ContainerProxy] = {}
+        self._async = _AsyncClients(
+            endpoint,
+            database,
+            async_credential if async_credential is not None else str(credential),
+            verify_tls,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CosmosDocumentStore:
         if settings.cosmos_endpoint is None:
             raise ValueError("CosmosDBConnection__accountEndpoint is not set")
-        credential: Credential = (
-            settings.cosmos_key.get_secret_value()
-            if settings.cosmos_key is not None
-            else azure_credential(settings.managed_identity_client_id)
-        )
+        if settings.cosmos_key is not None:
+            key = settings.cosmos_key.get_secret_value()
+            credential: Credential = key
+            async_credential: AsyncCredential = key
+        else:
+            credential = azure_credential(settings.managed_identity_client_id)
+            async_credential = async_azure_credential(settings.managed_identity_client_id)
         return cls(
             settings.cosmos_endpoint,
             settings.cosmos_database,
             credential,
             verify_tls=settings.cosmos_verify_tls,
+            async_credential=async_credential,
         )
 
     def _spec(self, name: str) -> ContainerSpec:
@@ -256,6 +280,16 @@ class CosmosDocumentStore(AsyncInThreads):
     ) -> list[Document | None]:
         if not operations:
             return []
+        request = self._batch_request(container, partition_key, operations)
+        with _mapped_batch_errors(operations):
+            results = self._container(container).execute_item_batch(request, partition_key)
+        return _batch_results(operations, results)
+
+    def _batch_request(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+        """The SDK's batch operations, once every document is checked to be in the batch's
+        partition."""
         if len(operations) > MAX_BATCH_OPERATIONS:
             raise ValueError(f"a batch takes at most {MAX_BATCH_OPERATIONS} operations")
         key_segments = partition_key_segments(self._spec(container).partition_key)
@@ -266,26 +300,7 @@ class CosmosDocumentStore(AsyncInThreads):
                     raise ValueError(
                         f"batch operation {index}: the document is outside the batch partition"
                     )
-        try:
-            results = self._container(container).execute_item_batch(
-                [_batch_operation(operation) for operation in operations], partition_key
-            )
-        except CosmosBatchOperationError as error:
-            index = error.error_index or 0
-            status = error.status_code
-            failed = operations[index]
-            if status == 404 and isinstance(failed, Upsert) and failed.if_match is not None:
-                status = 412
-            cause = store_error(status, _first_line(error.message))
-            if not isinstance(cause, StoreError):
-                raise cause from error
-            raise BatchFailed(index, cause) from error
-        except CosmosHttpResponseError as error:
-            raise store_error(error.status_code, _first_line(error.message)) from error
-        return [
-            None if isinstance(operation, Delete) else _document(result["resourceBody"])
-            for operation, result in zip(operations, results, strict=True)
-        ]
+        return [_batch_operation(operation) for operation in operations]
 
     # ------------------------------------------------------------------- queries
 
@@ -298,12 +313,8 @@ class CosmosDocumentStore(AsyncInThreads):
         limit: int = 100,
         continuation: str | None = None,
     ) -> Page:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
         proxy = self._container(container)
-        query, parameters = cosmos_sql.partition_query(
-            self._spec(container).partition_key, partition_key, where, order_by
-        )
+        query, parameters = self._query(container, partition_key, where, order_by, limit)
         with _mapped_errors():
             pages = proxy.query_items(
                 query,
@@ -314,6 +325,117 @@ class CosmosDocumentStore(AsyncInThreads):
             items = [_document(item) for item in next(pages, [])]
             token = pages.continuation_token  # type: ignore[attr-defined]  # ItemPaged's pager
             return Page(items=items, continuation=token or None)
+
+    def _query(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition],
+        order_by: Sequence[OrderBy],
+        limit: int,
+    ) -> tuple[str, list[dict[str, Any]]]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        return cosmos_sql.partition_query(
+            self._spec(container).partition_key, partition_key, where, order_by
+        )
+
+    # ------------------------------------------------------------------- awaited (async SDK)
+
+    async def read_async(self, container: str, partition_key: str, id: str) -> Document:
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_errors():
+            return _document(await proxy.read_item(id, partition_key))
+
+    async def create_async(self, container: str, document: Document) -> Document:
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_errors():
+            return _document(await proxy.create_item(self._checked(container, document)))
+
+    async def replace_async(
+        self, container: str, document: Document, if_match: str | None = None
+    ) -> Document:
+        self._checked(container, document)
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_errors():
+            return _document(
+                await proxy.replace_item(document["id"], document, **_if_match(if_match))
+            )
+
+    async def delete_async(
+        self, container: str, partition_key: str, id: str, if_match: str | None = None
+    ) -> None:
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_errors():
+            await proxy.delete_item(id, partition_key, **_if_match(if_match))
+
+    async def batch_async(
+        self, container: str, partition_key: str, operations: Sequence[BatchOperation]
+    ) -> list[Document | None]:
+        if not operations:
+            return []
+        request = self._batch_request(container, partition_key, operations)
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_batch_errors(operations):
+            results = await proxy.execute_item_batch(request, partition_key)
+        return _batch_results(operations, results)
+
+    async def query_async(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        query, parameters = self._query(container, partition_key, where, order_by, limit)
+        proxy = await self._async.container(self._spec(container).name)
+        with _mapped_errors():
+            pages = proxy.query_items(
+                query, parameters=parameters, partition_key=partition_key, max_item_count=limit
+            ).by_page(continuation)
+            items = [_document(item) async for item in await anext(pages, _no_items())]
+            token = pages.continuation_token  # type: ignore[attr-defined]  # set by by_page
+            return Page(items=items, continuation=token or None)
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        """Concurrent point reads (1 RU each): each key may lie in another partition."""
+
+        async def read(partition_key: str, id: str) -> Document | None:
+            try:
+                return await self.read_async(container, partition_key, id)
+            except NotFound:
+                return None
+
+        found = await asyncio.gather(*(read(pk, id) for pk, id in keys))
+        return [document for document in found if document is not None]
+
+    async def query_json_async(
+        self,
+        container: str,
+        partition_key: str,
+        fields: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> JsonPage:
+        """`query_async`, each item encoded with `fields` only (the SDK hands over parsed
+        JSON, so the texts are made here)."""
+        page = await self.query_async(
+            container, partition_key, where, order_by, limit, continuation
+        )
+        return JsonPage(
+            items=[_ENCODE_JSON({name: item.get(name) for name in fields}) for item in page.items],
+            continuation=page.continuation,
+        )
+
+    async def close_async(self) -> None:
+        """Close the running loop's async client (the sync client lives with the process)."""
+        await self._async.close()
 
     # ------------------------------------------------------------------- change feed
 
@@ -376,6 +498,82 @@ def _batch_operation(operation: BatchOperation) -> tuple[str, tuple[Any, ...], d
         case Read(id=id):
             return "read", (id,), {}
     raise TypeError(f"unknown batch operation {operation!r}")
+
+
+@contextmanager
+def _mapped_batch_errors(operations: Sequence[BatchOperation]) -> Iterator[None]:
+    """A failed operation as BatchFailed at its index; any other failure as the port's error."""
+    try:
+        yield
+    except CosmosBatchOperationError as error:
+        index = error.error_index or 0
+        status = error.status_code
+        failed = operations[index]
+        if status == 404 and isinstance(failed, Upsert) and failed.if_match is not None:
+            status = 412
+        cause = store_error(status, _first_line(error.message))
+        if not isinstance(cause, StoreError):
+            raise cause from error
+        raise BatchFailed(index, cause) from error
+    except CosmosHttpResponseError as error:
+        raise store_error(error.status_code, _first_line(error.message)) from error
+
+
+def _batch_results(operations: Sequence[BatchOperation], results: Any) -> list[Document | None]:
+    return [
+        None if isinstance(operation, Delete) else _document(result["resourceBody"])
+        for operation, result in zip(operations, results, strict=True)
+    ]
+
+
+async def _no_items() -> Any:
+    """An empty page, for a query whose pager yields none."""
+    return
+    yield
+
+
+class _AsyncClients:
+    """One async client per event loop, opened by the loop's first awaited operation."""
+
+    def __init__(
+        self, endpoint: str, database: str, credential: AsyncCredential, verify_tls: bool
+    ) -> None:
+        self._endpoint = endpoint
+        self._database = database
+        self._credential = credential
+        self._verify_tls = verify_tls
+        self._per_loop: dict[asyncio.AbstractEventLoop, cosmos_aio.CosmosClient] = {}
+        self._proxies: dict[tuple[asyncio.AbstractEventLoop, str], cosmos_aio.ContainerProxy] = {}
+
+    async def container(self, name: str) -> cosmos_aio.ContainerProxy:
+        loop = asyncio.get_running_loop()
+        proxy = self._proxies.get((loop, name))
+        if proxy is None:
+            client = self._per_loop.get(loop)
+            if client is None:
+                self._forget_closed_loops()
+                client = self._per_loop[loop] = cosmos_aio.CosmosClient(
+                    self._endpoint,
+                    credential=self._credential,
+                    connection_verify=self._verify_tls,
+                    **_CLIENT_OPTIONS,
+                )
+            database = client.get_database_client(self._database)
+            proxy = self._proxies[(loop, name)] = database.get_container_client(name)
+        return proxy
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.pop(loop, None)
+        self._proxies = {key: p for key, p in self._proxies.items() if key[0] is not loop}
+        if client is not None:
+            await client.close()
+
+    def _forget_closed_loops(self) -> None:
+        closed = [loop for loop in self._per_loop if loop.is_closed()]
+        for loop in closed:
+            del self._per_loop[loop]
+        self._proxies = {key: p for key, p in self._proxies.items() if not key[0].is_closed()}
 
 
 def _batch_if_match(etag: str | None) -> dict[str, Any]:

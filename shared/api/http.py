@@ -129,6 +129,16 @@ def json_response(
     )
 
 
+def json_text_response(text: str, request: ApiRequest) -> func.HttpResponse:
+    """200 with `text`, a JSON answer already written (e.g. joined from stored JSON)."""
+    return func.HttpResponse(
+        text,
+        status_code=200,
+        mimetype="application/json",
+        headers={CORRELATION_HEADER: request.correlation_id},
+    )
+
+
 def problem_response(
     status: int,
     title: str,

@@ -7,6 +7,7 @@ Each stored document has a `type` so that one container can hold several kinds o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +41,23 @@ class StoredModel(CamelModel):
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Self:
         return cls.model_validate(document)
+
+    @classmethod
+    def served(cls, document: dict[str, Any]) -> dict[str, Any]:
+        """The model's API form (`to_json_dict`) read off a document it stored, without
+        validating it again: `to_document` wrote every field in that form. A document missing
+        a field (written before the field existed) goes through the model."""
+        try:
+            return {name: document[name] for name in cls._served_fields()}
+        except KeyError:
+            return cls.from_document(document).to_json_dict()
+
+    @classmethod
+    @functools.cache
+    def _served_fields(cls) -> tuple[str, ...]:
+        return tuple(
+            field.alias or name for name, field in cls.model_fields.items() if not field.exclude
+        )
 
 
 class Musical(StoredModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from shared.domain.commands import RegisterMusical
 from shared.domain.errors import NotFoundError
@@ -48,11 +49,24 @@ def get_musical(musical_id: str, store: DocumentStore) -> Musical:
         raise NotFoundError(f"no musical {musical_id!r}") from None
 
 
-def list_musicals(
-    store: DocumentStore, limit: int, continuation: str | None
-) -> tuple[list[Musical], str | None]:
-    """One page of the catalog, oldest first, with each musical's live seat count."""
-    page = query_page(
+async def read_musical(musical_id: str, store: AsyncDocumentStore) -> dict[str, Any]:
+    """GET /musicals/{id}: the musical as stored, served without a model (`Musical.served`)."""
+    if not is_musical_id(musical_id):
+        raise NotFoundError(f"no musical {musical_id!r}")
+    try:
+        document = await store.read_async(MUSICALS.name, musical_id, musical_id)
+    except NotFound:
+        raise NotFoundError(f"no musical {musical_id!r}") from None
+    return Musical.served(document)
+
+
+async def list_musicals(
+    store: AsyncDocumentStore, limit: int, continuation: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the catalog, oldest first, with each musical's live seat count: the page of
+    catalog lines (one query), then their musicals read all at once (each lives in its own
+    partition, beside its reservations, so that a reservation holds its seats atomically)."""
+    page = await query_page(
         store,
         MUSICALS.name,
         CatalogEntry.PARTITION,
@@ -61,13 +75,10 @@ def list_musicals(
         limit,
         continuation,
     )
-    musicals: list[Musical] = []
-    for entry in page.items:
-        try:
-            musicals.append(get_musical(entry["id"], store))
-        except NotFoundError:
-            continue
-    return musicals, page.continuation
+    keys = [(entry["id"], entry["id"]) for entry in page.items]
+    # A line whose musical was never written (see register_musical) is skipped.
+    musicals = await store.read_many_async(MUSICALS.name, keys)
+    return [Musical.served(document) for document in musicals], page.continuation
 
 
 @dataclass(frozen=True)

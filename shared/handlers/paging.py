@@ -14,18 +14,19 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from shared.domain.errors import InvalidContinuationToken
-from shared.ports import Condition, DocumentStore, OrderBy, Page
+from shared.ports import AsyncDocumentStore, Condition, OrderBy, Page
 
 _TAG_KEY = b"outerpark continuation token v1"
 _TAG_BYTES = 16
 _REFUSED = "continuationToken is not one this list returned; start again without it"
 
 
-def query_page(
-    store: DocumentStore,
+async def query_page(
+    store: AsyncDocumentStore,
     container: str,
     partition_key: str,
     where: Sequence[Condition],
@@ -34,16 +35,26 @@ def query_page(
     continuation: str | None,
 ) -> Page:
     """The page; a continuation token this list did not issue is the client's error (422)."""
-    scope = _scope(container, partition_key, where, order_by)
+    scope = list_scope(container, partition_key, where, order_by)
     inner = None if continuation is None else unseal(continuation, scope)
+    with tokens_checked(inner):
+        page = await store.query_async(container, partition_key, where, order_by, limit, inner)
+    return Page(items=page.items, continuation=sealed_or_none(page.continuation, scope))
+
+
+@contextmanager
+def tokens_checked(inner: str | None) -> Iterator[None]:
+    """A store's ValueError while reading from the (unsealed) `inner` token as a 422."""
     try:
-        page = store.query(container, partition_key, where, order_by, limit, inner)
+        yield
     except ValueError:
         if inner is None:
             raise
         raise InvalidContinuationToken(_REFUSED) from None
-    sealed = None if page.continuation is None else seal(page.continuation, scope)
-    return Page(items=page.items, continuation=sealed)
+
+
+def sealed_or_none(inner: str | None, scope: bytes) -> str | None:
+    return None if inner is None else seal(inner, scope)
 
 
 def seal(inner: str, scope: bytes) -> str:
@@ -73,7 +84,8 @@ def _tag(scope: bytes, raw: bytes) -> str:
     return digest.hexdigest()
 
 
-def _scope(
+def list_scope(
     container: str, partition_key: str, where: Sequence[Condition], order_by: Sequence[OrderBy]
 ) -> bytes:
+    """What a token is sealed to: the container, the partition, the filter and the order."""
     return repr((container, partition_key, tuple(where), tuple(order_by))).encode()

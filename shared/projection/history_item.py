@@ -39,8 +39,8 @@ PAYMENT_RANK: dict[PaymentStatus, int] = {
     PaymentStatus.CANCELLED: 5,
 }
 
-# The fields of HistoryItem schema of openapi.yaml, plus createdAt (the order of the list).
-_API_FIELDS = (
+# The fields of the HistoryItem schema of openapi.yaml, plus createdAt (the order of the list).
+API_FIELDS = (
     "reservationId",
     "musicalId",
     "musicalTitle",
@@ -121,7 +121,7 @@ class HistoryItem(StoredModel):
 
     def to_api(self) -> dict[str, Any]:
         document = self.to_json_dict()
-        return {name: document[name] for name in _API_FIELDS}
+        return {name: document[name] for name in API_FIELDS}
 
 
 def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:

@@ -4,14 +4,15 @@ on every backend of conftest.py, including when many are in flight on one event 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.ports import BatchFailed, Conflict, NotFound, PreconditionFailed
+from shared.ports import BatchFailed, Condition, Conflict, NotFound, OrderBy, PreconditionFailed
 from tests.contract.conftest import PLAIN, Store
-from tests.contract.test_document_store import M, doc, reserve, without_system
+from tests.contract.test_document_store import M, doc, ids, reserve, seed, without_system
 
 C = PLAIN.name
 
@@ -111,3 +112,71 @@ def test_loop_and_thread_writers_share_the_store_and_none_is_left_waiting(store:
 
     page = store.query(C, "p1", limit=1000)
     assert len(page.items) == 4 * 40 + 8 * 20
+
+
+def test_an_awaited_query_answers_the_blocking_ones_pages(store: Store) -> None:
+    seed(store, 7)
+    seed(store, 2, "p2")
+    where = [Condition("group", "!=", 1)]
+    order = [OrderBy("n", descending=True)]
+
+    async def scenario() -> list[list[object]]:
+        first = await store.query_async(C, "p1", where, order, limit=3)
+        second = await store.query_async(C, "p1", where, order, 3, first.continuation)
+        assert second.continuation is None
+        return [ids(first.items), ids(second.items)]
+
+    pages = asyncio.run(scenario())
+
+    assert pages == [["i06", "i05", "i03"], ["i02", "i00"]]
+    assert pages[0] == ids(store.query(C, "p1", where, order, limit=3).items)
+
+
+def test_an_awaited_query_refuses_a_token_it_never_issued(store: Store) -> None:
+    seed(store, 2)
+
+    async def scenario() -> None:
+        await store.query_async(C, "p1", continuation="not-a-token")
+
+    with pytest.raises(ValueError, match=r"."):
+        asyncio.run(scenario())
+
+
+def test_many_items_are_read_at_once_in_the_order_asked_and_missing_ones_left_out(
+    store: Store,
+) -> None:
+    a = store.create(C, doc("a", v=1))
+    b = store.create(C, doc("b", "p2", v=2))
+    store.create(C, doc("c", v=3))
+
+    async def scenario() -> list[list[dict[str, object]]]:
+        return [
+            await store.read_many_async(C, [("p2", "b"), ("p1", "missing"), ("p1", "a")]),
+            await store.read_many_async(C, [("p1", "b")]),  # b lives in p2
+            await store.read_many_async(C, []),
+        ]
+
+    assert asyncio.run(scenario()) == [[b, a], [], []]
+
+
+def test_a_json_query_gives_each_item_as_the_text_of_the_fields_asked(store: Store) -> None:
+    store.create(C, doc("a", n=1, flag=True, tags=["x", {"y": None}], name="Évita", meta={"k": 2}))
+    store.create(C, doc("b", n=2, flag=False, name="b"))
+    store.create(C, doc("c", "p2", n=3))
+    fields = ["name", "n", "flag", "tags", "missing"]
+
+    async def scenario() -> list[str]:
+        first = await store.query_json_async(C, "p1", fields, order_by=[OrderBy("n")], limit=1)
+        rest = await store.query_json_async(
+            C, "p1", fields, order_by=[OrderBy("n")], limit=1, continuation=first.continuation
+        )
+        assert rest.continuation is None
+        return first.items + rest.items
+
+    texts = asyncio.run(scenario())
+
+    assert [json.loads(text) for text in texts] == [
+        {"name": "Évita", "n": 1, "flag": True, "tags": ["x", {"y": None}], "missing": None},
+        {"name": "b", "n": 2, "flag": False, "tags": None, "missing": None},
+    ]
+    assert [list(json.loads(text)) for text in texts] == [fields, fields]

@@ -35,6 +35,7 @@ from shared.ports import (
     Create,
     Delete,
     Document,
+    JsonPage,
     NotFound,
     OrderBy,
     Page,
@@ -211,6 +212,49 @@ class MemoryDocumentStore:
         self, container: str, partition_key: str, operations: Sequence[BatchOperation]
     ) -> list[Document | None]:
         return self.batch(container, partition_key, operations)
+
+    async def query_async(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> Page:
+        return self.query(container, partition_key, where, order_by, limit, continuation)
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        found = []
+        for partition_key, id in keys:
+            try:
+                found.append(self.read(container, partition_key, id))
+            except NotFound:
+                continue
+        return found
+
+    async def query_json_async(
+        self,
+        container: str,
+        partition_key: str,
+        fields: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        continuation: str | None = None,
+    ) -> JsonPage:
+        page = self.query(container, partition_key, where, order_by, limit, continuation)
+        items = [
+            json.dumps(
+                {field: item.get(field) for field in fields},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+            for item in page.items
+        ]
+        return JsonPage(items=items, continuation=page.continuation)
 
     # ------------------------------------------------------------------ ChangeFeed
 

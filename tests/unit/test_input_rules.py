@@ -1,8 +1,9 @@
-"""CONTRACT §3's input rules at the function layer: correlation ids kept only in their shape,
+"""The API's input rules (openapi.yaml) at the function layer: correlation ids kept only in their shape,
 bodies over 64 KiB refused from their declared length, continuation tokens sealed to their list."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -18,7 +19,8 @@ from shared.api.http import (
 )
 from shared.domain.commands import RegisterMusical
 from shared.domain.errors import InvalidContinuationToken
-from shared.handlers.musicals import list_musicals, register_musical
+from shared.handlers.musicals import list_musicals as list_musicals_async
+from shared.handlers.musicals import register_musical
 from shared.handlers.paging import query_page, seal
 from shared.ports import Condition, OrderBy
 from shared.topology import CUSTOMER_CENTER, MUSICALS
@@ -99,6 +101,10 @@ def test_a_body_of_exactly_64_kib_is_read():
 # --------------------------------------------------------------------------- continuation
 
 
+def list_musicals(store, limit: int, token: str | None):
+    return asyncio.run(list_musicals_async(store, limit, token))
+
+
 @pytest.fixture
 def catalog(store, clock):
     for n in range(3):
@@ -116,7 +122,7 @@ def test_a_sealed_token_pages_on(catalog):
     first, token = list_musicals(catalog, 1, None)
     second, _ = list_musicals(catalog, 1, token)
 
-    assert [m.title for m in first + second] == ["Show 0", "Show 1"]
+    assert [m["title"] for m in first + second] == ["Show 0", "Show 1"]
 
 
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
@@ -136,14 +142,16 @@ def test_a_token_the_server_never_issued_is_refused(catalog, token):
 
 
 def history_page(store, customer_id: str, token: str | None):
-    return query_page(
-        store,
-        CUSTOMER_CENTER.name,
-        customer_id,
-        [Condition("musicalTitle", ">=", "")],
-        [OrderBy("createdAt", descending=True), OrderBy("id")],
-        1,
-        token,
+    return asyncio.run(
+        query_page(
+            store,
+            CUSTOMER_CENTER.name,
+            customer_id,
+            [Condition("musicalTitle", ">=", "")],
+            [OrderBy("createdAt", descending=True), OrderBy("id")],
+            1,
+            token,
+        )
     )
 
 

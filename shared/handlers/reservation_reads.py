@@ -1,0 +1,34 @@
+"""GET /reservations/{id}: one point read in the musical's partition, served as stored.
+
+The reservation id names its partition (its musical's), and the stored document is the
+reservation's API form plus its keys (`Reservation.served`): the answer costs one read and
+a copy of its fields, on the event loop, without a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.caller import Caller
+from shared.domain.errors import NotFoundError
+from shared.domain.ids import musical_id_of
+from shared.domain.models import Reservation
+from shared.ports import AsyncDocumentStore, NotFound
+from shared.topology import MUSICALS
+
+
+async def read_reservation(
+    reservation_id: str, caller: Caller, store: AsyncDocumentStore
+) -> dict[str, Any]:
+    """The reservation, if the caller owns it or is an admin; otherwise it does not exist."""
+    musical_id = musical_id_of(reservation_id)
+    if musical_id is not None:
+        try:
+            document = await store.read_async(MUSICALS.name, musical_id, reservation_id)
+        except NotFound:
+            document = {}
+        if document.get("type") == Reservation.DOC_TYPE and (
+            caller.is_admin or document.get("customerId") == caller.customer_id
+        ):
+            return Reservation.served(document)
+    raise NotFoundError(f"no reservation {reservation_id!r}")
