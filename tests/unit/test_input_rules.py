@@ -1,5 +1,6 @@
-"""The API's input rules (openapi.yaml) at the function layer: correlation ids kept only in their shape,
-bodies over 64 KiB refused from their declared length, continuation tokens sealed to their list."""
+"""The API's input rules (openapi.yaml) at the function layer: correlation ids kept only in
+their shape, bodies over 64 KiB refused from their declared length, continuation tokens sealed to
+their list."""
 
 from __future__ import annotations
 
