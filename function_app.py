@@ -18,6 +18,11 @@ from functions import (
     reservations,
     sagas,
 )
+from shared.adapters.azure_monitor import configure_azure_monitor_if_set
+from shared.settings import get_settings
+
+# Application Insights, when its connection string is set (a no-op locally).
+configure_azure_monitor_if_set(get_settings())
 
 # Function keys: in Azure, an HTTP function answers only a caller that shows a key (API
 # Management sends one as x-functions-key); health and readiness stay anonymous for the platform

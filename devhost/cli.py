@@ -1,5 +1,5 @@
-"""`python -m devhost [COMMAND]`: `serve` (the default), `token`, `rebuild-history` and
-`deadletters`.
+"""`python -m devhost [COMMAND]`: `serve` (the default), `token`, `rebuild-history`,
+`deadletters` and `trace`.
 A new command is a module in `devhost/commands/` with `add_to(subparsers)`, listed in COMMANDS."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from devhost.commands import deadletters, rebuild_history, serve, token
+from devhost.commands import deadletters, rebuild_history, serve, token, trace
 
-COMMANDS = (serve, token, rebuild_history, deadletters)
+COMMANDS = (serve, token, rebuild_history, deadletters, trace)
 DEFAULT_COMMAND = "serve"
 # Said explicitly to the app (shared.settings.Settings.local_dev) and inherited by every
 # process the host starts: only the local host may use local HS256 tokens (CONTRACT §2).

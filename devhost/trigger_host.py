@@ -42,6 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from devhost.log_setup import configure_host_logging
 
     configure_host_logging("triggers")
+    from devhost.commands.serve import TRIGGER_HOSTS
+    from devhost.embedded.backends import EmbeddedSettings
+    from devhost.span_log import record_spans
+
+    process = next(
+        (name for name, kind in TRIGGER_HOSTS.items() if args.triggers == [kind]), "triggers"
+    )
+    record_spans(EmbeddedSettings().data_dir.resolve(), process)
 
     import uvloop
 

@@ -7,6 +7,7 @@ from shared.api.http import ApiRequest, endpoint, json_text_response
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.history import list_history
+from shared.observability import traced_changes
 from shared.projection.apply import project_changes
 from shared.projection.feeds import HISTORY_FEEDS
 
@@ -33,6 +34,7 @@ async def show_history(request: ApiRequest) -> func.HttpResponse:
 @bp.function_name("history_from_musicals")
 @retry_forever(bp)
 @change_feed_trigger(bp, _MUSICALS_FEED.container, _MUSICALS_FEED.lease_prefix)
+@traced_changes
 async def history_from_musicals(docs: func.DocumentList) -> None:
     await _project(docs)
 
@@ -40,6 +42,7 @@ async def history_from_musicals(docs: func.DocumentList) -> None:
 @bp.function_name("history_from_payments")
 @retry_forever(bp)
 @change_feed_trigger(bp, _PAYMENTS_FEED.container, _PAYMENTS_FEED.lease_prefix)
+@traced_changes
 async def history_from_payments(docs: func.DocumentList) -> None:
     await _project(docs)
 
@@ -47,5 +50,6 @@ async def history_from_payments(docs: func.DocumentList) -> None:
 @bp.function_name("history_from_notices")
 @retry_forever(bp)
 @change_feed_trigger(bp, _NOTICES_FEED.container, _NOTICES_FEED.lease_prefix)
+@traced_changes
 async def history_from_notices(docs: func.DocumentList) -> None:
     await _project(docs)

@@ -6,7 +6,7 @@ import azure.functions as func
 from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.notices import notify_payment_outcome
-from shared.observability import correlation
+from shared.observability import correlation, traced_message
 from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_CANCEL, TOPIC_PAYMENT
 
 bp = func.Blueprint()
@@ -27,6 +27,7 @@ def _notify(msg: func.ServiceBusMessage) -> None:
     topic_name=TOPIC_PAYMENT,
     subscription_name=SUB_NOTICE,
 )
+@traced_message
 def notify_customer(msg: func.ServiceBusMessage) -> None:
     _notify(msg)
 
@@ -37,5 +38,6 @@ def notify_customer(msg: func.ServiceBusMessage) -> None:
     topic_name=TOPIC_CANCEL,
     subscription_name=SUB_NOTICE,
 )
+@traced_message
 def notify_expiry(msg: func.ServiceBusMessage) -> None:
     _notify(msg)

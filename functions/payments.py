@@ -13,7 +13,7 @@ from shared.handlers.payments import (
     on_reservation_placed,
     on_retry,
 )
-from shared.observability import correlation
+from shared.observability import correlation, traced_message
 from shared.topology import SERVICEBUS_CONNECTION, SUB_PAYMENT, TOPIC_CANCEL, TOPIC_RESERVATION
 
 bp = func.Blueprint()
@@ -30,6 +30,7 @@ def _deps() -> PaymentDeps:
     topic_name=TOPIC_RESERVATION,
     subscription_name=SUB_PAYMENT,
 )
+@traced_message
 def charge_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):
@@ -47,6 +48,7 @@ def charge_reservation(msg: func.ServiceBusMessage) -> None:
     topic_name=TOPIC_CANCEL,
     subscription_name=SUB_PAYMENT,
 )
+@traced_message
 def refund_cancelled_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):

@@ -6,6 +6,7 @@ from functions.change_feed import change_feed_trigger, retry_forever
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.relay import relay_outbox
+from shared.observability import traced_changes
 from shared.topology import MUSICALS, PAYMENTS
 
 bp = func.Blueprint()
@@ -25,6 +26,7 @@ def _relay(docs: func.DocumentList) -> None:
 @change_feed_trigger(
     bp, MUSICALS.name, "relay-musicals", feed_poll_delay=_POLL_MS, max_items_per_invocation=_BATCH
 )
+@traced_changes
 def relay_reservation_events(docs: func.DocumentList) -> None:
     _relay(docs)
 
@@ -33,5 +35,6 @@ def relay_reservation_events(docs: func.DocumentList) -> None:
 @change_feed_trigger(
     bp, PAYMENTS.name, "relay-payments", feed_poll_delay=_POLL_MS, max_items_per_invocation=_BATCH
 )
+@traced_changes
 def relay_payment_events(docs: func.DocumentList) -> None:
     _relay(docs)

@@ -5,7 +5,7 @@ import azure.functions as func
 from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.reservations import apply_payment_outcome
-from shared.observability import correlation
+from shared.observability import correlation, traced_message
 from shared.topology import SERVICEBUS_CONNECTION, SUB_RESERVATION, TOPIC_PAYMENT
 
 bp = func.Blueprint()
@@ -17,6 +17,7 @@ bp = func.Blueprint()
     topic_name=TOPIC_PAYMENT,
     subscription_name=SUB_RESERVATION,
 )
+@traced_message
 def settle_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):

@@ -8,6 +8,7 @@ from shared.domain.commands import PlaceReservation
 from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservation_reads import read_reservation
 from shared.handlers.reservations import cancel_reservation, place_reservation
+from shared.observability import annotate
 
 bp = func.Blueprint()
 
@@ -32,6 +33,7 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
         ),
     )
     reservation = placed.reservation
+    annotate(reservation.id)
     return json_response(
         reservation,
         request,
@@ -57,4 +59,5 @@ def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     reservation = cancel_reservation(
         request.route("id"), caller, services.store, services.clock.now()
     )
+    annotate(reservation.id)
     return json_response(reservation, request)

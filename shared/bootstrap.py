@@ -51,6 +51,17 @@ class Services:
 
     @cached_property
     def store(self) -> DocumentStore:
+        """The configured store, stamping trace contexts on the events it writes."""
+        from shared.adapters.tracing import TracedDocumentStore
+
+        store = self._backend_store()
+        if self.settings.count_operations:
+            from shared.adapters.counting import CountingDocumentStore
+
+            store = CountingDocumentStore(store)
+        return TracedDocumentStore(store)
+
+    def _backend_store(self) -> DocumentStore:
         if self.settings.uses_cosmos:
             from shared.adapters.cosmos_store import CosmosDocumentStore
 
@@ -67,6 +78,17 @@ class Services:
 
     @cached_property
     def bus(self) -> MessagePublisher:
+        """The configured bus, handing the current trace context on with every message."""
+        from shared.adapters.tracing import TracedPublisher
+
+        bus = self._backend_bus()
+        if self.settings.count_operations:
+            from shared.adapters.counting import CountingBus
+
+            bus = CountingBus(bus)
+        return TracedPublisher(bus)
+
+    def _backend_bus(self) -> MessagePublisher:
         if self.settings.uses_service_bus:
             from shared.adapters.servicebus_bus import ServiceBusPublisher
 

@@ -127,6 +127,18 @@ class Settings(BaseSettings):
             return None
         return self.jwt_secret or SecretStr(DEV_JWT_SECRET)
 
+    # --- telemetry
+    count_operations: bool = Field(
+        False,
+        alias="OUTERPARK_COUNT_OPERATIONS",
+        description="Tally every store and bus operation (bench.cloud_cost).",
+    )
+    applicationinsights_connection_string: str | None = Field(
+        None,
+        alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        description="Set → the app exports its spans and logs with the Azure Monitor distro.",
+    )
+
     @property
     def uses_cosmos(self) -> bool:
         return self.cosmos_endpoint is not None

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     from devhost.log_setup import configure_host_logging
 
     configure_host_logging("http")
+    from devhost.span_log import record_spans
+
+    record_spans(data_dir, "http")
     _warn_on_development_secret()
 
     import uvloop

@@ -153,6 +153,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     AzureWebJobsStorage__clientId: identityClientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // Traces (host.json telemetryMode OpenTelemetry): the worker hands each invocation the
+    // host's trace context; the app exports its spans with the Azure Monitor distro
+    // (shared/adapters/azure_monitor.py, docs/observability.md).
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
     AZURE_CLIENT_ID: identityClientId
 
     // Cosmos DB and Service Bus: trigger connections and the app's own clients.

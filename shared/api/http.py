@@ -11,6 +11,7 @@ A function body stays a few lines:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -20,12 +21,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
+from opentelemetry.trace import Span
 from pydantic import BaseModel, ValidationError
 
 from shared.api.problems import ApiError, problem_for
-from shared.observability import correlation
+from shared.observability import answered, correlation, execution, request_step
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
@@ -192,29 +195,43 @@ def correlation_id_of(request: func.HttpRequest) -> str:
 
 
 def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest], Any]:
-    """Wrap an HTTP function (sync or async): correlation, error mapping, and no exception
-    ever escapes."""
+    """Wrap an HTTP function (sync or async): correlation, a span, error mapping, and no
+    exception ever escapes."""
+    name = handler.__name__
+
+    def _span(request: ApiRequest) -> contextlib.AbstractContextManager[Span]:
+        raw = request.raw
+        return request_step(name, raw.method, _path(raw.url), raw.headers, request.correlation_id)
+
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(req: func.HttpRequest) -> func.HttpResponse:
             request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
-            with correlation(request.correlation_id):
+            with correlation(request.correlation_id), execution(name), _span(request) as span:
                 try:
-                    return await handler(request)
+                    response = await handler(request)
                 except Exception as error:
-                    return _error_response(error, request, handler.__name__)
+                    response = _error_response(error, request, name)
+                answered(span, response.status_code)
+                return response
 
         return _as_function(run_async, handler)
 
     def run(req: func.HttpRequest) -> func.HttpResponse:
         request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
-        with correlation(request.correlation_id):
+        with correlation(request.correlation_id), execution(name), _span(request) as span:
             try:
-                return handler(request)
+                response = handler(request)
             except Exception as error:
-                return _error_response(error, request, handler.__name__)
+                response = _error_response(error, request, name)
+            answered(span, response.status_code)
+            return response
 
     return _as_function(run, handler)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
 
 
 def _error_response(error: Exception, request: ApiRequest, name: str) -> func.HttpResponse:

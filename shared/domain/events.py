@@ -117,6 +117,10 @@ class Event(CamelModel):
     correlation_id: str
     occurred_at: UtcTimestamp
     payload: dict[str, Any] = Field(default_factory=dict)
+    # The W3C trace context (`traceparent`, `tracestate`) the event was raised in: stamped by
+    # the store as it writes the event, carried on by the relay in the message's application
+    # properties, so that its consumers continue the same trace.
+    trace_context: dict[str, str] = Field(default_factory=dict)
 
     @property
     def topic(self) -> str | None:

@@ -37,5 +37,6 @@ def to_message(event: Event) -> OutboundMessage:
         application_properties={
             "reservationId": event.payload.get("reservationId"),
             "eventType": str(event.event_type),
+            **event.trace_context,
         },
     )

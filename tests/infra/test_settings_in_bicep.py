@@ -15,6 +15,7 @@ LOCAL_ONLY = {
     "OUTERPARK_LOCAL_DEV": "said by devhost alone; a deployed app never accepts local tokens",
     "COSMOS_KEY": "key auth for emulators; the account has local auth off",
     "COSMOS_VERIFY_TLS": "for emulators with self-signed certificates",
+    "OUTERPARK_COUNT_OPERATIONS": "operation tallies for bench.cloud_cost, run locally",
 }
 # Settings the deployment package carries instead of the site's app settings, and why.
 FROM_PACKAGE = {

@@ -1,0 +1,182 @@
+"""One trace per reservation: the trace context survives outbox → bus → handler.
+
+The real embedded store and bus, wrapped as bootstrap wraps them; the functions' own trace
+decorators; an OpenTelemetry SDK recording in memory (the app itself only uses the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import azure.functions as func
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from devhost.servicebus_trigger import function_message
+from shared.adapters.tracing import TracedDocumentStore, TracedPublisher
+from shared.domain.commands import PlaceReservation
+from shared.domain.events import Event
+from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.payments import PaymentDeps, on_reservation_placed
+from shared.handlers.relay import relay_outbox
+from shared.handlers.reservations import place_reservation
+from shared.observability import (
+    CORRELATION_ATTRIBUTE,
+    RESERVATION_ATTRIBUTE,
+    TRACE_CONTEXT_FIELD,
+    step,
+    trace_context,
+    traced_changes,
+    traced_message,
+)
+from shared.ports import OutboundMessage, PaymentApproval
+from shared.topology import MUSICALS, PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
+
+_EXPORTER = InMemorySpanExporter()
+
+
+def _recording_provider() -> None:
+    """The process's global provider can be set once: add our exporter to it either way."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+
+
+_recording_provider()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+class ApprovingGateway:
+    def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
+        return PaymentApproval(payment_key=f"pk-{order_id}", approved_at=datetime.now(UTC))
+
+    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
+        raise AssertionError("nothing is cancelled here")
+
+
+def trace_id_of(traceparent: str) -> str:
+    return traceparent.split("-")[1]
+
+
+def span_id_of(traceparent: str) -> str:
+    return traceparent.split("-")[2]
+
+
+def hex_ids(span: ReadableSpan) -> tuple[str, str]:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def test_the_trace_of_a_request_is_kept_by_its_event_its_message_and_the_payment_it_caused(
+    store, bus, musical, customer, clock, spans
+):
+    traced_store, traced_bus = TracedDocumentStore(store), TracedPublisher(bus)
+
+    # HTTP: the request's span writes the reservation and its outbox event in one batch.
+    with step("create_reservation", None, SpanKind.SERVER, {}) as request_span:
+        placed = asyncio.run(
+            place_reservation(
+                PlaceReservation(musical_id=musical.id, seats=2),
+                customer,
+                "corr-7",
+                None,
+                traced_store,
+                MusicalDirectory(traced_store),
+                clock.now(),
+            )
+        )
+        request_context = trace_context()
+    reservation_id = placed.reservation.id
+    request_trace = trace_id_of(request_context["traceparent"])
+
+    # The outbox event keeps the request's trace context.
+    changes = [change.document for change in store.read_changes(MUSICALS.name, 0)]
+    (event_document,) = [doc for doc in changes if doc.get("type") == Event.DOC_TYPE]
+    assert event_document[TRACE_CONTEXT_FIELD] == request_context
+
+    # The relay continues it and hands its own span on in the message's application properties.
+    @traced_changes
+    def relay_reservation_events(docs: func.DocumentList) -> None:
+        relay_outbox([dict(doc.data) for doc in docs], traced_bus)
+
+    relay_reservation_events(func.DocumentList([func.Document.from_dict(d) for d in changes]))
+    (message,) = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+    (relay_span,) = [s for s in spans.get_finished_spans() if s.name.startswith("relay")]
+    assert hex_ids(relay_span) == (
+        request_trace,
+        span_id_of(message.application_properties["traceparent"]),
+    )
+    assert relay_span.parent.span_id == request_span.get_span_context().span_id
+
+    # The payment function continues the message's trace; the event it raises carries it on.
+    @traced_message
+    def charge_reservation(msg: func.ServiceBusMessage) -> None:
+        event = Event.model_validate(json.loads(msg.get_body()))
+        deps = PaymentDeps(
+            store=traced_store,
+            gateway=ApprovingGateway(),
+            bus=traced_bus,
+            clock=clock,
+            retry_delay=lambda deferrals: 1.0,
+        )
+        on_reservation_placed(event, deps)
+
+    charge_reservation(function_message(message))
+    (payment_span,) = [s for s in spans.get_finished_spans() if s.name == "charge_reservation"]
+    assert payment_span.parent.span_id == relay_span.get_span_context().span_id
+    assert hex_ids(payment_span)[0] == request_trace
+    assert payment_span.attributes[RESERVATION_ATTRIBUTE] == reservation_id
+    assert payment_span.attributes[CORRELATION_ATTRIBUTE] == "corr-7"
+
+    payment_changes = [change.document for change in store.read_changes(PAYMENTS.name, 0)]
+    (approval,) = [doc for doc in payment_changes if doc.get("eventType") == "PaymentApproved"]
+    approval_parent = approval[TRACE_CONTEXT_FIELD]["traceparent"]
+    assert (trace_id_of(approval_parent), span_id_of(approval_parent)) == hex_ids(payment_span)
+
+
+def test_a_message_without_trace_context_starts_a_trace_of_its_own(bus, clock, spans):
+    @traced_message
+    def settle(msg: func.ServiceBusMessage) -> str:
+        return trace_context()["traceparent"]
+
+    bus.publish(
+        TOPIC_RESERVATION,
+        [OutboundMessage(body=b"{}", message_id="m1", subject="s", correlation_id="corr-9")],
+    )
+    (message,) = bus.receive(TOPIC_RESERVATION, SUB_PAYMENT)
+    traceparent = settle(function_message(message))
+
+    (span,) = spans.get_finished_spans()
+    assert span.parent is None
+    assert trace_id_of(traceparent) == hex_ids(span)[0]
+    assert span.attributes[CORRELATION_ATTRIBUTE] == "corr-9"
+
+
+def test_a_failing_function_ends_its_spans_with_the_error_as_outcome(spans):
+    @traced_changes
+    def project(docs: func.DocumentList) -> None:
+        raise RuntimeError("store down")
+
+    with step("request", None, SpanKind.SERVER, {}):
+        document = {"id": "e1", "type": "event", TRACE_CONTEXT_FIELD: trace_context()}
+    with pytest.raises(RuntimeError):
+        project(func.DocumentList([func.Document.from_dict(document)]))
+
+    (failed,) = [s for s in spans.get_finished_spans() if s.name.startswith("project")]
+    assert failed.attributes["outerpark.outcome"] == "error: RuntimeError"
+    assert not failed.status.is_ok
