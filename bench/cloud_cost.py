@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from bench.cost_model import DEFAULT_SHEET, load_sheet, saga_cost
+from devhost.embedded.backends import LOCAL_BACKENDS
 from tests.support.devhost_process import free_port
 
 QUIET_SECONDS = 1.5
@@ -41,6 +42,8 @@ def measure(sagas: int, data_dir: Path) -> dict[str, float]:
     os.environ.update(
         {
             "OUTERPARK_DATA_DIR": str(data_dir),
+            "OUTERPARK_LOCAL_BACKENDS": LOCAL_BACKENDS,
+            "OUTERPARK_LOCAL_DEV": "1",
             "OUTERPARK_COUNT_OPERATIONS": "1",
             "OUTERPARK_RECORD_SPANS": "0",
         }

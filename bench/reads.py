@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.adapters.sqlite_store import SqliteDocumentStore
-
 from bench.history_latency import TARGET, seed
 from bench.reservations import WrkResult, run_wrk
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.domain.models import CatalogEntry, Musical, Reservation, ReservationStatus
 from shared.topology import MUSICALS
 from tests.support.devhost_process import DevHost

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from devhost.span_log import record_spans
 
     process = next(
-        (name for name, kind in TRIGGER_HOSTS.items() if args.triggers == [kind]), "triggers"
+        (name for name, kinds in TRIGGER_HOSTS.items() if args.triggers == list(kinds)), "triggers"
     )
     record_spans(EmbeddedSettings().data_dir.resolve(), process)
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from shared.adapters.sqlite_bus import SqliteMessageBus
-from shared.adapters.sqlite_store import SqliteDocumentStore
 
 from bench.cost_model import load_sheet, saga_cost
+from devhost.embedded.sqlite_bus import SqliteMessageBus
+from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.adapters.counting import CountingBus, CountingDocumentStore, OperationCounts
 from shared.ports import Create, OutboundMessage, Patch, Read, Set
 from shared.topology import MUSICALS, SUB_PAYMENT, TOPIC_RESERVATION

@@ -62,6 +62,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 class ApprovingGateway:
+    def admits(self) -> bool:
+        return True
+
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
         return PaymentApproval(payment_key=f"pk-{order_id}", approved_at=datetime.now(UTC))
 
