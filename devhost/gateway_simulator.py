@@ -85,6 +85,7 @@ class ConfirmRequest(_Wire):
 
 class CancelRequest(_Wire):
     cancel_reason: str
+    cancel_amount: int | None = Field(default=None, ge=1)
 
 
 @dataclass
@@ -94,8 +95,9 @@ class Payment:
     amount: int
     order_name: str
     approved_at: str
-    status: Literal["DONE", "CANCELED"] = "DONE"
+    status: Literal["DONE", "CANCELED", "PARTIAL_CANCELED"] = "DONE"
     cancel_reason: str | None = None
+    cancelled_amount: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class Payment:
             "orderId": self.order_id,
             "orderName": self.order_name,
             "totalAmount": self.amount,
+            "balanceAmount": self.amount - self.cancelled_amount,
             "status": self.status,
             "approvedAt": self.approved_at,
             "cancelReason": self.cancel_reason,
@@ -154,9 +157,14 @@ class PaymentLedger:
         if payment is None:
             return _error(404, "NOT_FOUND_PAYMENT", f"no payment {payment_key}")
         if payment.status != "CANCELED":
-            payment.status = "CANCELED"
+            balance = payment.amount - payment.cancelled_amount
+            refund = balance if request.cancel_amount is None else request.cancel_amount
+            if refund > balance:
+                return _error(400, "INVALID_CANCEL_AMOUNT", "more than the balance")
+            payment.cancelled_amount += refund
+            payment.status = "CANCELED" if refund == balance else "PARTIAL_CANCELED"
             payment.cancel_reason = request.cancel_reason
-        return Answer(200, {"paymentKey": payment_key, "status": "CANCELED"})
+        return Answer(200, {"paymentKey": payment_key, "status": payment.status})
 
     def get(self, payment_key: str) -> Answer:
         payment = self._payments.get(payment_key)

@@ -6,7 +6,7 @@ from functions.change_feed import change_feed_trigger, retry_forever
 from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.relay import relay_outbox
-from shared.topology import MUSICALS, PAYMENTS
+from shared.topology import MUSICALS, PAYMENTS, PERFORMANCES
 
 bp = func.Blueprint()
 
@@ -36,4 +36,16 @@ def relay_reservation_events(docs: func.DocumentList) -> None:
     bp, PAYMENTS.name, "relay-payments", feed_poll_delay=_POLL_MS, max_items_per_invocation=_BATCH
 )
 def relay_payment_events(docs: func.DocumentList) -> None:
+    _relay(docs)
+
+
+@retry_forever(bp)
+@change_feed_trigger(
+    bp,
+    PERFORMANCES.name,
+    "relay-performances",
+    feed_poll_delay=_POLL_MS,
+    max_items_per_invocation=_BATCH,
+)
+def relay_seated_reservation_events(docs: func.DocumentList) -> None:
     _relay(docs)

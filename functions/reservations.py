@@ -5,8 +5,15 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import PlaceReservation
+from shared.domain.ids import seated_partition_of
+from shared.domain.reservation_requests import ReservationRequest
 from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservations import cancel_reservation, get_reservation, place_reservation
+from shared.handlers.seated_reservations import (
+    cancel_seated_reservation,
+    get_seated_reservation,
+    place_seated_reservation,
+)
 
 bp = func.Blueprint()
 
@@ -17,17 +24,30 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     """Async: the hot path runs on the worker's event loop instead of a pool thread."""
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    command = request.body(PlaceReservation)
-    placed = await place_reservation(
-        command,
-        caller,
-        request.correlation_id,
-        request.idempotency_key(),
-        services.async_store,
-        services.musicals,
-        services.clock.now(),
-        admit=lambda: admit_new_order(services),
-    )
+    command = request.body(ReservationRequest).root
+    if isinstance(command, PlaceReservation):
+        placed = await place_reservation(
+            command,
+            caller,
+            request.correlation_id,
+            request.idempotency_key(),
+            services.async_store,
+            services.musicals,
+            services.clock.now(),
+            admit=lambda: admit_new_order(services),
+        )
+    else:  # seated (CONTRACT §6)
+        placed = await place_seated_reservation(
+            command,
+            caller,
+            request.correlation_id,
+            request.idempotency_key(),
+            services.async_store,
+            services.store,
+            services.performances,
+            services.clock.now(),
+            admit=lambda: admit_new_order(services),
+        )
     reservation = placed.reservation
     return json_response(
         reservation,
@@ -42,7 +62,12 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
 def show_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    return json_response(get_reservation(request.route("id"), caller, services.store), request)
+    reservation_id = request.route("id")
+    if seated_partition_of(reservation_id):
+        return json_response(
+            get_seated_reservation(reservation_id, caller, services.store), request
+        )
+    return json_response(get_reservation(reservation_id, caller, services.store), request)
 
 
 @bp.route(route="reservations/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -50,7 +75,11 @@ def show_reservation(request: ApiRequest) -> func.HttpResponse:
 def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    reservation = cancel_reservation(
-        request.route("id"), caller, services.store, services.clock.now()
-    )
+    reservation_id = request.route("id")
+    if seated_partition_of(reservation_id):
+        reservation = cancel_seated_reservation(
+            reservation_id, caller, services.store, services.performances, services.clock.now()
+        )
+        return json_response(reservation, request)
+    reservation = cancel_reservation(reservation_id, caller, services.store, services.clock.now())
     return json_response(reservation, request)

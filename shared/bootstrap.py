@@ -15,6 +15,7 @@ from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.performances import PerformanceDirectory
 from shared.ports import (
     AsyncDocumentStore,
     Clock,
@@ -70,6 +71,10 @@ class Services:
     @cached_property
     def musicals(self) -> MusicalDirectory:
         return MusicalDirectory(self.store)
+
+    @cached_property
+    def performances(self) -> PerformanceDirectory:
+        return PerformanceDirectory()
 
     @cached_property
     def authenticator(self) -> Authenticator:

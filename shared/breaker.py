@@ -366,5 +366,13 @@ class GuardedPaymentGateway:
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
         return self._breaker.call(lambda: self._gateway.confirm(order_id, amount, order_name))
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
-        self._breaker.call(lambda: self._gateway.cancel(payment_key, reason, idempotency_key))
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        self._breaker.call(
+            lambda: self._gateway.cancel(payment_key, reason, idempotency_key, cancel_amount)
+        )

@@ -378,8 +378,15 @@ class PaymentGateway(Protocol):
     def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
         """Approve (idempotent per order_id). Raises PaymentDeclined or GatewayUnavailable."""
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
-        """Cancel an approved payment (idempotent per key). Raises GatewayUnavailable."""
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        """Cancel an approved payment (idempotent per key): `cancel_amount` of it (CONTRACT §4
+        `cancelAmount`), or its whole balance when None. Raises GatewayUnavailable."""
 
 
 # --------------------------------------------------------------------------- notifications

@@ -121,11 +121,20 @@ class HttpPaymentGateway:
         approved = _parse(ConfirmResponse, answer)
         return PaymentApproval(payment_key=approved.payment_key, approved_at=approved.approved_at)
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        body: dict[str, object] = {"cancelReason": reason}
+        if cancel_amount is not None:  # a partial refund (seated cancellation fee, CONTRACT §6)
+            body["cancelAmount"] = cancel_amount
         answer = self._post(
             f"/v1/payments/{quote(payment_key, safe='')}/cancel",
             idempotency_key=idempotency_key,
-            body={"cancelReason": reason},
+            body=body,
         )
         if answer.status >= 400:
             declined = _decline(answer)

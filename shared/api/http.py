@@ -191,7 +191,11 @@ def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest
 def _error_response(error: Exception, request: ApiRequest, name: str) -> func.HttpResponse:
     """A domain error as its problem+json answer; anything else as a logged 500."""
     if isinstance(error, DomainError):
-        extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
+        extra = (
+            {"errors": error.errors}
+            if isinstance(error, InvalidRequest)
+            else getattr(error, "extra", None)  # e.g. the taken seatIds of a 409 seats-taken
+        )
         return problem_response(
             error.status,
             error.title,

@@ -53,6 +53,12 @@ class ReservationFacts(CamelModel):
     seats: int
     amount: int
     created_at: UtcTimestamp
+    # Seated reservations only (CONTRACT §6).
+    performance_id: str | None = None
+    starts_at: datetime | None = None
+    seat_ids: list[str] | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
     @classmethod
     def of(cls, reservation: Reservation) -> ReservationFacts:
@@ -64,6 +70,7 @@ class ReservationFacts(CamelModel):
             seats=reservation.seats,
             amount=reservation.amount,
             created_at=reservation.created_at,
+            **reservation.seated_facts(),
         )
 
 
@@ -75,6 +82,8 @@ class PaymentFacts(CamelModel):
     order_name: str | None = None
     payment_key: str | None = None
     reason: str | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
     @classmethod
     def of(cls, payment: Payment, reason: str | None = None) -> PaymentFacts:
@@ -86,6 +95,8 @@ class PaymentFacts(CamelModel):
             order_name=payment.order_name,
             payment_key=payment.payment_key,
             reason=reason,
+            cancellation_fee=payment.cancellation_fee,
+            refund_amount=payment.refund_amount,
         )
 
 

@@ -120,6 +120,10 @@ class Reservation(StoredModel):
     def holds_seats(self) -> bool:
         return self.status in SEAT_HOLDING_STATUSES
 
+    def seated_facts(self) -> dict[str, Any]:
+        """What a seated reservation's events add (shared.domain.performances); none here."""
+        return {}
+
 
 class PaymentStatus(StrEnum):
     PENDING = "Pending"
@@ -152,6 +156,9 @@ class Payment(StoredModel):
     confirm_attempts: int = 0
     deferrals: int = 0
     cancel_requested: bool = False
+    # Seated reservations (CONTRACT §6): what a cancel keeps and refunds; None = all refunded.
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
     refunded: bool = False
     decline_code: str | None = None
     next_attempt_at: UtcTimestamp | None = None

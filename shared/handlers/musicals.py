@@ -10,6 +10,8 @@ from shared.domain.commands import RegisterMusical
 from shared.domain.errors import NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
+from shared.domain.performances import SeatedMusical
+from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.paging import query_page
 from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
@@ -38,18 +40,24 @@ def register_musical(command: RegisterMusical, store: DocumentStore, now: dateti
     return Musical.from_document(store.create(MUSICALS.name, musical.to_document()))
 
 
-def get_musical(musical_id: str, store: DocumentStore) -> Musical:
+def get_musical(musical_id: str, store: DocumentStore) -> Musical | SeatedMusical:
     if not is_musical_id(musical_id):
         raise NotFoundError(f"no musical {musical_id!r}")
     try:
-        return Musical.from_document(store.read(MUSICALS.name, musical_id, musical_id))
+        return _musical_of(store.read(MUSICALS.name, musical_id, musical_id))
     except NotFound:
         raise NotFoundError(f"no musical {musical_id!r}") from None
 
 
+def _musical_of(document: dict) -> Musical | SeatedMusical:
+    if document.get("type") == SeatedMusical.DOC_TYPE:
+        return SeatedMusical.from_document(document)
+    return Musical.from_document(document)
+
+
 def list_musicals(
     store: DocumentStore, limit: int, continuation: str | None
-) -> tuple[list[Musical], str | None]:
+) -> tuple[list[Musical | SeatedMusical], str | None]:
     """One page of the catalog, oldest first, with each musical's live seat count."""
     page = query_page(
         store,
@@ -60,7 +68,7 @@ def list_musicals(
         limit,
         continuation,
     )
-    musicals: list[Musical] = []
+    musicals: list[Musical | SeatedMusical] = []
     for entry in page.items:
         try:
             musicals.append(get_musical(entry["id"], store))
@@ -105,9 +113,14 @@ class MusicalDirectory:
             document = await store.read_async(MUSICALS.name, musical_id, musical_id)
         except NotFound:
             raise NotFoundError(f"no musical {musical_id!r}") from None
-        return self._remember(Musical.from_document(document))
+        return self._remember(_musical_of(document))
 
-    def _remember(self, musical: Musical) -> MusicalFacts:
+    def _remember(self, musical: Musical | SeatedMusical) -> MusicalFacts:
+        if isinstance(musical, SeatedMusical):
+            raise InvalidSeatRequest(
+                f"musical {musical.id} is seated: reserve seats of one of its performances "
+                "(performanceId with seatIds, or with grade and seats)"
+            )
         facts = MusicalFacts(musical.id, musical.title, musical.price)
         with self._lock:
             if len(self._known) >= self._capacity:

@@ -116,5 +116,10 @@ def _message(kind: NoticeKind, facts: PaymentFacts) -> str:
                 f"Your payment of {facts.amount} for {order} was declined{reason}; "
                 "the seats were released."
             )
+        case NoticeKind.PAYMENT_CANCELLED if facts.cancellation_fee:  # seated (CONTRACT §6)
+            return (
+                f"Your reservation {order} was cancelled: a cancellation fee of "
+                f"{facts.cancellation_fee} was kept and {facts.refund_amount} refunded."
+            )
         case NoticeKind.PAYMENT_CANCELLED:
             return f"Your payment for {order} was cancelled; you will not be charged for it."

@@ -87,11 +87,20 @@ def on_reservation_cancelled(event: Event, deps: PaymentDeps) -> Payment:
         payment = _read(facts.reservation_id, deps.store)
         if payment.cancel_requested:
             break
+        wanted = {"cancel_requested": True, **_seated_refund(facts)}
         try:
-            _write(payment, payment.model_copy(update={"cancel_requested": True}), None, deps)
+            _write(payment, payment.model_copy(update=wanted), None, deps)
         except _Stale:
             continue
     return advance(facts.reservation_id, deps)
+
+
+def _seated_refund(facts: ReservationFacts) -> dict[str, int]:
+    """SEATED (CONTRACT §6), to reconcile with the payment rewrite: the fee a seated cancel
+    keeps and the refund it asks the gateway for, carried by the cancel event's facts."""
+    if facts.refund_amount is None:
+        return {}
+    return {"cancellation_fee": facts.cancellation_fee or 0, "refund_amount": facts.refund_amount}
 
 
 def on_retry(reservation_id: str, deferral: int, deps: PaymentDeps) -> Payment:
@@ -157,8 +166,13 @@ def _cancel(payment: Payment, deps: PaymentDeps) -> Payment:
         return _write(payment, cancelled, EventType.PAYMENT_CANCELLED, deps, reason=CANCEL_REASON)
     try:
         payment_key = payment.payment_key or _charge_on_record(payment, deps)
-        if payment_key is not None:
-            deps.gateway.cancel(payment_key, CANCEL_REASON, idempotency_key=f"{payment.id}.cancel")
+        if payment_key is not None and payment.refund_amount != 0:
+            deps.gateway.cancel(
+                payment_key,
+                CANCEL_REASON,
+                idempotency_key=f"{payment.id}.cancel",
+                cancel_amount=payment.refund_amount,  # SEATED: None = the whole balance
+            )
     except GatewayUnavailable:
         return _defer(payment, deps)
     refunded = payment.model_copy(
@@ -301,6 +315,7 @@ def _load_or_create(
         correlation_id=correlation_id,
         created_at=now,
         updated_at=now,
+        **(_seated_refund(facts) if cancelled else {}),
     )
     operations: list = [Create(payment.to_document())]
     if cancelled:

@@ -17,6 +17,7 @@ join of the facts, not the last one seen:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, ClassVar
 
 from shared.domain.models import PaymentStatus, ReservationStatus, StoredModel
@@ -51,6 +52,8 @@ _API_FIELDS = (
     "createdAt",
     "updatedAt",
 )
+# Seated reservations add these (CONTRACT §3 HistoryItem), when known.
+_SEATED_FIELDS = ("performanceId", "startsAt", "seatIds", "cancellationFee", "refundAmount")
 
 
 class HistoryItem(StoredModel):
@@ -71,6 +74,11 @@ class HistoryItem(StoredModel):
     timeline: list[TimelineStep] = []
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+    performance_id: str | None = None
+    starts_at: datetime | None = None
+    seat_ids: list[str] | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
     @classmethod
     def from_facts(cls, facts: Iterable[HistoryFact]) -> HistoryItem:
@@ -93,6 +101,9 @@ class HistoryItem(StoredModel):
             if (fact.customer_id, fact.reservation_id) != (self.customer_id, self.id):
                 raise ValueError(f"fact about {fact.reservation_id} folded into {self.id}")
             _fold_details(fields, fact)
+            if fact.refund_amount is not None:  # a cancel happens once: its terms never change
+                fields["cancellation_fee"] = fact.cancellation_fee
+                fields["refund_amount"] = fact.refund_amount
             fields["reservation_status"] = _highest(
                 fields["reservation_status"], fact.reservation_status, RESERVATION_RANK
             )
@@ -119,7 +130,11 @@ class HistoryItem(StoredModel):
 
     def to_api(self) -> dict[str, Any]:
         document = self.to_json_dict()
-        return {name: document[name] for name in _API_FIELDS}
+        answer = {name: document[name] for name in _API_FIELDS}
+        answer.update(
+            (name, document[name]) for name in _SEATED_FIELDS if document[name] is not None
+        )
+        return answer
 
 
 def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:
@@ -131,6 +146,12 @@ def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:
             amount=fact.details.amount,
             created_at=fact.details.created_at,
         )
+        if fact.details.performance_id is not None:
+            fields.update(
+                performance_id=fact.details.performance_id,
+                starts_at=fact.details.starts_at,
+                seat_ids=fact.details.seat_ids,
+            )
         return
     if fields["musical_title"] is None:
         fields["musical_id"] = fields["musical_id"] or fact.musical_id

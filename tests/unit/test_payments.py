@@ -42,6 +42,7 @@ class ScriptedGateway:
     mode: str = "approve"
     charges: dict[str, str] = field(default_factory=dict)
     refunds: set[str] = field(default_factory=set)
+    refunded_amounts: dict[str, int | None] = field(default_factory=dict)
     confirm_calls: int = 0
     before_answer: Callable[[], None] | None = None
     _keys: itertools.count = field(default_factory=itertools.count)
@@ -61,10 +62,17 @@ class ScriptedGateway:
             raise GatewayUnavailable("timeout")
         return PaymentApproval(payment_key=key, approved_at=datetime.now())
 
-    def cancel(self, payment_key: str, reason: str, idempotency_key: str) -> None:
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
         if self.mode == "down":
             raise GatewayUnavailable("503")
         self.refunds.add(payment_key)
+        self.refunded_amounts[payment_key] = cancel_amount
 
     def charged_now(self) -> set[str]:
         """Orders holding a charge that was not refunded."""
@@ -339,3 +347,23 @@ def test_a_stale_retry_before_the_next_due_time_waits_for_its_successor(
 
     assert payment.status is PaymentStatus.DEFERRED
     assert payment.deferrals == 2
+
+
+def test_a_seated_cancel_refunds_only_the_amount_left_after_its_fee(deps, gateway, clock, store):
+    payment = on_reservation_placed(placed(clock), deps)
+    cancel = cancelled(clock)
+    cancel.payload.update(cancellationFee=20, refundAmount=180)
+
+    refunded = on_reservation_cancelled(cancel, deps)
+
+    assert refunded.status is PaymentStatus.CANCELLED
+    assert (refunded.cancellation_fee, refunded.refund_amount) == (20, 180)
+    assert gateway.refunded_amounts == {payment.payment_key: 180}
+
+
+def test_a_general_admission_cancel_refunds_the_whole_balance(deps, gateway, clock):
+    payment = on_reservation_placed(placed(clock), deps)
+
+    on_reservation_cancelled(cancelled(clock), deps)
+
+    assert gateway.refunded_amounts == {payment.payment_key: None}
