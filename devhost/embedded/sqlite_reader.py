@@ -182,9 +182,25 @@ class SqliteReader:
         limit: int = 100,
         continuation: str | None = None,
     ) -> Page:
+        rows, token = self._page(container, partition_key, where, order_by, limit, continuation)
+        return Page(items=[json.loads(row[0]) for row in rows], continuation=token)
+
+    def _page(
+        self,
+        container: str,
+        partition_key: str,
+        where: Sequence[Condition],
+        order_by: Sequence[OrderBy],
+        limit: int,
+        continuation: str | None,
+        selected: tuple[str, list[Any]] = ("body", []),
+    ) -> tuple[list[Any], str | None]:
+        """One keyset page: the rows whose first column is `selected` (SQL and its parameters),
+        and the token of the next page."""
         spec = self._container(container)
         if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
+        select_sql, select_params = selected
         filter_sql, filter_params = condition_sql(where)
         order = ordering(order_by)
         keyset, keyset_params = "1", []
@@ -192,11 +208,12 @@ class SqliteReader:
             values, last_id = decode_token(continuation, order.fingerprint)
             keyset, keyset_params = keyset_sql(order.directions, values, last_id)
         sql = (
-            f"SELECT * FROM (SELECT body, id{order.select_sql} FROM items"
+            f"SELECT * FROM (SELECT {select_sql}, id{order.select_sql} FROM items"
             f" WHERE container = ? AND pk = ? AND {LIVE} AND {filter_sql})"
             f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?"
         )
         params = [
+            *select_params,
             *order.select_params,
             spec.name,
             partition_key,
@@ -207,12 +224,11 @@ class SqliteReader:
         ]
         with self._reader() as connection:
             rows = connection.execute(sql, params).fetchall()
-        items = [json.loads(row[0]) for row in rows[:limit]]
         token = None
         if len(rows) > limit:
             last = rows[limit - 1]
             token = encode_token(order.fingerprint, list(last[2:]), last[1])
-        return Page(items=items, continuation=token)
+        return rows[:limit], token
 
     # ------------------------------------------------------------------ ChangeFeed
 
@@ -308,39 +324,18 @@ class SqliteReader:
     ) -> JsonPage:
         """`query`, the object of `fields` made by SQLite's JSON functions from the stored
         body (`->` keeps each value's JSON type), inline as `read_async`."""
-        spec = self._container(container)
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
         projection = ", ".join("?, body -> ?" for _ in fields)
         projection_params = [part for name in fields for part in (name, f'$."{name}"')]
-        filter_sql, filter_params = condition_sql(where)
-        order = ordering(order_by)
-        keyset, keyset_params = "1", []
-        if continuation is not None:
-            values, last_id = decode_token(continuation, order.fingerprint)
-            keyset, keyset_params = keyset_sql(order.directions, values, last_id)
-        sql = (
-            f"SELECT * FROM (SELECT json_object({projection}), id{order.select_sql} FROM items"
-            f" WHERE container = ? AND pk = ? AND {LIVE} AND {filter_sql})"
-            f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?"
-        )
-        params = [
-            *projection_params,
-            *order.select_params,
-            spec.name,
+        rows, token = self._page(
+            container,
             partition_key,
-            self._clock(),
-            *filter_params,
-            *keyset_params,
-            limit + 1,
-        ]
-        with self._reader() as connection:
-            rows = connection.execute(sql, params).fetchall()
-        token = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            token = encode_token(order.fingerprint, list(last[2:]), last[1])
-        return JsonPage(items=[row[0] for row in rows[:limit]], continuation=token)
+            where,
+            order_by,
+            limit,
+            continuation,
+            (f"json_object({projection})", projection_params),
+        )
+        return JsonPage(items=[row[0] for row in rows], continuation=token)
 
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:
