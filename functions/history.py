@@ -13,7 +13,7 @@ from shared.projection.feeds import HISTORY_FEEDS
 
 bp = func.Blueprint()
 
-_MUSICALS_FEED, _PAYMENTS_FEED, _NOTICES_FEED = HISTORY_FEEDS
+_MUSICALS_FEED, _PAYMENTS_FEED, _NOTICES_FEED, _PERFORMANCES_FEED = HISTORY_FEEDS
 
 
 async def _project(docs: func.DocumentList) -> None:
@@ -52,4 +52,11 @@ async def history_from_payments(docs: func.DocumentList) -> None:
 @change_feed_trigger(bp, _NOTICES_FEED.container, _NOTICES_FEED.lease_prefix)
 @traced_changes
 async def history_from_notices(docs: func.DocumentList) -> None:
+    await _project(docs)
+
+
+@bp.function_name("history_from_performances")
+@retry_forever(bp)
+@change_feed_trigger(bp, _PERFORMANCES_FEED.container, _PERFORMANCES_FEED.lease_prefix)
+async def history_from_performances(docs: func.DocumentList) -> None:
     await _project(docs)

@@ -5,7 +5,9 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import RegisterMusical
+from shared.domain.musical_requests import MusicalRequest
 from shared.handlers.musicals import list_musicals, read_musical, register_musical
+from shared.handlers.performances import register_seated_musical
 
 bp = func.Blueprint()
 
@@ -15,7 +17,10 @@ bp = func.Blueprint()
 def create_musical(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     services.authenticator.require_admin(request.raw.headers)
-    command = request.body(RegisterMusical)
+    command = request.body(MusicalRequest).root
+    if not isinstance(command, RegisterMusical):  # seated (CONTRACT §6)
+        seated = register_seated_musical(command, services.store, services.clock.now())
+        return json_response(seated, request, 201, {"Location": f"/api/musicals/{seated['id']}"})
     musical = register_musical(command, services.store, services.clock.now())
     return json_response(musical, request, 201, {"Location": f"/api/musicals/{musical.id}"})
 

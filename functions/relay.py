@@ -7,7 +7,7 @@ from shared.api.messages import documents_of
 from shared.bootstrap import get_services
 from shared.handlers.relay import relay_outbox
 from shared.observability import traced_changes
-from shared.topology import MUSICALS, PAYMENTS
+from shared.topology import MUSICALS, PAYMENTS, PERFORMANCES
 
 bp = func.Blueprint()
 
@@ -37,4 +37,17 @@ def relay_reservation_events(docs: func.DocumentList) -> None:
 )
 @traced_changes
 def relay_payment_events(docs: func.DocumentList) -> None:
+    _relay(docs)
+
+
+@retry_forever(bp)
+@change_feed_trigger(
+    bp,
+    PERFORMANCES.name,
+    "relay-performances",
+    feed_poll_delay=_POLL_MS,
+    max_items_per_invocation=_BATCH,
+)
+@traced_changes
+def relay_seated_reservation_events(docs: func.DocumentList) -> None:
     _relay(docs)

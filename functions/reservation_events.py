@@ -4,7 +4,9 @@ import azure.functions as func
 
 from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
+from shared.domain.ids import seated_partition_of
 from shared.handlers.reservations import apply_payment_outcome
+from shared.handlers.seated_reservations import apply_seated_payment_outcome
 from shared.observability import correlation, traced_message
 from shared.topology import SERVICEBUS_CONNECTION, SUB_RESERVATION, TOPIC_PAYMENT
 
@@ -22,4 +24,8 @@ def settle_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):
         services = get_services()
-        apply_payment_outcome(event_of(message), services.store, services.clock.now())
+        event = event_of(message)
+        if seated_partition_of(event.payment().reservation_id):
+            apply_seated_payment_outcome(event, services.store, services.clock.now())
+        else:
+            apply_payment_outcome(event, services.store, services.clock.now())

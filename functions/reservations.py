@@ -1,13 +1,19 @@
 """Reservations: customers place, read and cancel them (synchronously, seats held atomically)."""
 
+import functools
+
 import azure.functions as func
 
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import PlaceReservation
+from shared.domain.ids import seated_partition_of
+from shared.domain.models import Reservation
+from shared.domain.reservation_requests import ReservationRequest
 from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservation_reads import read_reservation
 from shared.handlers.reservations import cancel_reservation, place_reservation
+from shared.handlers.seated_reservations import cancel_seated_reservation, place_seated_reservation
 from shared.observability import annotate
 
 bp = func.Blueprint()
@@ -19,19 +25,32 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     """Async: the hot path runs on the worker's event loop instead of a pool thread."""
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    command = request.body(PlaceReservation)
-    placed = await place_reservation(
-        command,
-        caller,
-        request.correlation_id,
-        request.idempotency_key(),
-        services.async_store,
-        services.musicals,
-        services.clock.now(),
-        admit=lambda: admit_new_order(
-            services.settings.reservations_when_payment_down, services.breaker.state
-        ),
+    command = request.body(ReservationRequest).root
+    admit = functools.partial(
+        admit_new_order, services.settings.reservations_when_payment_down, services.breaker.state
     )
+    if isinstance(command, PlaceReservation):
+        placed = await place_reservation(
+            command,
+            caller,
+            request.correlation_id,
+            request.idempotency_key(),
+            services.async_store,
+            services.musicals,
+            services.clock.now(),
+            admit=admit,
+        )
+    else:  # seated (docs/seating.md)
+        placed = await place_seated_reservation(
+            command,
+            caller,
+            request.correlation_id,
+            request.idempotency_key(),
+            services.async_store,
+            services.performances,
+            services.clock.now(),
+            admit=admit,
+        )
     reservation = placed.reservation
     annotate(reservation.id)
     return json_response(
@@ -56,8 +75,15 @@ async def show_reservation(request: ApiRequest) -> func.HttpResponse:
 def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    reservation = cancel_reservation(
-        request.route("id"), caller, services.store, services.clock.now()
-    )
+    reservation_id = request.route("id")
+    reservation: Reservation
+    if seated_partition_of(reservation_id):
+        reservation = cancel_seated_reservation(
+            reservation_id, caller, services.store, services.clock.now()
+        )
+    else:
+        reservation = cancel_reservation(
+            reservation_id, caller, services.store, services.clock.now()
+        )
     annotate(reservation.id)
     return json_response(reservation, request)

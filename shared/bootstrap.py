@@ -19,6 +19,7 @@ from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.payments import PaymentDeps
+from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.ports import (
     AsyncDocumentStore,
@@ -108,6 +109,10 @@ class Services:
     @cached_property
     def musicals(self) -> MusicalDirectory:
         return MusicalDirectory(self.store)
+
+    @cached_property
+    def performances(self) -> PerformanceDirectory:
+        return PerformanceDirectory()
 
     @cached_property
     def authenticator(self) -> Authenticator:

@@ -38,10 +38,22 @@ CUSTOMER_CENTER = ContainerSpec("customercenter", "/customerId")
 IDEMPOTENCY = ContainerSpec("idempotency", "/customerId", default_ttl=86_400)
 CONTROL = ContainerSpec("control", "/id")
 LEASES = ContainerSpec("leases", "/id")
+# Seated musicals: a partition per performance and one per (performance, section); see
+# shared.domain.performances and docs/seating.md.
+PERFORMANCES = ContainerSpec("performances", "/partitionKey", default_ttl=-1)
 
 CONTAINERS: dict[str, ContainerSpec] = {
     spec.name: spec
-    for spec in (MUSICALS, PAYMENTS, NOTICES, CUSTOMER_CENTER, IDEMPOTENCY, CONTROL, LEASES)
+    for spec in (
+        MUSICALS,
+        PAYMENTS,
+        NOTICES,
+        CUSTOMER_CENTER,
+        IDEMPOTENCY,
+        CONTROL,
+        LEASES,
+        PERFORMANCES,
+    )
 }
 
 

@@ -58,6 +58,11 @@ var containers = [
     partitionKey: '/id'
     defaultTtl: null
   }
+  {
+    name: 'performances'
+    partitionKey: '/partitionKey'
+    defaultTtl: -1
+  }
 ]
 
 // Everything is indexed by default; the history view adds what its one query needs

@@ -238,7 +238,7 @@ def _error_response(error: Exception, request: ApiRequest, name: str) -> func.Ht
     """A domain error as its problem+json answer; anything else as a logged 500."""
     problem = problem_for(error)
     if problem is not None:
-        extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else None
+        extra = {"errors": error.errors} if isinstance(error, InvalidRequest) else problem.extra
         return problem_response(
             problem.type.status,
             problem.type.title,

@@ -4,6 +4,7 @@ and the API layer's own errors (bad bodies, bad tokens), which carry theirs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared.domain.errors import (
     DomainError,
@@ -16,6 +17,7 @@ from shared.domain.errors import (
     ReservationRejected,
     SeatLimitReached,
 )
+from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
     NotFoundError: ProblemType(404, "Not Found", "not-found"),
     NotEnoughSeats: ProblemType(409, "Not enough seats", "not-enough-seats"),
     SeatLimitReached: ProblemType(409, "Seat limit reached", "seat-limit"),
+    SeatsTaken: ProblemType(409, "Seats taken", "seats-taken"),
+    TooLateToCancel: ProblemType(409, "Too late to cancel", "too-late-to-cancel"),
+    InvalidSeatRequest: ProblemType(422, "Invalid request", "invalid-request"),
     ReservationRejected: ProblemType(409, "Reservation was rejected", "rejected"),
     ReservationExpired: ProblemType(409, "Reservation expired", "expired"),
     PaymentsUnavailable: ProblemType(503, "Payments are unavailable", "payments-unavailable"),
@@ -58,6 +63,8 @@ class Problem:
     type: ProblemType
     detail: str
     headers: dict[str, str]
+    extra: dict[str, Any] | None = None
+    """Members the problem adds (RFC 9457 extensions), e.g. the taken `seatIds`."""
 
 
 def problem_for(error: Exception) -> Problem | None:
@@ -77,4 +84,5 @@ def problem_for(error: Exception) -> Problem | None:
         if isinstance(error, PaymentsUnavailable)
         else {}
     )
-    return Problem(kind, error.detail, headers)
+    extra = {"seatIds": error.seat_ids} if isinstance(error, SeatsTaken) else None
+    return Problem(kind, error.detail, headers, extra)

@@ -68,6 +68,12 @@ class ReservationFacts(CamelModel):
     seats: int
     amount: int
     created_at: UtcTimestamp
+    # Seated reservations only (CONTRACT §6).
+    performance_id: str | None = None
+    starts_at: datetime | None = None
+    seat_ids: list[str] | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
     @classmethod
     def of(cls, reservation: Reservation) -> ReservationFacts:
@@ -79,6 +85,7 @@ class ReservationFacts(CamelModel):
             seats=reservation.seats,
             amount=reservation.amount,
             created_at=reservation.created_at,
+            **reservation.seated_facts(),
         )
 
 

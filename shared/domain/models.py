@@ -153,6 +153,10 @@ class Reservation(StoredModel):
     def holds_seats(self) -> bool:
         return self.status in SEAT_HOLDING_STATUSES
 
+    def seated_facts(self) -> dict[str, Any]:
+        """What a seated reservation's events add (shared.domain.performances); none here."""
+        return {}
+
 
 class PaymentStatus(StrEnum):
     PENDING = "Pending"

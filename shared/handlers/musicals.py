@@ -11,7 +11,10 @@ from shared.domain.commands import RegisterMusical
 from shared.domain.errors import NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
+from shared.domain.performances import SeatedMusical
+from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.paging import query_page
+from shared.handlers.performances import performance_views
 from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
@@ -40,23 +43,33 @@ def register_musical(command: RegisterMusical, store: DocumentStore, now: dateti
     return Musical.from_document(store.create(MUSICALS.name, musical.to_document()))
 
 
-def get_musical(musical_id: str, store: DocumentStore) -> Musical:
+def get_musical(musical_id: str, store: DocumentStore) -> Musical | SeatedMusical:
     if not is_musical_id(musical_id):
         raise NotFoundError(f"no musical {musical_id!r}")
     try:
-        return Musical.from_document(store.read(MUSICALS.name, musical_id, musical_id))
+        return _musical_of(store.read(MUSICALS.name, musical_id, musical_id))
     except NotFound:
         raise NotFoundError(f"no musical {musical_id!r}") from None
 
 
+def _musical_of(document: dict[str, Any]) -> Musical | SeatedMusical:
+    if document.get("type") == SeatedMusical.DOC_TYPE:
+        return SeatedMusical.from_document(document)
+    return Musical.from_document(document)
+
+
 async def read_musical(musical_id: str, store: AsyncDocumentStore) -> dict[str, Any]:
-    """GET /musicals/{id}: the musical as stored, served without a model (`Musical.served`)."""
+    """GET /musicals/{id}: the musical as stored, served without a model (`Musical.served`);
+    a seated one with its performances' live counts."""
     if not is_musical_id(musical_id):
         raise NotFoundError(f"no musical {musical_id!r}")
     try:
         document = await store.read_async(MUSICALS.name, musical_id, musical_id)
     except NotFound:
         raise NotFoundError(f"no musical {musical_id!r}") from None
+    if document.get("type") == SeatedMusical.DOC_TYPE:
+        seated = SeatedMusical.from_document(document)
+        return seated.to_api(await performance_views(seated, store))
     return Musical.served(document)
 
 
@@ -65,7 +78,8 @@ async def list_musicals(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the catalog, oldest first, with each musical's live seat count: the page of
     catalog lines (one query), then their musicals read all at once (each lives in its own
-    partition, beside its reservations, so that a reservation holds its seats atomically)."""
+    partition, beside its reservations, so that a reservation holds its seats atomically).
+    A seated musical lists its performances without counts (they are per section)."""
     page = await query_page(
         store,
         MUSICALS.name,
@@ -78,7 +92,13 @@ async def list_musicals(
     keys = [(entry["id"], entry["id"]) for entry in page.items]
     # A line whose musical was never written (see register_musical) is skipped.
     musicals = await store.read_many_async(MUSICALS.name, keys)
-    return [Musical.served(document) for document in musicals], page.continuation
+    return [_served(document) for document in musicals], page.continuation
+
+
+def _served(document: dict[str, Any]) -> dict[str, Any]:
+    if document.get("type") == SeatedMusical.DOC_TYPE:
+        return SeatedMusical.from_document(document).to_api()
+    return Musical.served(document)
 
 
 @dataclass(frozen=True)
@@ -118,9 +138,14 @@ class MusicalDirectory:
             document = await store.read_async(MUSICALS.name, musical_id, musical_id)
         except NotFound:
             raise NotFoundError(f"no musical {musical_id!r}") from None
-        return self._remember(Musical.from_document(document))
+        return self._remember(_musical_of(document))
 
-    def _remember(self, musical: Musical) -> MusicalFacts:
+    def _remember(self, musical: Musical | SeatedMusical) -> MusicalFacts:
+        if isinstance(musical, SeatedMusical):
+            raise InvalidSeatRequest(
+                f"musical {musical.id} is seated: reserve seats of one of its performances "
+                "(performanceId with seatIds, or with grade and seats)"
+            )
         facts = MusicalFacts(
             musical.id, musical.title, musical.price, musical.max_seats_per_customer
         )

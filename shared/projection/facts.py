@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,6 +33,7 @@ from shared.domain.models import (
     Reservation,
     ReservationStatus,
 )
+from shared.domain.performances import SeatedReservation
 from shared.domain.timestamps import UtcTimestamp
 
 log = logging.getLogger("outerpark.history")
@@ -64,6 +66,10 @@ class ReservationDetails(CamelModel):
     seats: int
     amount: int
     created_at: UtcTimestamp
+    # Seated reservations only (CONTRACT §6).
+    performance_id: str | None = None
+    starts_at: datetime | None = None
+    seat_ids: list[str] | None = None
 
 
 class NoticeEntry(CamelModel):
@@ -93,6 +99,8 @@ class HistoryFact(CamelModel):
     payment_status: PaymentStatus | None = None
     step: TimelineStep | None = None
     notice: NoticeEntry | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
 
 def facts_of(document: Mapping[str, Any]) -> list[HistoryFact]:
@@ -131,6 +139,8 @@ def _from_event(document: Mapping[str, Any]) -> list[HistoryFact]:
                 details=ReservationDetails.model_validate(facts.model_dump()),
                 reservation_status=RESERVATION_EVENT_STATUS[event.event_type],
                 step=step,
+                cancellation_fee=facts.cancellation_fee,
+                refund_amount=facts.refund_amount,
             )
         ]
     payment = event.payment()
@@ -150,7 +160,8 @@ def _from_event(document: Mapping[str, Any]) -> list[HistoryFact]:
 def _from_reservation(document: Mapping[str, Any]) -> list[HistoryFact]:
     """Placement at `createdAt`, and the current status at `updatedAt`: the same steps, at
     the same times, as the events written in the same batch."""
-    reservation = Reservation.from_document(dict(document))
+    seated = "performanceId" in document
+    reservation = (SeatedReservation if seated else Reservation).from_document(dict(document))
     details = ReservationDetails.model_validate(reservation.model_dump())
     placed = HistoryFact(
         customer_id=reservation.customer_id,
@@ -171,6 +182,8 @@ def _from_reservation(document: Mapping[str, Any]) -> list[HistoryFact]:
         step=TimelineStep(
             type=_STEP_OF_STATUS[reservation.status].value, at=reservation.updated_at
         ),
+        cancellation_fee=getattr(reservation, "cancellation_fee", None),
+        refund_amount=getattr(reservation, "refund_amount", None),
     )
     return [placed, current]
 

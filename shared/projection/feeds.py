@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.topology import MUSICALS, NOTICES, PAYMENTS
+from shared.topology import MUSICALS, NOTICES, PAYMENTS, PERFORMANCES
 
 
 @dataclass(frozen=True)
@@ -20,4 +20,5 @@ HISTORY_FEEDS: tuple[HistoryFeed, ...] = (
     HistoryFeed(MUSICALS.name, "history-musicals"),
     HistoryFeed(PAYMENTS.name, "history-payments"),
     HistoryFeed(NOTICES.name, "history-notices"),
+    HistoryFeed(PERFORMANCES.name, "history-performances"),  # seated reservations
 )

@@ -17,6 +17,7 @@ join of the facts, not the last one seen:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, ClassVar
 
 from shared.domain.models import PaymentStatus, ReservationStatus, StoredModel
@@ -52,6 +53,13 @@ API_FIELDS = (
     "timeline",
     "createdAt",
     "updatedAt",
+    # Seated reservations (docs/seating.md): null on a general-admission item, and the fee and
+    # refund null until a cancel.
+    "performanceId",
+    "startsAt",
+    "seatIds",
+    "cancellationFee",
+    "refundAmount",
 )
 
 
@@ -73,6 +81,11 @@ class HistoryItem(StoredModel):
     timeline: list[TimelineStep] = []
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
+    performance_id: str | None = None
+    starts_at: datetime | None = None
+    seat_ids: list[str] | None = None
+    cancellation_fee: int | None = None
+    refund_amount: int | None = None
 
     @classmethod
     def from_facts(cls, facts: Iterable[HistoryFact]) -> HistoryItem:
@@ -95,6 +108,9 @@ class HistoryItem(StoredModel):
             if (fact.customer_id, fact.reservation_id) != (self.customer_id, self.id):
                 raise ValueError(f"fact about {fact.reservation_id} folded into {self.id}")
             _fold_details(fields, fact)
+            if fact.refund_amount is not None:  # a cancel happens once: its terms never change
+                fields["cancellation_fee"] = fact.cancellation_fee
+                fields["refund_amount"] = fact.refund_amount
             fields["reservation_status"] = _highest(
                 fields["reservation_status"], fact.reservation_status, RESERVATION_RANK
             )
@@ -133,6 +149,12 @@ def _fold_details(fields: dict[str, Any], fact: HistoryFact) -> None:
             amount=fact.details.amount,
             created_at=fact.details.created_at,
         )
+        if fact.details.performance_id is not None:
+            fields.update(
+                performance_id=fact.details.performance_id,
+                starts_at=fact.details.starts_at,
+                seat_ids=fact.details.seat_ids,
+            )
         return
     if fields["musical_title"] is None:
         fields["musical_id"] = fields["musical_id"] or fact.musical_id

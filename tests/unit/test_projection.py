@@ -388,7 +388,8 @@ def test_a_rebuild_checkpoints_every_feed_at_its_end(store, clock, musical):
     rebuild_history(store)
 
     for feed in HISTORY_FEEDS:
-        last = store.read_changes(feed.container, 0, 1000)[-1].lsn
+        changes = store.read_changes(feed.container, 0, 1000)
+        last = changes[-1].lsn if changes else 0  # a feed with nothing in it starts over
         assert store.get_checkpoint(feed.container, feed.lease_prefix) == last
 
 

@@ -1,0 +1,684 @@
+"""Seated reservations: holding chosen seats of one performance, cancelling with a fee, expiring
+unpaid ones, and applying payment outcomes to them (docs/seating.md).
+
+Every change is one transactional batch in the reservation's section partition: the held
+seats (one item per seat, id = seat id), the section's counter, the reservation and its outbox
+event. A seat held twice conflicts inside the batch, so nothing is ever sold twice. What spans
+sections (a customer's cap per performance) is an allowance item in the performance partition:
+a hold is added there before the seats are held, by a patch guarded by the cap, and removed
+when the hold fails or the seats come back, by a patch guarded by the hold's presence (so a
+give-back repeated after a crash counts once; `shared.handlers.sweeper` repairs one that a
+crash skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.domain.caller import Caller
+from shared.domain.errors import (
+    NotEnoughSeats,
+    NotFoundError,
+    ReservationExpired,
+    ReservationRejected,
+    SeatLimitReached,
+)
+from shared.domain.events import Event, EventType, reservation_event
+from shared.domain.fees import cancellation_terms
+from shared.domain.ids import (
+    idempotency_record_id,
+    new_reservation_suffix,
+    seated_partition_of,
+    seated_reservation_id,
+    section_partition,
+)
+from shared.domain.models import ReservationStatus
+from shared.domain.performances import (
+    COUNTER_ID,
+    PARTITION_FIELD,
+    AllowanceHold,
+    HeldSeat,
+    Performance,
+    SeatAllowance,
+    SeatedOrder,
+    SeatedReservation,
+)
+from shared.domain.seating import Seat, best_available
+from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
+from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
+from shared.handlers.performances import PerformanceDirectory, held_seat_ids
+from shared.handlers.reservations import Placed
+from shared.ports import (
+    AsyncDocumentStore,
+    BatchFailed,
+    BatchOperation,
+    Condition,
+    Conflict,
+    Create,
+    Delete,
+    DocumentStore,
+    Incr,
+    NotFound,
+    Patch,
+    PatchOperation,
+    PreconditionFailed,
+    Remove,
+    Replace,
+    Set,
+)
+from shared.topology import IDEMPOTENCY, PERFORMANCES
+
+MAX_RACE_RETRIES = 20
+# Best available re-reads and picks again after a lost race at most this many times.
+MAX_PICKS = 40
+
+SeatedCommand = ReserveSeats | ReserveBestAvailable
+
+
+async def _admit_all() -> None:
+    """Take every new order (no load shedding)."""
+
+
+async def place_seated_reservation(
+    command: SeatedCommand,
+    caller: Caller,
+    correlation_id: str,
+    idempotency_key: str | None,
+    store: AsyncDocumentStore,
+    performances: PerformanceDirectory,
+    now: datetime,
+    admit: Callable[[], Awaitable[None]] = _admit_all,
+) -> Placed:
+    """Hold exactly the seats asked for (or the best available ones) and record the
+    reservation and its event, or refuse and change nothing.
+
+    With an Idempotency-Key, the first request's body is the one carried out and a replay
+    answers with its reservation before anything else (the cap included).
+    """
+    performance = await performances.get_async(command.performance_id, store)
+    _validate(command, performance)
+    if idempotency_key is None:
+        await admit()
+        suffix = new_reservation_suffix()
+        return await _place(command, suffix, performance, caller, correlation_id, store, now)
+    record_id = idempotency_record_id(f"seated\n{idempotency_key}")
+    for _ in range(MAX_RACE_RETRIES):
+        order = await _read_order(record_id, caller, store)
+        if order is not None:
+            existing = await _placed_by(order, store, performances)
+            if existing is not None:
+                return Placed(existing, created=False)
+        await admit()
+        try:
+            order = await _hold_order(order, record_id, caller, command, performance, store, now)
+        except (Conflict, PreconditionFailed, NotFound):
+            continue  # another request with this key moved first: look again
+        first = await performances.get_async(order.performance_id, store)
+        try:
+            return await _place(
+                _command_of(order), order.suffix, first, caller, correlation_id, store, now
+            )
+        except (NotEnoughSeats, SeatsTaken, SeatLimitReached, NotFoundError, InvalidSeatRequest):
+            with contextlib.suppress(NotFound, PreconditionFailed):
+                await store.delete_async(
+                    IDEMPOTENCY.name, caller.customer_id, order.id, if_match=order.etag
+                )
+            raise
+    raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
+
+
+def _validate(command: SeatedCommand, performance: Performance) -> None:
+    seat_map = performance.seat_map
+    if isinstance(command, ReserveSeats):
+        try:
+            seat_map.one_section(command.seat_ids)
+        except ValueError as error:
+            raise InvalidSeatRequest(str(error)) from None
+    elif command.grade not in seat_map.grades:
+        raise InvalidSeatRequest(f"no grade {command.grade!r} in this hall")
+
+
+async def _place(
+    command: SeatedCommand,
+    suffix: str,
+    performance: Performance,
+    caller: Caller,
+    correlation_id: str,
+    store: AsyncDocumentStore,
+    now: datetime,
+) -> Placed:
+    _validate(command, performance)
+    if isinstance(command, ReserveSeats):
+        section, seats = performance.seat_map.one_section(command.seat_ids)
+        count, sections = len(seats), [section.id]
+    else:
+        count = command.seats
+        sections = [s.id for s in performance.seat_map.sections_of(command.grade)]
+    hold = AllowanceHold(seats=count, suffix=suffix, sections=sections, at=now)
+    hold_key = await _take_allowance(performance, caller, hold, store)
+    try:
+        if isinstance(command, ReserveSeats):
+            return await _hold(
+                seats, suffix, hold_key, performance, caller, correlation_id, store, now
+            )
+        return await _hold_best(
+            command, suffix, hold_key, performance, caller, correlation_id, store, now
+        )
+    except _Kept as kept:  # the same request, replayed, placed it first: ours is not needed
+        await _give_allowance_back(performance.id, caller.customer_id, hold_key, count, store)
+        return kept.placed
+    except BaseException:
+        await _give_allowance_back(performance.id, caller.customer_id, hold_key, count, store)
+        raise
+
+
+class _Kept(Exception):
+    """The hold did not create a reservation, but one exists already (an idempotent race)."""
+
+    def __init__(self, placed: Placed) -> None:
+        self.placed = placed
+
+
+async def _hold(
+    seats: Sequence[Seat],
+    suffix: str,
+    hold_key: str | None,
+    performance: Performance,
+    caller: Caller,
+    correlation_id: str,
+    store: AsyncDocumentStore,
+    now: datetime,
+) -> Placed:
+    """One batch in the section partition: the seats, the counter, the reservation, its event."""
+    section_id = seats[0].section
+    partition = section_partition(performance.id, section_id)
+    reservation = SeatedReservation(
+        id=seated_reservation_id(performance.id, section_id, suffix),
+        musical_id=performance.musical_id,
+        musical_title=performance.musical_title,
+        customer_id=caller.customer_id,
+        seats=len(seats),
+        amount=sum(performance.seat_map.price_of(seat) for seat in seats),
+        status=ReservationStatus.RESERVED,
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+        seat_limit=performance.max_seats_per_customer,
+        performance_id=performance.id,
+        section_id=section_id,
+        starts_at=performance.starts_at,
+        seat_ids=[seat.id for seat in seats],
+        allowance_hold=hold_key,
+    )
+    held: list[BatchOperation] = [
+        Create(
+            HeldSeat(
+                id=seat.id,
+                performance_id=performance.id,
+                section_id=section_id,
+                reservation_id=reservation.id,
+            ).to_document()
+        )
+        for seat in seats
+    ]
+    placed = reservation_event(EventType.RESERVATION_PLACED, reservation, now)
+    operations: list[BatchOperation] = [
+        *held,
+        Patch(
+            COUNTER_ID,
+            [Incr("availableSeats", -len(seats))],
+            condition=[Condition("availableSeats", ">=", len(seats))],
+        ),
+        Create(reservation.to_document()),
+        Create(placed.to_document(PARTITION_FIELD, partition)),
+    ]
+    try:
+        stored = await store.batch_async(PERFORMANCES.name, partition, operations)
+    except BatchFailed as failure:
+        if failure.index < len(held) and isinstance(failure.cause, Conflict):
+            taken = await _held_by_others(partition, seats, reservation.id, store)
+            if not taken:  # held by this very reservation: an idempotent replay won the race
+                raise _Kept(await _existing(reservation.id, store)) from None
+            raise SeatsTaken(taken) from None
+        if failure.index == len(held) + 1 and isinstance(failure.cause, Conflict):
+            raise _Kept(await _existing(reservation.id, store)) from None
+        if failure.index == len(held) and isinstance(failure.cause, PreconditionFailed):
+            raise NotEnoughSeats(
+                f"section {section_id} has fewer than {len(seats)} seats free"
+            ) from None
+        raise
+    document = stored[len(held) + 1]
+    assert document is not None  # a Create answers with what it stored
+    reservation.etag = document["_etag"]
+    return Placed(reservation, created=True)
+
+
+async def _hold_best(
+    command: ReserveBestAvailable,
+    suffix: str,
+    hold_key: str | None,
+    performance: Performance,
+    caller: Caller,
+    correlation_id: str,
+    store: AsyncDocumentStore,
+    now: datetime,
+) -> Placed:
+    """Read the held seats of the grade's sections, choose, hold; a lost race picks again."""
+    sections = performance.seat_map.sections_of(command.grade)
+    for _ in range(MAX_PICKS):
+        taken = {
+            section.id: frozenset(
+                Seat.parse(seat_id)
+                for seat_id in await held_seat_ids(performance.id, section.id, store)
+            )
+            for section in sections
+        }
+        choice = best_available(performance.seat_map, command.grade, command.seats, taken)
+        if choice is None:
+            raise NotEnoughSeats(
+                f"no section of grade {command.grade} has {command.seats} seats free"
+            )
+        try:
+            return await _hold(
+                choice, suffix, hold_key, performance, caller, correlation_id, store, now
+            )
+        except (SeatsTaken, NotEnoughSeats):
+            continue  # someone held some of them after our read: read again and pick again
+    raise NotEnoughSeats(f"the seats of grade {command.grade} are selling too fast; try again")
+
+
+async def _held_by_others(
+    partition: str, seats: Sequence[Seat], reservation_id: str, store: AsyncDocumentStore
+) -> list[str]:
+    """The seats among `seats` that another reservation holds (re-read after a conflict)."""
+    taken: list[str] = []
+    for seat in seats:
+        try:
+            document = await store.read_async(PERFORMANCES.name, partition, seat.id)
+        except NotFound:
+            continue
+        if document.get("reservationId") != reservation_id:
+            taken.append(seat.id)
+    return taken
+
+
+async def _existing(reservation_id: str, store: AsyncDocumentStore) -> Placed:
+    found = await find_seated_async(reservation_id, store)
+    if found is None:
+        raise NotFoundError(f"no reservation {reservation_id!r}")
+    return Placed(found, created=False)
+
+
+# --------------------------------------------------------------------------- the allowance
+
+
+async def _take_allowance(
+    performance: Performance, caller: Caller, hold: AllowanceHold, store: AsyncDocumentStore
+) -> str | None:
+    """Count `hold.seats` more seats against the customer's cap for this performance, under a
+    new hold key (returned), or refuse. None when the performance has no cap."""
+    cap = performance.max_seats_per_customer
+    if cap is None:
+        return None
+    count = hold.seats
+    if count > cap:
+        raise SeatLimitReached(f"at most {cap} seats per customer for this performance")
+    allowance_id = SeatAllowance.id_for(caller.customer_id)
+    key = SeatAllowance.new_hold_key()
+    for _ in range(MAX_RACE_RETRIES):
+        try:
+            await store.batch_async(
+                PERFORMANCES.name,
+                performance.id,
+                [
+                    Patch(
+                        allowance_id,
+                        [Incr("seats", count), Set(f"holds.{key}", hold.to_json_dict())],
+                        condition=[Condition("seats", "<=", cap - count)],
+                    )
+                ],
+            )
+            return key
+        except BatchFailed as failure:
+            if isinstance(failure.cause, PreconditionFailed):
+                raise SeatLimitReached(
+                    f"at most {cap} seats per customer for this performance"
+                ) from None
+            if not isinstance(failure.cause, NotFound):
+                raise
+        first = SeatAllowance(
+            id=allowance_id,
+            performance_id=performance.id,
+            customer_id=caller.customer_id,
+            seats=count,
+            holds={key: hold},
+        )
+        try:
+            await store.create_async(PERFORMANCES.name, first.to_document())
+            return key
+        except Conflict:
+            continue  # created meanwhile by a parallel request: patch it
+    raise RuntimeError("the seat allowance kept changing; retry the request")
+
+
+def _give_back(hold_key: str, seats: int) -> tuple[list[PatchOperation], list[Condition]]:
+    """The patch that gives a hold's seats back, and its condition: only while the hold is
+    there, so that doing it again (after a crash, by the sweeper) changes nothing."""
+    return (
+        [Remove(f"holds.{hold_key}"), Incr("seats", -seats)],
+        [Condition(f"holds.{hold_key}.seats", "=", seats)],
+    )
+
+
+async def _give_allowance_back(
+    performance_id: str,
+    customer_id: str,
+    hold_key: str | None,
+    seats: int,
+    store: AsyncDocumentStore,
+) -> None:
+    if hold_key is None:
+        return
+    operations, condition = _give_back(hold_key, seats)
+    with contextlib.suppress(BatchFailed):  # given back already (or never taken)
+        await store.batch_async(
+            PERFORMANCES.name,
+            performance_id,
+            [Patch(SeatAllowance.id_for(customer_id), operations, condition)],
+        )
+
+
+def give_allowance_back(
+    performance_id: str, customer_id: str, hold_key: str, seats: int, store: DocumentStore
+) -> bool:
+    """Give a hold's seats back to the customer's allowance; False when there was nothing to
+    give back (done before)."""
+    operations, condition = _give_back(hold_key, seats)
+    allowance_id = SeatAllowance.id_for(customer_id)
+    try:
+        store.patch(PERFORMANCES.name, performance_id, allowance_id, operations, condition)
+    except (PreconditionFailed, NotFound):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+async def _read_order(
+    record_id: str, caller: Caller, store: AsyncDocumentStore
+) -> SeatedOrder | None:
+    try:
+        document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
+    except NotFound:
+        return None
+    return SeatedOrder.from_document(document)
+
+
+async def _placed_by(
+    order: SeatedOrder, store: AsyncDocumentStore, performances: PerformanceDirectory
+) -> SeatedReservation | None:
+    """The reservation the key's first request placed, if it was placed."""
+    if order.reservation_id is not None:
+        return await find_seated_async(order.reservation_id, store)
+    performance = await performances.get_async(order.performance_id, store)
+    section_ids = [s.id for s in performance.seat_map.sections_of(order.grade or "")]
+    return await find_by_suffix(performance.id, section_ids, order.suffix, store)
+
+
+async def find_by_suffix(
+    performance_id: str, section_ids: Sequence[str], suffix: str, store: AsyncDocumentStore
+) -> SeatedReservation | None:
+    """The reservation with that suffix in one of those sections: one read of them all."""
+    keys = [
+        (
+            section_partition(performance_id, section_id),
+            seated_reservation_id(performance_id, section_id, suffix),
+        )
+        for section_id in section_ids
+    ]
+    for document in await store.read_many_async(PERFORMANCES.name, keys):
+        found = _as_seated(document)
+        if found is not None:
+            return found
+    return None
+
+
+async def _hold_order(
+    order: SeatedOrder | None,
+    record_id: str,
+    caller: Caller,
+    command: SeatedCommand,
+    performance: Performance,
+    store: AsyncDocumentStore,
+    now: datetime,
+) -> SeatedOrder:
+    """Create the key's record, or rewrite it (new ETag) so that an earlier request that
+    fails cannot release the key under this one."""
+    if order is None:
+        suffix = new_reservation_suffix()
+        if isinstance(command, ReserveSeats):
+            section = Seat.parse(command.seat_ids[0]).section
+            fresh = SeatedOrder(
+                id=record_id,
+                customer_id=caller.customer_id,
+                performance_id=performance.id,
+                suffix=suffix,
+                seat_ids=command.seat_ids,
+                seats=len(command.seat_ids),
+                reservation_id=seated_reservation_id(performance.id, section, suffix),
+                created_at=now,
+            )
+        else:
+            fresh = SeatedOrder(
+                id=record_id,
+                customer_id=caller.customer_id,
+                performance_id=performance.id,
+                suffix=suffix,
+                grade=command.grade,
+                seats=command.seats,
+                created_at=now,
+            )
+        stored = await store.create_async(IDEMPOTENCY.name, fresh.to_document())
+    else:
+        stored = await store.replace_async(
+            IDEMPOTENCY.name, order.to_document(), if_match=order.etag
+        )
+    return SeatedOrder.from_document(stored)
+
+
+def _command_of(order: SeatedOrder) -> SeatedCommand:
+    if order.seat_ids is not None:
+        return ReserveSeats(performance_id=order.performance_id, seat_ids=order.seat_ids)
+    return ReserveBestAvailable(
+        performance_id=order.performance_id, grade=order.grade or "", seats=order.seats
+    )
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def find_seated(reservation_id: str, store: DocumentStore) -> SeatedReservation | None:
+    partition = _partition_of(reservation_id)
+    if partition is None:
+        return None
+    try:
+        return _as_seated(store.read(PERFORMANCES.name, partition, reservation_id))
+    except NotFound:
+        return None
+
+
+async def find_seated_async(
+    reservation_id: str, store: AsyncDocumentStore
+) -> SeatedReservation | None:
+    partition = _partition_of(reservation_id)
+    if partition is None:
+        return None
+    try:
+        return _as_seated(await store.read_async(PERFORMANCES.name, partition, reservation_id))
+    except NotFound:
+        return None
+
+
+def _partition_of(reservation_id: str) -> str | None:
+    located = seated_partition_of(reservation_id)
+    return section_partition(*located) if located else None
+
+
+def _as_seated(document: dict[str, Any]) -> SeatedReservation | None:
+    if document.get("type") != SeatedReservation.DOC_TYPE:
+        return None
+    return SeatedReservation.from_document(document)
+
+
+def get_seated_reservation(
+    reservation_id: str, caller: Caller, store: DocumentStore
+) -> SeatedReservation:
+    """The reservation, if the caller owns it or is an admin; otherwise it does not exist."""
+    reservation = find_seated(reservation_id, store)
+    if reservation is None or not (
+        caller.is_admin or reservation.customer_id == caller.customer_id
+    ):
+        raise NotFoundError(f"no reservation {reservation_id!r}")
+    return reservation
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def cancel_seated_reservation(
+    reservation_id: str,
+    caller: Caller,
+    store: DocumentStore,
+    now: datetime,
+) -> SeatedReservation:
+    """Cancel: the seats back at once, the fee by the days left (kept only when Confirmed),
+    refused on the day of the performance or after it, whatever the status."""
+    for _ in range(MAX_RACE_RETRIES):
+        reservation = get_seated_reservation(reservation_id, caller, store)
+        if reservation.status is ReservationStatus.CANCELLED:
+            return reservation
+        if reservation.status is ReservationStatus.REJECTED:
+            raise ReservationRejected(
+                f"reservation {reservation_id} was rejected; nothing to cancel"
+            )
+        if reservation.status is ReservationStatus.EXPIRED:
+            raise ReservationExpired(
+                f"reservation {reservation_id} expired unpaid; nothing to cancel"
+            )
+        terms = cancellation_terms(
+            reservation.amount,
+            reservation.starts_at,
+            now,
+            confirmed=reservation.status is ReservationStatus.CONFIRMED,
+        )
+        if terms is None:
+            raise TooLateToCancel(
+                f"reservation {reservation_id} can no longer be cancelled: its performance is "
+                f"on {reservation.starts_at.date().isoformat()}"
+            )
+        moved = _moved_to(reservation, ReservationStatus.CANCELLED, now).model_copy(
+            update={
+                "cancellation_fee": terms.cancellation_fee,
+                "refund_amount": terms.refund_amount,
+            }
+        )
+        try:
+            return _transition(reservation, moved, store, now)
+        except _LostRace:
+            continue
+    raise RuntimeError(f"reservation {reservation_id} kept changing under cancel")
+
+
+def apply_seated_payment_outcome(
+    event: Event, store: DocumentStore, now: datetime
+) -> SeatedReservation | None:
+    """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
+    Idempotent and order-tolerant, as for general admission."""
+    target = {
+        EventType.PAYMENT_APPROVED: ReservationStatus.CONFIRMED,
+        EventType.PAYMENT_DECLINED: ReservationStatus.REJECTED,
+    }.get(event.event_type)
+    if target is None:
+        return None
+    return _move(event.payment().reservation_id, target, store, now)
+
+
+def expire_seated_reservation(
+    reservation_id: str, store: DocumentStore, now: datetime
+) -> SeatedReservation | None:
+    """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
+    (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
+    return _move(reservation_id, ReservationStatus.EXPIRED, store, now)
+
+
+def _move(
+    reservation_id: str, target: ReservationStatus, store: DocumentStore, now: datetime
+) -> SeatedReservation | None:
+    for _ in range(MAX_RACE_RETRIES):
+        reservation = find_seated(reservation_id, store)
+        if reservation is None or not reservation.can_become(target):
+            return reservation
+        try:
+            return _transition(reservation, _moved_to(reservation, target, now), store, now)
+        except _LostRace:
+            continue
+    raise RuntimeError(f"reservation {reservation_id} kept changing on its way to {target}")
+
+
+class _LostRace(Exception):
+    """Someone else changed the reservation between our read and our write."""
+
+
+_EVENT_OF: dict[ReservationStatus, EventType] = {
+    ReservationStatus.CONFIRMED: EventType.RESERVATION_CONFIRMED,
+    ReservationStatus.REJECTED: EventType.RESERVATION_REJECTED,
+    ReservationStatus.CANCELLED: EventType.RESERVATION_CANCELLED,
+    ReservationStatus.EXPIRED: EventType.RESERVATION_EXPIRED,
+}
+
+
+def _transition(
+    reservation: SeatedReservation,
+    moved: SeatedReservation,
+    store: DocumentStore,
+    now: datetime,
+) -> SeatedReservation:
+    """One batch: the new state (If-Match the ETag read), its event, and, when the seats come
+    back, the seat items deleted and the counter raised. Then the allowance back (another
+    partition: a crash in between leaves it taken until the sweeper gives it back)."""
+    partition = section_partition(moved.performance_id, moved.section_id)
+    event = reservation_event(_EVENT_OF[moved.status], moved, now)
+    operations: list[BatchOperation] = [
+        Replace(moved.to_document(), if_match=reservation.etag),
+        Create(event.to_document(PARTITION_FIELD, partition)),
+    ]
+    seats_back = reservation.holds_seats and not moved.holds_seats
+    if seats_back:
+        operations.append(Patch(COUNTER_ID, [Incr("availableSeats", moved.seats)]))
+        operations.extend(Delete(seat_id) for seat_id in moved.seat_ids)
+    try:
+        stored = store.batch(PERFORMANCES.name, partition, operations)
+    except BatchFailed as failure:
+        if isinstance(failure.cause, (PreconditionFailed, Conflict)):
+            raise _LostRace from None
+        raise
+    done = stored[0]
+    assert done is not None  # a Replace answers with what it stored
+    result = SeatedReservation.from_document(done)
+    if seats_back and result.allowance_hold is not None:
+        give_allowance_back(
+            result.performance_id, result.customer_id, result.allowance_hold, result.seats, store
+        )
+    return result
+
+
+def _moved_to(
+    reservation: SeatedReservation, status: ReservationStatus, at: datetime
+) -> SeatedReservation:
+    moved = reservation.moved_to(status, at)
+    assert isinstance(moved, SeatedReservation)  # model_copy keeps the class
+    return moved
