@@ -18,6 +18,8 @@ ANONYMOUS = {
     ("get", "/health/ready"),
     ("get", "/musicals"),
     ("get", "/musicals/{id}"),
+    ("get", "/performances/{id}"),
+    ("get", "/performances/{id}/seats"),
 }
 
 
@@ -57,6 +59,8 @@ def test_every_contract_endpoint_is_described() -> None:
         ("post", "/musicals"),
         ("get", "/musicals"),
         ("get", "/musicals/{id}"),
+        ("get", "/performances/{id}"),
+        ("get", "/performances/{id}/seats"),
         ("post", "/reservations"),
         ("get", "/reservations/{id}"),
         ("post", "/reservations/{id}/cancel"),
