@@ -35,13 +35,14 @@ class Store(DocumentStore, AsyncDocumentStore, ChangeFeed, Protocol):
     """What the suite exercises: every store port on one object."""
 
 
-# Containers of the suite: one per TTL mode, plus the real musicals container for the
-# reservation-shaped batch.
+# Containers of the suite: one per TTL mode, plus the real musicals and performances
+# containers for the reservation-shaped and seat-hold batches.
 PLAIN = ContainerSpec("contract_plain", "/pk")
 TTL_ON = ContainerSpec("contract_ttl_on", "/pk", default_ttl=-1)
 TTL_DEFAULT = ContainerSpec("contract_ttl_default", "/pk", default_ttl=1)
 CONTRACT_CONTAINERS: dict[str, ContainerSpec] = {
-    spec.name: spec for spec in (PLAIN, TTL_ON, TTL_DEFAULT, topology.MUSICALS)
+    spec.name: spec
+    for spec in (PLAIN, TTL_ON, TTL_DEFAULT, topology.MUSICALS, topology.PERFORMANCES)
 }
 
 

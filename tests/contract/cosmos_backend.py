@@ -76,6 +76,12 @@ TEST_SERVER_GAPS: dict[str, str] = {
     "test_racing_reservations_of_mixed_sizes_hold_exactly_what_succeeded": _NO_BATCH_PATCH,
     "test_an_awaited_batch_commits_all_or_nothing": _NO_BATCH_PATCH,
     "test_sixty_reservations_in_flight_on_one_loop_never_oversell": _NO_BATCH_PATCH,
+    "test_a_seat_hold_commits_the_seats_the_counter_the_reservation_and_its_event": (
+        _NO_BATCH_PATCH
+    ),
+    "test_a_conflict_on_a_held_seat_holds_nothing": _NO_BATCH_PATCH,
+    "test_seats_given_back_in_one_batch_can_be_held_again": _NO_BATCH_PATCH,
+    "test_fifty_racing_holds_of_one_seat_are_won_by_exactly_one": _NO_BATCH_PATCH,
     "test_an_item_with_its_own_ttl_expires_and_vanishes_everywhere": _NO_TTL,
     "test_an_expired_id_can_be_created_again": _NO_TTL,
     "test_the_container_default_ttl_applies_unless_the_item_overrides_it": _NO_TTL,
