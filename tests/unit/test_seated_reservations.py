@@ -1,0 +1,364 @@
+"""Seated reservations as use cases, on the real embedded store: holding seats, best available
+under a lost race, the cap per performance, cancelling with fees, payment outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from shared.domain.caller import Caller
+from shared.domain.commands import PlaceReservation
+from shared.domain.errors import NotEnoughSeats, NotFoundError
+from shared.domain.events import Event, EventType, PaymentFacts
+from shared.domain.ids import seated_partition_of
+from shared.domain.models import ReservationStatus
+from shared.domain.performances import SeatAllowance
+from shared.domain.seating_commands import (
+    RegisterSeatedMusical,
+    ReserveBestAvailable,
+    ReserveSeats,
+)
+from shared.domain.seating_errors import (
+    InvalidSeatRequest,
+    SeatLimitReached,
+    SeatsTaken,
+    TooLateToCancel,
+)
+from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.performances import (
+    PerformanceDirectory,
+    get_performance,
+    held_seat_ids,
+    register_seated_musical,
+    section_seats,
+)
+from shared.handlers.reservations import Placed, place_reservation
+from shared.handlers.seated_reservations import (
+    apply_seated_payment_outcome,
+    cancel_seated_reservation,
+    get_seated_reservation,
+    place_seated_reservation,
+)
+from shared.ports import Page
+from shared.topology import PERFORMANCES
+
+SEOUL = timezone(timedelta(hours=9))
+SHOW = datetime(2026, 12, 10, 19, 0, tzinfo=SEOUL)  # the clock starts on 25 Nov 2026, 12:00 UTC
+ALICE, BOB = Caller(customer_id="alice"), Caller(customer_id="bob")
+
+
+def hall(cap: int | None = None) -> RegisterSeatedMusical:
+    return RegisterSeatedMusical.model_validate_json(
+        json.dumps(
+            {
+                "title": "Phantom",
+                "grades": {"VIP": 1000, "R": 500},
+                "sections": [
+                    {"id": "A", "grade": "VIP", "rows": 2, "seatsPerRow": 4},
+                    {"id": "B", "grade": "R", "rows": 2, "seatsPerRow": 4},
+                    {"id": "C", "grade": "R", "rows": 2, "seatsPerRow": 4},
+                ],
+                "performances": [SHOW.isoformat()],
+                "maxSeatsPerCustomer": cap,
+            }
+        )
+    )
+
+
+@pytest.fixture
+def directory() -> PerformanceDirectory:
+    return PerformanceDirectory()
+
+
+@pytest.fixture
+def performance_id(store, clock) -> str:
+    return register_seated_musical(hall(), store, clock.now())["performances"][0]["id"]
+
+
+def place(store, clock, directory, command, who=ALICE, key=None, reader=None) -> Placed:
+    return asyncio.run(
+        place_seated_reservation(
+            command, who, "corr", key, store, reader or store, directory, clock.now()
+        )
+    )
+
+
+def seats(performance_id: str, *seat_ids: str) -> ReserveSeats:
+    return ReserveSeats(performance_id=performance_id, seat_ids=list(seat_ids))
+
+
+def best(performance_id: str, count: int, grade: str = "R") -> ReserveBestAvailable:
+    return ReserveBestAvailable(performance_id=performance_id, grade=grade, seats=count)
+
+
+def available(store, directory, performance_id: str) -> int:
+    return get_performance(performance_id, store, directory).available_seats
+
+
+def test_explicit_seats_are_held_with_the_reservation_in_their_section(
+    store, clock, directory, performance_id
+):
+    placed = place(store, clock, directory, seats(performance_id, "A-1-2", "A-1-3"))
+
+    reservation = placed.reservation
+    assert placed.created
+    assert reservation.amount == 2000
+    assert reservation.starts_at == SHOW
+    assert len(reservation.id) <= 64
+    assert seated_partition_of(reservation.id) == (performance_id, "A")
+    assert held_seat_ids(performance_id, "A", store) == {"A-1-2", "A-1-3"}
+    assert available(store, directory, performance_id) == 22
+
+
+def test_a_seat_held_by_another_reservation_is_named_and_nothing_is_held(
+    store, clock, directory, performance_id
+):
+    place(store, clock, directory, seats(performance_id, "B-1-2"))
+
+    with pytest.raises(SeatsTaken) as taken:
+        place(store, clock, directory, seats(performance_id, "B-1-1", "B-1-2"), who=BOB)
+
+    assert taken.value.extra == {"seatIds": ["B-1-2"]}
+    assert held_seat_ids(performance_id, "B", store) == {"B-1-2"}
+    assert available(store, directory, performance_id) == 23
+
+
+@pytest.mark.parametrize(
+    "seat_ids", [["A-1-1", "B-1-1"], ["A-3-1"], ["Z-1-1"], ["A-1-9"], ["nonsense"]]
+)
+def test_seats_the_hall_does_not_have_in_one_section_are_invalid(
+    store, clock, directory, performance_id, seat_ids
+):
+    with pytest.raises(InvalidSeatRequest):
+        place(store, clock, directory, seats(performance_id, *seat_ids))
+    assert available(store, directory, performance_id) == 24
+
+
+def test_an_unknown_grade_is_invalid_and_an_unknown_performance_not_found(
+    store, clock, directory, performance_id
+):
+    with pytest.raises(InvalidSeatRequest):
+        place(store, clock, directory, best(performance_id, 2, grade="Balcony"))
+    with pytest.raises(NotFoundError):
+        place(store, clock, directory, best("0" * 24, 2))
+
+
+def test_best_available_prefers_the_nearest_row_with_adjacent_seats(
+    store, clock, directory, performance_id
+):
+    place(store, clock, directory, seats(performance_id, "B-1-2"))
+
+    chosen = place(store, clock, directory, best(performance_id, 3), who=BOB).reservation
+
+    assert chosen.seat_ids == ["C-1-1", "C-1-2", "C-1-3"]
+    assert chosen.amount == 1500
+
+
+class StaleOnce:
+    """A reader whose first query answers as if nothing were held: the race a concurrent
+    request wins between best available's read and its batch."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.queries = 0
+
+    def query(self, *args, **kwargs) -> Page:
+        self.queries += 1
+        if self.queries == 1:
+            return Page([])
+        return self._store.query(*args, **kwargs)
+
+
+def test_best_available_that_loses_a_race_reads_again_and_picks_free_seats(
+    store, clock, directory, performance_id
+):
+    rival = place(store, clock, directory, seats(performance_id, "B-1-1", "B-1-2"))
+    reader = StaleOnce(store)
+
+    chosen = place(store, clock, directory, best(performance_id, 2), who=BOB, reader=reader)
+
+    assert not set(chosen.reservation.seat_ids) & set(rival.reservation.seat_ids)
+    assert chosen.reservation.seat_ids == ["B-1-3", "B-1-4"]
+    assert reader.queries > 2  # a second read of the grade's sections
+
+
+def test_best_available_refuses_when_no_section_has_that_many_free(
+    store, clock, directory, performance_id
+):
+    with pytest.raises(NotEnoughSeats):
+        place(store, clock, directory, best(performance_id, 9))
+    assert available(store, directory, performance_id) == 24
+
+
+def test_the_cap_per_performance_refuses_what_goes_over_and_a_failed_hold_gives_it_back(
+    store, clock, directory
+):
+    performance_id = register_seated_musical(hall(cap=3), store, clock.now())["performances"][0][
+        "id"
+    ]
+    place(store, clock, directory, seats(performance_id, "A-1-1", "A-1-2"))
+    place(store, clock, directory, seats(performance_id, "B-1-1"), who=BOB)
+
+    with pytest.raises(SeatLimitReached):
+        place(store, clock, directory, seats(performance_id, "C-1-1", "C-1-2"))
+    with pytest.raises(SeatsTaken):
+        place(store, clock, directory, seats(performance_id, "B-1-1"))
+
+    allowance = store.read(PERFORMANCES.name, performance_id, SeatAllowance.id_for("alice"))
+    assert allowance["seats"] == 2
+    assert place(store, clock, directory, seats(performance_id, "C-1-1")).created
+
+
+def test_an_idempotency_key_replays_the_first_best_available_reservation(
+    store, clock, directory, performance_id
+):
+    first = place(store, clock, directory, best(performance_id, 2), key="k1")
+    again = place(store, clock, directory, best(performance_id, 4), key="k1")
+
+    assert again.reservation.id == first.reservation.id
+    assert not again.created
+    assert available(store, directory, performance_id) == 22
+
+
+def test_a_refused_request_does_not_use_its_idempotency_key_up(
+    store, clock, directory, performance_id
+):
+    place(store, clock, directory, seats(performance_id, "A-1-1"), who=BOB)
+    with pytest.raises(SeatsTaken):
+        place(store, clock, directory, seats(performance_id, "A-1-1"), key="k2")
+
+    retried = place(store, clock, directory, seats(performance_id, "A-1-2"), key="k2")
+
+    assert retried.created
+    assert retried.reservation.seat_ids == ["A-1-2"]
+
+
+def payment_event(event_type: EventType, reservation_id: str) -> Event:
+    facts = PaymentFacts(
+        reservation_id=reservation_id, musical_id="m", customer_id="alice", amount=1
+    )
+    return Event(
+        event_id=f"{reservation_id}.{event_type}",
+        event_type=event_type,
+        correlation_id="corr",
+        occurred_at=datetime.now(UTC),
+        payload=facts.to_json_dict(),
+    )
+
+
+def test_a_declined_payment_rejects_and_gives_the_seats_back_once(
+    store, clock, directory, performance_id
+):
+    reservation = place(store, clock, directory, seats(performance_id, "C-2-1")).reservation
+    declined = payment_event(EventType.PAYMENT_DECLINED, reservation.id)
+
+    rejected = apply_seated_payment_outcome(declined, store, directory, clock.now())
+    again = apply_seated_payment_outcome(declined, store, directory, clock.now())
+
+    assert rejected.status is ReservationStatus.REJECTED
+    assert again.status is ReservationStatus.REJECTED
+    assert held_seat_ids(performance_id, "C", store) == set()
+    assert available(store, directory, performance_id) == 24
+
+
+def confirmed(store, clock, directory, performance_id, *seat_ids):
+    reservation = place(store, clock, directory, seats(performance_id, *seat_ids)).reservation
+    approved = payment_event(EventType.PAYMENT_APPROVED, reservation.id)
+    return apply_seated_payment_outcome(approved, store, directory, clock.now())
+
+
+@pytest.mark.parametrize(
+    ("now", "fee"),
+    [
+        (datetime(2026, 11, 30, 14, 59, tzinfo=UTC), 0),  # 30 Nov 23:59 in Seoul: 10 days left
+        (datetime(2026, 11, 30, 15, 0, tzinfo=UTC), 100),  # 1 Dec 00:00 in Seoul: 9 days, 10 %
+        (datetime(2026, 12, 2, 12, 0, tzinfo=UTC), 100),  # 8 days left: 10 %
+        (datetime(2026, 12, 9, 14, 59, tzinfo=UTC), 300),  # 9 Dec 23:59 in Seoul: 1 day, 30 %
+    ],
+)
+def test_a_confirmed_reservation_keeps_the_fee_of_its_calendar_days_left(
+    store, clock, directory, performance_id, now, fee
+):
+    reservation = confirmed(store, clock, directory, performance_id, "A-2-1")
+
+    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, directory, now)
+
+    assert cancelled.status is ReservationStatus.CANCELLED
+    assert (cancelled.cancellation_fee, cancelled.refund_amount) == (fee, 1000 - fee)
+    assert available(store, directory, performance_id) == 24
+    assert cancel_seated_reservation(reservation.id, ALICE, store, directory, now) == cancelled
+
+
+def test_an_unpaid_reservation_cancelled_a_day_before_keeps_no_fee(
+    store, clock, directory, performance_id
+):
+    reservation = place(store, clock, directory, seats(performance_id, "A-2-2")).reservation
+    day_before = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)
+
+    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, directory, day_before)
+
+    assert (cancelled.cancellation_fee, cancelled.refund_amount) == (0, 1000)
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 12, 9, 15, 0, tzinfo=UTC),  # 10 Dec 00:00 in Seoul: the day itself
+        datetime(2026, 12, 11, 0, 0, tzinfo=UTC),  # after the performance
+    ],
+)
+def test_on_the_day_of_the_performance_a_cancel_is_refused_and_nothing_changes(
+    store, clock, directory, performance_id, now
+):
+    reservation = confirmed(store, clock, directory, performance_id, "A-1-4")
+
+    with pytest.raises(TooLateToCancel):
+        cancel_seated_reservation(reservation.id, ALICE, store, directory, now)
+
+    assert (
+        get_seated_reservation(reservation.id, ALICE, store).status is ReservationStatus.CONFIRMED
+    )
+    assert held_seat_ids(performance_id, "A", store) == {"A-1-4"}
+
+
+def test_someone_elses_seated_reservation_does_not_exist_for_you(
+    store, clock, directory, performance_id
+):
+    reservation = place(store, clock, directory, seats(performance_id, "B-2-4")).reservation
+
+    with pytest.raises(NotFoundError):
+        get_seated_reservation(reservation.id, BOB, store)
+    with pytest.raises(NotFoundError):
+        cancel_seated_reservation(reservation.id, BOB, store, directory, clock.now())
+
+
+def test_a_section_listing_marks_each_held_seat(store, clock, directory, performance_id):
+    place(store, clock, directory, seats(performance_id, "B-2-3"))
+
+    listing = section_seats(performance_id, "B", store, directory)
+
+    assert [s["id"] for s in listing["seats"] if not s["available"]] == ["B-2-3"]
+    assert len(listing["seats"]) == 8
+    with pytest.raises(NotFoundError):
+        section_seats(performance_id, "Z", store, directory)
+
+
+def test_performances_in_the_past_are_refused(store, clock):
+    command = hall().model_copy(update={"performances": [datetime(2026, 1, 1, tzinfo=UTC)]})
+    with pytest.raises(InvalidSeatRequest):
+        register_seated_musical(command, store, clock.now())
+
+
+def test_a_general_admission_request_for_a_seated_musical_is_invalid(store, clock):
+    musical_id = register_seated_musical(hall(), store, clock.now())["id"]
+    command = PlaceReservation(musical_id=musical_id, seats=2)
+
+    with pytest.raises(InvalidSeatRequest):
+        asyncio.run(
+            place_reservation(
+                command, ALICE, "corr", None, store, MusicalDirectory(store), clock.now()
+            )
+        )
