@@ -72,7 +72,8 @@ from shared.ports import (
 from shared.topology import IDEMPOTENCY, PERFORMANCES
 
 MAX_RACE_RETRIES = 20
-# Best available re-reads and picks again after a lost race at most this many times.
+# Best available re-reads and picks again after a lost race at most this many times: under
+# contention every request computes the same best seats, and 10 left some refused (bench.seated).
 MAX_PICKS = 40
 
 SeatedCommand = ReserveSeats | ReserveBestAvailable
