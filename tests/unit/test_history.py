@@ -198,7 +198,13 @@ def test_an_item_is_served_in_the_contract_shape(store):
         "timeline",
         "createdAt",
         "updatedAt",
+        "performanceId",
+        "startsAt",
+        "seatIds",
+        "cancellationFee",
+        "refundAmount",
     }
+    assert item["seatIds"] is None  # general admission: the seated fields are null
     assert item["reservationStatus"] == "Reserved"
     assert item["paymentStatus"] is None
     assert item["timeline"] == [

@@ -41,9 +41,11 @@ def test_a_general_admission_id_is_not_taken_for_a_seated_one() -> None:
 def test_the_payment_deadline_of_a_seated_reservation_is_never_after_its_start() -> None:
     soon = NOW + timedelta(hours=3)
 
-    assert payment_deadline(NOW, 86_400, soon) == soon
-    assert payment_deadline(NOW, 86_400, NOW + timedelta(days=5)) == NOW + timedelta(days=1)
-    assert payment_deadline(NOW, 86_400, None) == NOW + timedelta(days=1)
+    day = timedelta(days=1)
+
+    assert payment_deadline(NOW, day, soon) == soon
+    assert payment_deadline(NOW, day, NOW + timedelta(days=5)) == NOW + day
+    assert payment_deadline(NOW, day, None) == NOW + day
 
 
 def seated(status: ReservationStatus, **extra) -> SeatedReservation:
@@ -92,15 +94,16 @@ def test_the_history_item_of_a_cancelled_seated_reservation_shows_its_seats_fee_
     assert (item["cancellationFee"], item["refundAmount"]) == (100, 900)
 
 
-def test_the_history_item_of_a_general_admission_reservation_has_no_seated_fields():
+def test_the_history_item_of_a_general_admission_reservation_has_its_seated_fields_null():
     document = seated(ReservationStatus.RESERVED).to_document()
     for name in ("performanceId", "startsAt", "seatIds", "sectionId"):
         document.pop(name)
 
     item = HistoryItem.from_facts(facts_of(document)).to_api()
 
-    assert "seatIds" not in item
-    assert "cancellationFee" not in item
+    assert item["seatIds"] is None
+    assert item["performanceId"] is None
+    assert item["cancellationFee"] is None
 
 
 def test_the_cancel_notice_states_the_fee_kept_and_the_refund():
@@ -110,11 +113,10 @@ def test_the_cancel_notice_states_the_fee_kept_and_the_refund():
         customer_id="alice",
         amount=1000,
         order_name="Phantom x2",
-        cancellation_fee=100,
-        refund_amount=900,
+        refunded_amount=900,
     )
 
     message = _message(NoticeKind.PAYMENT_CANCELLED, facts)
 
-    assert "fee of 100" in message
-    assert "900 refunded" in message
+    assert "fee of 100 was kept" in message
+    assert "900 of your payment of 1000 was refunded" in message

@@ -1,4 +1,4 @@
-"""Seated reservations as use cases, on the real embedded store: holding seats, best available
+"""Seated reservations as use cases, on the in-memory store: holding seats, best available
 under a lost race, the cap per performance, cancelling with fees, payment outcomes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
-from shared.domain.errors import NotEnoughSeats, NotFoundError
+from shared.domain.errors import NotEnoughSeats, NotFoundError, SeatLimitReached
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.ids import seated_partition_of
 from shared.domain.models import ReservationStatus
@@ -21,12 +21,7 @@ from shared.domain.seating_commands import (
     ReserveBestAvailable,
     ReserveSeats,
 )
-from shared.domain.seating_errors import (
-    InvalidSeatRequest,
-    SeatLimitReached,
-    SeatsTaken,
-    TooLateToCancel,
-)
+from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
 from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.performances import (
     PerformanceDirectory,
@@ -78,12 +73,14 @@ def performance_id(store, clock) -> str:
     return register_seated_musical(hall(), store, clock.now())["performances"][0]["id"]
 
 
-def place(store, clock, directory, command, who=ALICE, key=None, reader=None) -> Placed:
+def place(store, clock, directory, command, who=ALICE, key=None) -> Placed:
     return asyncio.run(
-        place_seated_reservation(
-            command, who, "corr", key, store, reader or store, directory, clock.now()
-        )
+        place_seated_reservation(command, who, "corr", key, store, directory, clock.now())
     )
+
+
+def held(performance_id: str, section_id: str, store) -> set[str]:
+    return asyncio.run(held_seat_ids(performance_id, section_id, store))
 
 
 def seats(performance_id: str, *seat_ids: str) -> ReserveSeats:
@@ -95,7 +92,7 @@ def best(performance_id: str, count: int, grade: str = "R") -> ReserveBestAvaila
 
 
 def available(store, directory, performance_id: str) -> int:
-    return get_performance(performance_id, store, directory).available_seats
+    return asyncio.run(get_performance(performance_id, store, directory)).available_seats
 
 
 def test_explicit_seats_are_held_with_the_reservation_in_their_section(
@@ -109,7 +106,7 @@ def test_explicit_seats_are_held_with_the_reservation_in_their_section(
     assert reservation.starts_at == SHOW
     assert len(reservation.id) <= 64
     assert seated_partition_of(reservation.id) == (performance_id, "A")
-    assert held_seat_ids(performance_id, "A", store) == {"A-1-2", "A-1-3"}
+    assert held(performance_id, "A", store) == {"A-1-2", "A-1-3"}
     assert available(store, directory, performance_id) == 22
 
 
@@ -121,8 +118,8 @@ def test_a_seat_held_by_another_reservation_is_named_and_nothing_is_held(
     with pytest.raises(SeatsTaken) as taken:
         place(store, clock, directory, seats(performance_id, "B-1-1", "B-1-2"), who=BOB)
 
-    assert taken.value.extra == {"seatIds": ["B-1-2"]}
-    assert held_seat_ids(performance_id, "B", store) == {"B-1-2"}
+    assert taken.value.seat_ids == ["B-1-2"]
+    assert held(performance_id, "B", store) == {"B-1-2"}
     assert available(store, directory, performance_id) == 23
 
 
@@ -158,18 +155,21 @@ def test_best_available_prefers_the_nearest_row_with_adjacent_seats(
 
 
 class StaleOnce:
-    """A reader whose first query answers as if nothing were held: the race a concurrent
-    request wins between best available's read and its batch."""
+    """The store, except that its first query answers as if nothing were held: the race a
+    concurrent request wins between best available's read and its batch."""
 
     def __init__(self, store) -> None:
         self._store = store
         self.queries = 0
 
-    def query(self, *args, **kwargs) -> Page:
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def query_async(self, *args, **kwargs) -> Page:
         self.queries += 1
         if self.queries == 1:
             return Page([])
-        return self._store.query(*args, **kwargs)
+        return await self._store.query_async(*args, **kwargs)
 
 
 def test_best_available_that_loses_a_race_reads_again_and_picks_free_seats(
@@ -178,7 +178,7 @@ def test_best_available_that_loses_a_race_reads_again_and_picks_free_seats(
     rival = place(store, clock, directory, seats(performance_id, "B-1-1", "B-1-2"))
     reader = StaleOnce(store)
 
-    chosen = place(store, clock, directory, best(performance_id, 2), who=BOB, reader=reader)
+    chosen = place(reader, clock, directory, best(performance_id, 2), who=BOB)
 
     assert not set(chosen.reservation.seat_ids) & set(rival.reservation.seat_ids)
     assert chosen.reservation.seat_ids == ["B-1-3", "B-1-4"]
@@ -255,19 +255,19 @@ def test_a_declined_payment_rejects_and_gives_the_seats_back_once(
     reservation = place(store, clock, directory, seats(performance_id, "C-2-1")).reservation
     declined = payment_event(EventType.PAYMENT_DECLINED, reservation.id)
 
-    rejected = apply_seated_payment_outcome(declined, store, directory, clock.now())
-    again = apply_seated_payment_outcome(declined, store, directory, clock.now())
+    rejected = apply_seated_payment_outcome(declined, store, clock.now())
+    again = apply_seated_payment_outcome(declined, store, clock.now())
 
     assert rejected.status is ReservationStatus.REJECTED
     assert again.status is ReservationStatus.REJECTED
-    assert held_seat_ids(performance_id, "C", store) == set()
+    assert held(performance_id, "C", store) == set()
     assert available(store, directory, performance_id) == 24
 
 
 def confirmed(store, clock, directory, performance_id, *seat_ids):
     reservation = place(store, clock, directory, seats(performance_id, *seat_ids)).reservation
     approved = payment_event(EventType.PAYMENT_APPROVED, reservation.id)
-    return apply_seated_payment_outcome(approved, store, directory, clock.now())
+    return apply_seated_payment_outcome(approved, store, clock.now())
 
 
 @pytest.mark.parametrize(
@@ -284,12 +284,12 @@ def test_a_confirmed_reservation_keeps_the_fee_of_its_calendar_days_left(
 ):
     reservation = confirmed(store, clock, directory, performance_id, "A-2-1")
 
-    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, directory, now)
+    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, now)
 
     assert cancelled.status is ReservationStatus.CANCELLED
     assert (cancelled.cancellation_fee, cancelled.refund_amount) == (fee, 1000 - fee)
     assert available(store, directory, performance_id) == 24
-    assert cancel_seated_reservation(reservation.id, ALICE, store, directory, now) == cancelled
+    assert cancel_seated_reservation(reservation.id, ALICE, store, now) == cancelled
 
 
 def test_an_unpaid_reservation_cancelled_a_day_before_keeps_no_fee(
@@ -298,7 +298,7 @@ def test_an_unpaid_reservation_cancelled_a_day_before_keeps_no_fee(
     reservation = place(store, clock, directory, seats(performance_id, "A-2-2")).reservation
     day_before = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)
 
-    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, directory, day_before)
+    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, day_before)
 
     assert (cancelled.cancellation_fee, cancelled.refund_amount) == (0, 1000)
 
@@ -316,12 +316,12 @@ def test_on_the_day_of_the_performance_a_cancel_is_refused_and_nothing_changes(
     reservation = confirmed(store, clock, directory, performance_id, "A-1-4")
 
     with pytest.raises(TooLateToCancel):
-        cancel_seated_reservation(reservation.id, ALICE, store, directory, now)
+        cancel_seated_reservation(reservation.id, ALICE, store, now)
 
     assert (
         get_seated_reservation(reservation.id, ALICE, store).status is ReservationStatus.CONFIRMED
     )
-    assert held_seat_ids(performance_id, "A", store) == {"A-1-4"}
+    assert held(performance_id, "A", store) == {"A-1-4"}
 
 
 def test_someone_elses_seated_reservation_does_not_exist_for_you(
@@ -332,18 +332,18 @@ def test_someone_elses_seated_reservation_does_not_exist_for_you(
     with pytest.raises(NotFoundError):
         get_seated_reservation(reservation.id, BOB, store)
     with pytest.raises(NotFoundError):
-        cancel_seated_reservation(reservation.id, BOB, store, directory, clock.now())
+        cancel_seated_reservation(reservation.id, BOB, store, clock.now())
 
 
 def test_a_section_listing_marks_each_held_seat(store, clock, directory, performance_id):
     place(store, clock, directory, seats(performance_id, "B-2-3"))
 
-    listing = section_seats(performance_id, "B", store, directory)
+    listing = asyncio.run(section_seats(performance_id, "B", store, directory))
 
     assert [s["id"] for s in listing["seats"] if not s["available"]] == ["B-2-3"]
     assert len(listing["seats"]) == 8
     with pytest.raises(NotFoundError):
-        section_seats(performance_id, "Z", store, directory)
+        asyncio.run(section_seats(performance_id, "Z", store, directory))
 
 
 def test_performances_in_the_past_are_refused(store, clock):
