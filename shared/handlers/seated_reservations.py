@@ -448,6 +448,17 @@ async def find_by_suffix(
     return None
 
 
+def find_seated_by_suffix(
+    performance_id: str, section_ids: Sequence[str], suffix: str, store: DocumentStore
+) -> SeatedReservation | None:
+    """`find_by_suffix` for the sweeper: a point read per section until found."""
+    for section_id in section_ids:
+        found = find_seated(seated_reservation_id(performance_id, section_id, suffix), store)
+        if found is not None:
+            return found
+    return None
+
+
 async def _hold_order(
     order: SeatedOrder | None,
     record_id: str,

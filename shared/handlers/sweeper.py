@@ -13,6 +13,14 @@ musical's partition two questions that its index answers:
    container) then moves past every one found at rest. One not yet at rest is read again on
    the next run, until it is.
 
+A seated musical's reservations live in its performances' section partitions (docs/seating.md):
+the same two questions are asked of each section partition of each performance that started less
+than `SEATED_SWEEP_AFTER_START` ago. A seated reservation's deadline is never after its
+performance's start, and when that start is near the young Reserved ones are looked at too, so
+that they expire on time. A performance with a cap also has its customers' allowances checked: a
+hold whose seats came back, or whose reservation never came to exist, after a crash between the
+two partitions' writes, is given back.
+
 A step is missing when its effect is. If a ReservationPlaced event was never relayed, or its
 message was dead-lettered, there is no payment. If a PaymentApproved event was lost, the
 reservation is still Reserved. If a cancel was lost, the payment has no cancel requested. If
@@ -25,6 +33,7 @@ dropped, and the bus may be what failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -34,6 +43,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.domain.events import Event, EventType, event_id, payment_event, reservation_event
+from shared.domain.ids import section_partition
 from shared.domain.models import (
     CatalogEntry,
     Notice,
@@ -42,6 +52,13 @@ from shared.domain.models import (
     PaymentStatus,
     Reservation,
     ReservationStatus,
+)
+from shared.domain.performances import (
+    AllowanceHold,
+    SeatAllowance,
+    SeatedMusical,
+    SeatedReservation,
+    payment_deadline,
 )
 from shared.domain.timestamps import format_timestamp
 from shared.handlers.notices import notice_id_of, notify_payment_outcome
@@ -52,12 +69,30 @@ from shared.handlers.payments import (
     on_reservation_placed,
 )
 from shared.handlers.reservations import apply_payment_outcome, expire_reservation
-from shared.ports import Clock, Condition, Document, DocumentStore, NotFound, NoticeSender
-from shared.topology import CONTROL, MUSICALS, NOTICES, PAYMENTS
+from shared.handlers.seated_reservations import (
+    apply_seated_payment_outcome,
+    expire_seated_reservation,
+    find_seated_by_suffix,
+    give_allowance_back,
+)
+from shared.ports import (
+    Clock,
+    Condition,
+    Document,
+    DocumentStore,
+    NotFound,
+    NoticeSender,
+    PreconditionFailed,
+    Set,
+)
+from shared.topology import CONTROL, MUSICALS, NOTICES, PAYMENTS, PERFORMANCES
 
 log = logging.getLogger("outerpark.sweeper")
 
 _PAGE = 100
+# A seated performance's partitions are swept until this long after it started: by then every
+# reservation of it has long left Reserved (its deadline is its start) and its saga is at rest.
+SEATED_SWEEP_AFTER_START = timedelta(days=7)
 
 
 class Repair(StrEnum):
@@ -71,6 +106,7 @@ class Repair(StrEnum):
     CANCEL_NOT_HANDLED = "cancel-not-handled"
     CANCEL_STALLED = "cancel-stalled"
     NOTICE_NOT_SENT = "notice-not-sent"
+    ALLOWANCE_NOT_RETURNED = "allowance-not-returned"
 
 
 @dataclass(frozen=True)
@@ -122,17 +158,58 @@ def sweep(deps: SweepDeps) -> SweepReport:
 
 
 def _sweep_musical(musical_id: str, deps: SweepDeps, now: datetime, report: SweepReport) -> None:
+    musical = _read(deps.store, MUSICALS.name, musical_id, musical_id)
+    if musical is not None and musical.get("type") == SeatedMusical.DOC_TYPE:
+        _sweep_seated(SeatedMusical.from_document(musical), deps, now, report)
+        return
+    _sweep_partition(_Partition(MUSICALS.name, musical_id), deps, now, report)
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """Where reservations live: a musical's partition, or a seated performance's section's."""
+
+    container: str
+    key: str
+    starts_at: datetime | None = None
+
+    def cursor_id(self) -> str:
+        return f"sweeper.{self.key}"
+
+
+def _sweep_seated(
+    musical: SeatedMusical, deps: SweepDeps, now: datetime, report: SweepReport
+) -> None:
+    for slot in musical.performances:
+        if slot.starts_at < now - SEATED_SWEEP_AFTER_START:
+            continue
+        for section in musical.seat_map.sections:
+            partition = section_partition(slot.id, section.id)
+            _sweep_partition(
+                _Partition(PERFORMANCES.name, partition, slot.starts_at), deps, now, report
+            )
+        if musical.max_seats_per_customer is not None:
+            _guarded_run(report, slot.id, lambda p=slot.id: _check_allowances(p, deps, now, report))
+
+
+def _sweep_partition(
+    partition: _Partition, deps: SweepDeps, now: datetime, report: SweepReport
+) -> None:
     quiet_since = format_timestamp(now - deps.policy.repair_after)
+    starting_soon = (
+        partition.starts_at is not None and partition.starts_at - now <= deps.policy.repair_after
+    )
     reserved = [
         Condition("type", "=", Reservation.DOC_TYPE),
         Condition("status", "=", ReservationStatus.RESERVED.value),
-        Condition("createdAt", "<", quiet_since),
+        # Near its start, a seated reservation's deadline may come before `repair_after`.
+        Condition("createdAt", "<", format_timestamp(now) if starting_soon else quiet_since),
     ]
-    for reservation in list(_reservations(deps.store, musical_id, reserved)):
+    for reservation in list(_reservations(deps.store, partition, reserved)):
         report.examined += 1
         _guarded(report, reservation, lambda r=reservation: _drive_reserved(r, deps, now))
 
-    cursor_id = f"sweeper.{musical_id}"
+    cursor_id = partition.cursor_id()
     since = _cursor(deps.store, cursor_id)
     moved_on = [
         Condition("type", "=", Reservation.DOC_TYPE),
@@ -143,7 +220,7 @@ def _sweep_musical(musical_id: str, deps: SweepDeps, now: datetime, report: Swee
         moved_on.append(Condition("updatedAt", ">=", since))
     held: str | None = None
     examined = False
-    for reservation in list(_reservations(deps.store, musical_id, moved_on)):
+    for reservation in list(_reservations(deps.store, partition, moved_on)):
         examined = True
         report.examined += 1
         at_rest = _guarded(
@@ -174,6 +251,14 @@ def _guarded(report: SweepReport, reservation: Reservation, step: Any) -> Any:
     return outcome
 
 
+def _guarded_run(report: SweepReport, subject: str, step: Any) -> None:
+    try:
+        step()
+    except Exception:
+        report.failures += 1
+        log.exception("sweeping %s failed; trying again next time", subject)
+
+
 def _repaired(report: SweepReport, reservation: Reservation, repair: Repair) -> None:
     report.repairs[repair] += 1
     log.warning(
@@ -192,23 +277,28 @@ def _repaired(report: SweepReport, reservation: Reservation, repair: Repair) -> 
 def _drive_reserved(reservation: Reservation, deps: SweepDeps, now: datetime) -> Repair | None:
     """A reservation still Reserved `repair_after` after it was placed."""
     payment = _payment(reservation.id, deps.store)
-    deadline = reservation.created_at + deps.policy.payment_deadline
+    deadline = _deadline(reservation, deps.policy)
+    if now < deadline and now - reservation.created_at < deps.policy.repair_after:
+        return None  # young, looked at early only because its performance starts soon
     if (
         payment is not None
         and payment.status is PaymentStatus.APPROVED
         and payment.updated_at <= deadline
     ):  # in time; its PaymentApproved was lost
         event = _payment_outcome(payment, EventType.PAYMENT_APPROVED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        _apply_outcome(reservation, event, deps.store, now)
         return Repair.APPROVAL_NOT_APPLIED
     if payment is not None and payment.status is PaymentStatus.DECLINED:
         event = _payment_outcome(payment, EventType.PAYMENT_DECLINED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        _apply_outcome(reservation, event, deps.store, now)
         return Repair.DECLINE_NOT_APPLIED
     if now >= deadline:
         # The payment side hears of it by the ReservationExpired event, and cancels whatever
         # charge landed meanwhile (or lands later).
-        expire_reservation(reservation.id, deps.store, now)
+        if isinstance(reservation, SeatedReservation):
+            expire_seated_reservation(reservation.id, deps.store, now)
+        else:
+            expire_reservation(reservation.id, deps.store, now)
         return Repair.EXPIRED
     if payment is None:
         placed = reservation_event(
@@ -222,10 +312,37 @@ def _drive_reserved(reservation: Reservation, deps: SweepDeps, now: datetime) ->
     return None
 
 
+def _deadline(reservation: Reservation, policy: SweepPolicy) -> datetime:
+    starts_at = reservation.starts_at if isinstance(reservation, SeatedReservation) else None
+    return payment_deadline(reservation.created_at, policy.payment_deadline, starts_at)
+
+
+def _apply_outcome(
+    reservation: Reservation, event: Event, store: DocumentStore, now: datetime
+) -> None:
+    if isinstance(reservation, SeatedReservation):
+        apply_seated_payment_outcome(event, store, now)
+    else:
+        apply_payment_outcome(event, store, now)
+
+
 def _drive_moved_on(
     reservation: Reservation, deps: SweepDeps, now: datetime, report: SweepReport
 ) -> bool:
     """Is the saga of a reservation that left Reserved at rest? If not, drive it on."""
+    if (
+        isinstance(reservation, SeatedReservation)
+        and not reservation.holds_seats
+        and reservation.allowance_hold is not None
+        and give_allowance_back(
+            reservation.performance_id,
+            reservation.customer_id,
+            reservation.allowance_hold,
+            reservation.seats,
+            deps.store,
+        )
+    ):  # its seats came back, but a crash kept them counted against the cap
+        _repaired(report, reservation, Repair.ALLOWANCE_NOT_RETURNED)
     payment = _payment(reservation.id, deps.store)
     ended = reservation.status in (ReservationStatus.CANCELLED, ReservationStatus.EXPIRED)
     if ended and (payment is None or not payment.cancel_requested):
@@ -302,12 +419,19 @@ def _ending_event(reservation: Reservation, store: DocumentStore) -> Event:
         if reservation.status is ReservationStatus.EXPIRED
         else EventType.RESERVATION_CANCELLED
     )
-    stored = _read(
-        store, MUSICALS.name, reservation.musical_id, event_id(reservation.id, event_type)
-    )
+    stored = _read(store, *_home(reservation), event_id(reservation.id, event_type))
     if stored is not None:
         return Event.model_validate(stored)
     return reservation_event(event_type, reservation, reservation.updated_at)
+
+
+def _home(reservation: Reservation) -> tuple[str, str]:
+    """The container and partition of a reservation and its events."""
+    if isinstance(reservation, SeatedReservation):
+        return PERFORMANCES.name, section_partition(
+            reservation.performance_id, reservation.section_id
+        )
+    return MUSICALS.name, reservation.musical_id
 
 
 def _payment(reservation_id: str, store: DocumentStore) -> Payment | None:
@@ -329,24 +453,85 @@ def _cursor(store: DocumentStore, cursor_id: str) -> str | None:
 
 def _musical_ids(store: DocumentStore) -> Iterator[str]:
     where = [Condition("type", "=", CatalogEntry.DOC_TYPE)]
-    for document in _all(store, CatalogEntry.PARTITION, where):
+    for document in _all(store, _Partition(MUSICALS.name, CatalogEntry.PARTITION), where):
         yield document["id"]
 
 
 def _reservations(
-    store: DocumentStore, musical_id: str, where: Sequence[Condition]
+    store: DocumentStore, partition: _Partition, where: Sequence[Condition]
 ) -> Iterator[Reservation]:
-    for document in _all(store, musical_id, where):
-        yield Reservation.from_document(document)
+    seated = partition.container == PERFORMANCES.name
+    for document in _all(store, partition, where):
+        yield (SeatedReservation if seated else Reservation).from_document(document)
 
 
-def _all(store: DocumentStore, partition: str, where: Sequence[Condition]) -> Iterator[Document]:
-    """Every item of a musicals partition that matches, page by page. (The callers read them
-    all before acting on any: a repair may move an item out of the query's pages.)"""
+def _all(
+    store: DocumentStore, partition: _Partition, where: Sequence[Condition]
+) -> Iterator[Document]:
+    """Every item of a partition that matches, page by page. (The callers read them all before
+    acting on any: a repair may move an item out of the query's pages.)"""
     continuation: str | None = None
     while True:
-        page = store.query(MUSICALS.name, partition, where, limit=_PAGE, continuation=continuation)
+        page = store.query(
+            partition.container, partition.key, where, limit=_PAGE, continuation=continuation
+        )
         yield from page.items
         if page.continuation is None:
             return
         continuation = page.continuation
+
+
+# ------------------------------------------------------------------ seated allowances
+
+
+def _check_allowances(
+    performance_id: str, deps: SweepDeps, now: datetime, report: SweepReport
+) -> None:
+    """Each hold of the performance's allowances older than `repair_after` that the sweeper has
+    not seen placed: its reservation is looked for; found holding seats, the hold is marked
+    placed (never looked at again: its give-back comes with its seats, or by `_drive_moved_on`);
+    found without seats, or never placed (a crash between the allowance and the hold), it is
+    given back."""
+    where = [Condition("type", "=", SeatAllowance.DOC_TYPE)]
+    quiet_since = now - deps.policy.repair_after
+    partition = _Partition(PERFORMANCES.name, performance_id)
+    for document in list(_all(deps.store, partition, where)):
+        allowance = SeatAllowance.from_document(document)
+        for key, hold in allowance.holds.items():
+            if hold.placed or hold.at >= quiet_since:
+                continue
+            _check_hold(allowance, key, hold, deps, report)
+
+
+def _check_hold(
+    allowance: SeatAllowance, key: str, hold: AllowanceHold, deps: SweepDeps, report: SweepReport
+) -> None:
+    found = find_seated_by_suffix(allowance.performance_id, hold.sections, hold.suffix, deps.store)
+    if found is not None and found.holds_seats and found.allowance_hold == key:
+        with _gone():  # given back meanwhile: nothing to mark
+            deps.store.patch(
+                PERFORMANCES.name,
+                allowance.performance_id,
+                allowance.id,
+                [Set(f"holds.{key}.placed", True)],
+                [Condition(f"holds.{key}.seats", "=", hold.seats)],
+            )
+        return
+    if give_allowance_back(
+        allowance.performance_id, allowance.customer_id, key, hold.seats, deps.store
+    ):
+        report.repairs[Repair.ALLOWANCE_NOT_RETURNED] += 1
+        log.warning(
+            "seat allowance of %s in performance %s given back: %s",
+            allowance.customer_id,
+            allowance.performance_id,
+            "its reservation was never placed" if found is None else "its seats came back",
+            extra={
+                "performanceId": allowance.performance_id,
+                "repair": Repair.ALLOWANCE_NOT_RETURNED.value,
+            },
+        )
+
+
+def _gone() -> contextlib.AbstractContextManager[None]:
+    return contextlib.suppress(PreconditionFailed, NotFound)
