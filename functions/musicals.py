@@ -18,7 +18,7 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     services.authenticator.require_admin(request.raw.headers)
     command = request.body(MusicalRequest).root
-    if not isinstance(command, RegisterMusical):  # seated (CONTRACT §6)
+    if not isinstance(command, RegisterMusical):  # seated (docs/seating.md)
         seated = register_seated_musical(command, services.store, services.clock.now())
         return json_response(seated, request, 201, {"Location": f"/api/musicals/{seated['id']}"})
     musical = register_musical(command, services.store, services.clock.now())

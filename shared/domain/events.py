@@ -68,7 +68,7 @@ class ReservationFacts(CamelModel):
     seats: int
     amount: int
     created_at: UtcTimestamp
-    # Seated reservations only (CONTRACT §6).
+    # Seated reservations only (docs/seating.md).
     performance_id: str | None = None
     starts_at: datetime | None = None
     seat_ids: list[str] | None = None

@@ -85,7 +85,7 @@ class Performance(StoredModel):
 
 
 class PerformanceView(CamelModel):
-    """A performance as the API answers it (CONTRACT §6), counts summed from its sections."""
+    """A performance as the API answers it (openapi.yaml), counts summed from its sections."""
 
     id: str
     musical_id: str

@@ -48,7 +48,7 @@ def register_seated_musical(
 
     In that order: a crash part-way leaves performances nobody can reach (the musical, which
     lists them, is written last) rather than a musical whose performances are missing.
-    Returns the API form (CONTRACT §6): every performance with all its seats free.
+    Returns the API form (openapi.yaml): every performance with all its seats free.
     """
     past = command.past(now)
     if past:

@@ -66,7 +66,7 @@ class ReservationDetails(CamelModel):
     seats: int
     amount: int
     created_at: UtcTimestamp
-    # Seated reservations only (CONTRACT §6).
+    # Seated reservations only (docs/seating.md).
     performance_id: str | None = None
     starts_at: datetime | None = None
     seat_ids: list[str] | None = None
