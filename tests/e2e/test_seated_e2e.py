@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from tests.support.devhost_process import auth
+from tests.e2e.conftest import make_api
+from tests.e2e.test_time_e2e import TIME_SETTINGS
+from tests.support.devhost_process import DevHost, auth
 from tests.support.eventually import eventually
+from tests.support.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 
@@ -291,3 +294,33 @@ def test_an_idempotency_key_replays_the_first_seated_reservation(api):
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert api.http.get(f"/performances/{performance['id']}").json()["availableSeats"] == 34
+
+
+def test_an_unpaid_seated_reservation_expires_when_its_performance_starts_before_its_deadline(
+    tmp_path,
+):
+    settings = {**TIME_SETTINGS, "PAYMENT_DEADLINE_SECONDS": "3600"}  # the start comes first
+    with FakeGateway() as gateway:
+        host = DevHost(tmp_path / "data", {"PAYMENT_GATEWAY_URL": gateway.url, **settings})
+        api = make_api(host.start())
+        try:
+            starts = datetime.now(UTC) + timedelta(seconds=8)
+            performance = _seated(api, [starts.astimezone(SEOUL).isoformat()])["performances"][0]
+            gateway.set_mode("down")  # the payment stays Deferred
+            placed = _reserve(
+                api, api.alice, performanceId=performance["id"], seatIds=["B-1-1", "B-1-2"]
+            )
+            assert placed.status_code == 201, placed.text
+            reservation = placed.json()
+            assert reservation["status"] == "Reserved"
+
+            # An hour before its payment deadline: only the start can have expired it.
+            eventually(lambda: api.status_of(reservation["id"]) == "Expired", timeout=40)
+
+            seats = api.http.get(f"/performances/{performance['id']}").json()
+            assert seats["availableSeats"] == 36
+            cancel = api.http.post(f"/reservations/{reservation['id']}/cancel", headers=api.alice)
+            assert cancel.status_code == 409
+            assert cancel.json()["type"].endswith("/expired")
+        finally:
+            host.close()
