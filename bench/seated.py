@@ -24,6 +24,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.processes import snapshot, used_between
 from bench.reservations import (
     WrkResult,
     add_wrk_arguments,
@@ -149,12 +150,16 @@ def run(args: argparse.Namespace, host: DevHost, directory: Path) -> None:
     health = run_wrk(f"{base}/api/health", args)
     print(line("health", health, None))
     sold: list[str] = []
+    assert host.process is not None
     for mode, name in (("best", "best available"), ("explicit", "explicit seats")):
         script, prefix = reserve_script(directory, mode, performance, tokens)
+        before = snapshot(host.process.pid)
         result = run_wrk(f"{base}/api/reservations", args, script)
+        cpu = used_between(before, snapshot(host.process.pid))
         statuses, seats = read_answers(prefix)
         sold.extend(seats)
         print(line(name, result, health, f"statuses {dict(sorted(statuses.items()))}"))
+        print(f"{'':15} {cpu.line(result.requests)} (devhost's processes)")
     one = argparse.Namespace(**{**vars(args), "threads": 1, "connections": 1})
     listing = run_wrk(f"{base}/api/performances/{performance}/seats?section=S00", one)
     print(line("listing 1,000", listing, None, "(one connection)"))

@@ -22,7 +22,6 @@ from shared.domain.ids import (
 from shared.domain.models import CatalogEntry
 from shared.domain.performances import (
     COUNTER_ID,
-    HeldSeat,
     Performance,
     PerformanceSlot,
     PerformanceView,
@@ -32,13 +31,13 @@ from shared.domain.performances import (
 from shared.domain.seating import SeatMap, Section
 from shared.domain.seating_commands import RegisterSeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
-from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound
+from shared.handlers.seat_book import SeatBook, held_seat_ids
+from shared.ports import AsyncDocumentStore, DocumentStore, NotFound
 from shared.topology import MUSICALS, PERFORMANCES
 
 # Registration writes one counter per (performance, section), each in its own partition:
 # up to 200 x 50 of them, written this many at a time.
 _PARALLEL_WRITES = 8
-_LISTING_PAGE = 1000
 
 
 def register_seated_musical(
@@ -107,12 +106,14 @@ def _fresh_counter(performance_id: str, section: Section) -> SectionCounter:
 
 
 class PerformanceDirectory:
-    """Performances by id, read from the store once per process: they never change."""
+    """Performances by id, read from the store once per process: they never change. `seats`
+    is what the process knows of their sections' held seats (best available)."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
         self._known: dict[str, Performance] = {}
         self._lock = threading.Lock()
+        self.seats = SeatBook()
 
     def get(self, performance_id: str, store: DocumentStore) -> Performance:
         known = self._known.get(performance_id)
@@ -261,25 +262,3 @@ async def section_seats(
             for seat in section.seats()
         ],
     }
-
-
-async def held_seat_ids(
-    performance_id: str, section_id: str, store: AsyncDocumentStore
-) -> set[str]:
-    """The ids of the section's held seats: one query in its partition, page by page."""
-    partition = section_partition(performance_id, section_id)
-    held: set[str] = set()
-    continuation: str | None = None
-    while True:
-        page = await store.query_async(
-            PERFORMANCES.name,
-            partition,
-            [Condition("type", "=", HeldSeat.DOC_TYPE)],
-            (),
-            _LISTING_PAGE,
-            continuation,
-        )
-        held.update(item["id"] for item in page.items)
-        continuation = page.continuation
-        if continuation is None:
-            return held

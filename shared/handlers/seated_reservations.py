@@ -49,8 +49,9 @@ from shared.domain.performances import (
 from shared.domain.seating import Seat, best_available
 from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
-from shared.handlers.performances import PerformanceDirectory, held_seat_ids
+from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.reservations import Placed
+from shared.handlers.seat_book import SeatBook
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
@@ -104,7 +105,9 @@ async def place_seated_reservation(
     if idempotency_key is None:
         await admit()
         suffix = new_reservation_suffix()
-        return await _place(command, suffix, performance, caller, correlation_id, store, now)
+        return await _place(
+            command, suffix, performance, caller, correlation_id, store, performances.seats, now
+        )
     record_id = idempotency_record_id(f"seated\n{idempotency_key}")
     for _ in range(MAX_RACE_RETRIES):
         order = await _read_order(record_id, caller, store)
@@ -120,7 +123,14 @@ async def place_seated_reservation(
         first = await performances.get_async(order.performance_id, store)
         try:
             return await _place(
-                _command_of(order), order.suffix, first, caller, correlation_id, store, now
+                _command_of(order),
+                order.suffix,
+                first,
+                caller,
+                correlation_id,
+                store,
+                performances.seats,
+                now,
             )
         except (NotEnoughSeats, SeatsTaken, SeatLimitReached, NotFoundError, InvalidSeatRequest):
             with contextlib.suppress(NotFound, PreconditionFailed):
@@ -149,6 +159,7 @@ async def _place(
     caller: Caller,
     correlation_id: str,
     store: AsyncDocumentStore,
+    book: SeatBook,
     now: datetime,
 ) -> Placed:
     _validate(command, performance)
@@ -166,7 +177,7 @@ async def _place(
                 seats, suffix, hold_key, performance, caller, correlation_id, store, now
             )
         return await _hold_best(
-            command, suffix, hold_key, performance, caller, correlation_id, store, now
+            command, suffix, hold_key, performance, caller, correlation_id, store, book, now
         )
     except _Kept as kept:  # the same request, replayed, placed it first: ours is not needed
         await _give_allowance_back(performance.id, caller.customer_id, hold_key, count, store)
@@ -265,29 +276,27 @@ async def _hold_best(
     caller: Caller,
     correlation_id: str,
     store: AsyncDocumentStore,
+    book: SeatBook,
     now: datetime,
 ) -> Placed:
-    """Read the held seats of the grade's sections, choose, hold; a lost race picks again."""
-    sections = performance.seat_map.sections_of(command.grade)
+    """Read the held seats of the grade's sections, choose, hold; a lost race picks again.
+    Seats other requests of this process are holding count as taken (`SeatBook`)."""
+    section_ids = [section.id for section in performance.seat_map.sections_of(command.grade)]
     for _ in range(MAX_PICKS):
-        taken = {
-            section.id: frozenset(
-                Seat.parse(seat_id)
-                for seat_id in await held_seat_ids(performance.id, section.id, store)
-            )
-            for section in sections
-        }
+        taken = await book.taken(performance.id, section_ids, store)
         choice = best_available(performance.seat_map, command.grade, command.seats, taken)
         if choice is None:
             raise NotEnoughSeats(
                 f"no section of grade {command.grade} has {command.seats} seats free"
             )
+        partition = section_partition(performance.id, choice[0].section)
         try:
-            return await _hold(
-                choice, suffix, hold_key, performance, caller, correlation_id, store, now
-            )
+            with book.claiming(partition, choice):
+                return await _hold(
+                    choice, suffix, hold_key, performance, caller, correlation_id, store, now
+                )
         except (SeatsTaken, NotEnoughSeats):
-            continue  # someone held some of them after our read: read again and pick again
+            book.forget(partition)  # someone held some of them after our read: pick again
     raise NotEnoughSeats(f"the seats of grade {command.grade} are selling too fast; try again")
 
 

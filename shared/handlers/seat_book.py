@@ -1,0 +1,120 @@
+"""What one process knows of the held seats of sections, for best available (docs/seating.md).
+
+Two things make concurrent best-available requests cheap and keep them from colliding:
+
+- **Known held seats.** A section's held seats are re-read only when its counter changed: the
+  counter is patched in every batch that holds or frees seats of the section, so an unchanged
+  counter ETag means an unchanged set. One read of the grade's counters replaces, for each
+  section that did not change, a query of up to 1,000 seat items.
+- **Claims.** Seats that a request of this process has picked and is holding right now count
+  as taken for the others. Without them every concurrent request reads the same seats, computes
+  the same best ones, and all but one lose the race and read again. A claim lasts until its
+  batch answers; if that batch fails the seats are free again for the next pick.
+
+Neither can sell a seat twice or make a request answer seats someone else holds: only the
+hold's batch decides, and a lost race still re-reads and picks again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from shared.domain.ids import section_partition
+from shared.domain.performances import COUNTER_ID, HeldSeat
+from shared.domain.seating import Seat
+from shared.ports import AsyncDocumentStore, Condition
+from shared.topology import PERFORMANCES
+
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class _Known:
+    etag: str
+    held: frozenset[Seat]
+
+
+class SeatBook:
+    """Per process: each section partition's held seats as last read, and the seats claimed."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._known: dict[str, _Known] = {}
+        self._claimed: dict[str, set[Seat]] = {}
+        self._lock = threading.Lock()
+
+    async def taken(
+        self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
+    ) -> dict[str, frozenset[Seat]]:
+        """The seats of each section that are held or claimed, as far as is known now."""
+        partitions = {s: section_partition(performance_id, s) for s in section_ids}
+        keys = [(partition, COUNTER_ID) for partition in partitions.values()]
+        counters = await store.read_many_async(PERFORMANCES.name, keys)
+        etags = {counter["sectionId"]: counter["_etag"] for counter in counters}
+        taken: dict[str, frozenset[Seat]] = {}
+        for section_id, partition in partitions.items():
+            etag = etags.get(section_id)
+            known = self._known.get(partition)
+            if known is None or etag is None or known.etag != etag:
+                # Read after the counter: the set is at least as new as that ETag.
+                ids = await held_seat_ids(performance_id, section_id, store)
+                held = frozenset(Seat.parse(seat_id) for seat_id in ids)
+                if etag is not None:
+                    self._remember(partition, _Known(etag, held))
+            else:
+                held = known.held
+            taken[section_id] = held | self._claims(partition)
+        return taken
+
+    def forget(self, partition: str) -> None:
+        """Read the partition's seats again next time (a hold there lost a race)."""
+        with self._lock:
+            self._known.pop(partition, None)
+
+    @contextmanager
+    def claiming(self, partition: str, seats: Sequence[Seat]) -> Iterator[None]:
+        with self._lock:
+            self._claimed.setdefault(partition, set()).update(seats)
+        try:
+            yield
+        finally:
+            with self._lock:
+                claimed = self._claimed.get(partition, set())
+                claimed.difference_update(seats)
+                if not claimed:
+                    self._claimed.pop(partition, None)
+
+    def _claims(self, partition: str) -> frozenset[Seat]:
+        with self._lock:
+            return frozenset(self._claimed.get(partition, ()))
+
+    def _remember(self, partition: str, known: _Known) -> None:
+        with self._lock:
+            if len(self._known) >= self._capacity:
+                self._known.clear()
+            self._known[partition] = known
+
+
+async def held_seat_ids(
+    performance_id: str, section_id: str, store: AsyncDocumentStore
+) -> set[str]:
+    """The ids of the section's held seats: one query in its partition, page by page."""
+    partition = section_partition(performance_id, section_id)
+    held: set[str] = set()
+    continuation: str | None = None
+    while True:
+        page = await store.query_async(
+            PERFORMANCES.name,
+            partition,
+            [Condition("type", "=", HeldSeat.DOC_TYPE)],
+            (),
+            _PAGE,
+            continuation,
+        )
+        held.update(item["id"] for item in page.items)
+        continuation = page.continuation
+        if continuation is None:
+            return held
