@@ -298,16 +298,18 @@ class SqliteReader:
     async def read_many_async(
         self, container: str, keys: Sequence[tuple[str, str]]
     ) -> list[Document]:
-        """One statement for every key (inline, as `read_async`)."""
+        """One statement for every key (inline, as `read_async`): the keys joined to the items'
+        unique index, one indexed lookup each (`(pk, id) IN (VALUES …)` scanned the container)."""
         spec = self._container(container)
         if not keys:
             return []
         pairs = ", ".join("(?, ?)" for _ in keys)
         with self._reader() as connection:
             rows = connection.execute(
-                f"SELECT pk, id, body FROM items WHERE container = ? AND {LIVE}"
-                f" AND (pk, id) IN (VALUES {pairs})",
-                [spec.name, self._clock(), *(part for key in keys for part in key)],
+                f"SELECT items.pk, items.id, items.body FROM (VALUES {pairs}) AS wanted"
+                " JOIN items ON items.container = ? AND items.pk = wanted.column1"
+                f" AND items.id = wanted.column2 WHERE {LIVE}",
+                [*(part for key in keys for part in key), spec.name, self._clock()],
             ).fetchall()
         found = {(row[0], row[1]): row[2] for row in rows}
         return [json.loads(found[key]) for key in map(tuple, keys) if key in found]
