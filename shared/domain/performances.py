@@ -99,7 +99,8 @@ COUNTER_ID = "counter"
 
 
 class SectionCounter(StoredModel):
-    """The free seats of one section of one performance, moved in every hold's batch."""
+    """The free seats of one section of one performance, moved in every batch that holds or
+    frees seats there; `version` counts those batches (shared.handlers.seat_book)."""
 
     DOC_TYPE: ClassVar[str] = "sectionCounter"
 
@@ -108,6 +109,7 @@ class SectionCounter(StoredModel):
     section_id: str
     total_seats: int
     available_seats: int
+    version: int = 0
 
     def to_document(self) -> dict[str, Any]:
         partition = section_partition(self.performance_id, self.section_id)

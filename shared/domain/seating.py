@@ -174,19 +174,29 @@ def best_available(
 def _adjacent_in_nearest_row(
     sections: Sequence[Section], count: int, taken: Mapping[str, frozenset[Seat]]
 ) -> list[Seat] | None:
+    held_by_row = {section.id: _numbers_by_row(taken.get(section.id, ())) for section in sections}
     deepest = max(section.rows for section in sections)
     for row in range(1, deepest + 1):
         for section in sections:
             if row > section.rows or count > section.seats_per_row:
                 continue
-            held = taken.get(section.id, frozenset())
+            held: set[int] = held_by_row[section.id].get(row, set())
+            if section.seats_per_row - len(held) < count:
+                continue  # not that many free seats in this row at all
             run = 0
             for number in range(1, section.seats_per_row + 1):
-                run = 0 if Seat(section.id, row, number) in held else run + 1
+                run = 0 if number in held else run + 1
                 if run == count:
                     first = number - count + 1
                     return [Seat(section.id, row, n) for n in range(first, number + 1)]
     return None
+
+
+def _numbers_by_row(seats: Iterable[Seat]) -> dict[int, set[int]]:
+    by_row: dict[int, set[int]] = {}
+    for seat in seats:
+        by_row.setdefault(seat.row, set()).add(seat.number)
+    return by_row
 
 
 def _nearest_in_one_section(

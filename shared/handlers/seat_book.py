@@ -3,9 +3,11 @@
 Two things make concurrent best-available requests cheap and keep them from colliding:
 
 - **Known held seats.** A section's held seats are re-read only when its counter changed: the
-  counter is patched in every batch that holds or frees seats of the section, so an unchanged
-  counter ETag means an unchanged set. One read of the grade's counters replaces, for each
-  section that did not change, a query of up to 1,000 seat items.
+  counter's `version` counts the batches that held or freed seats of the section, so an
+  unchanged version means an unchanged set. One read of the grade's counters replaces, for each
+  section that did not change, a query of up to 1,000 seat items. A hold of this process that
+  moved the version by exactly one from the one known adds its seats to what is known without a
+  read (nobody else wrote in between).
 - **Claims.** Seats that a request of this process has picked and is holding right now count
   as taken for the others. Without them every concurrent request reads the same seats, computes
   the same best ones, and all but one lose the race and read again. A claim lasts until its
@@ -33,7 +35,7 @@ _PAGE = 1000
 
 @dataclass(frozen=True)
 class _Known:
-    etag: str
+    version: int
     held: frozenset[Seat]
 
 
@@ -53,21 +55,28 @@ class SeatBook:
         partitions = {s: section_partition(performance_id, s) for s in section_ids}
         keys = [(partition, COUNTER_ID) for partition in partitions.values()]
         counters = await store.read_many_async(PERFORMANCES.name, keys)
-        etags = {counter["sectionId"]: counter["_etag"] for counter in counters}
+        versions = {counter["sectionId"]: counter.get("version", 0) for counter in counters}
         taken: dict[str, frozenset[Seat]] = {}
         for section_id, partition in partitions.items():
-            etag = etags.get(section_id)
+            version = versions.get(section_id)
             known = self._known.get(partition)
-            if known is None or etag is None or known.etag != etag:
-                # Read after the counter: the set is at least as new as that ETag.
+            if known is None or version is None or known.version != version:
+                # Read after the counter: the set is at least as new as that version.
                 ids = await held_seat_ids(performance_id, section_id, store)
                 held = frozenset(Seat.parse(seat_id) for seat_id in ids)
-                if etag is not None:
-                    self._remember(partition, _Known(etag, held))
+                if version is not None:
+                    self._remember(partition, _Known(version, held))
             else:
                 held = known.held
             taken[section_id] = held | self._claims(partition)
         return taken
+
+    def held(self, partition: str, seats: Sequence[Seat], version: int) -> None:
+        """This process's hold of `seats` left the counter at `version`."""
+        with self._lock:
+            known = self._known.get(partition)
+            if known is not None and known.version == version - 1:
+                self._known[partition] = _Known(version, known.held | frozenset(seats))
 
     def forget(self, partition: str) -> None:
         """Read the partition's seats again next time (a hold there lost a race)."""

@@ -203,6 +203,7 @@ async def _hold(
     correlation_id: str,
     store: AsyncDocumentStore,
     now: datetime,
+    book: SeatBook | None = None,
 ) -> Placed:
     """One batch in the section partition: the seats, the counter, the reservation, its event."""
     section_id = seats[0].section
@@ -241,7 +242,7 @@ async def _hold(
         *held,
         Patch(
             COUNTER_ID,
-            [Incr("availableSeats", -len(seats))],
+            [Incr("availableSeats", -len(seats)), Incr("version", 1)],
             condition=[Condition("availableSeats", ">=", len(seats))],
         ),
         Create(reservation.to_document()),
@@ -262,9 +263,12 @@ async def _hold(
                 f"section {section_id} has fewer than {len(seats)} seats free"
             ) from None
         raise
-    document = stored[len(held) + 1]
-    assert document is not None  # a Create answers with what it stored
+    document, counter = stored[len(held) + 1], stored[len(held)]
+    assert document is not None  # a Create and a Patch answer with what they stored
+    assert counter is not None
     reservation.etag = document["_etag"]
+    if book is not None:
+        book.held(partition, seats, counter["version"])
     return Placed(reservation, created=True)
 
 
@@ -293,7 +297,7 @@ async def _hold_best(
         try:
             with book.claiming(partition, choice):
                 return await _hold(
-                    choice, suffix, hold_key, performance, caller, correlation_id, store, now
+                    choice, suffix, hold_key, performance, caller, correlation_id, store, now, book
                 )
         except (SeatsTaken, NotEnoughSeats):
             book.forget(partition)  # someone held some of them after our read: pick again
@@ -679,7 +683,9 @@ def _transition(
     ]
     seats_back = reservation.holds_seats and not moved.holds_seats
     if seats_back:
-        operations.append(Patch(COUNTER_ID, [Incr("availableSeats", moved.seats)]))
+        operations.append(
+            Patch(COUNTER_ID, [Incr("availableSeats", moved.seats), Incr("version", 1)])
+        )
         operations.extend(Delete(seat_id) for seat_id in moved.seat_ids)
     try:
         stored = store.batch(PERFORMANCES.name, partition, operations)

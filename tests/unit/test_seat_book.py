@@ -105,3 +105,18 @@ def test_concurrent_best_available_requests_of_one_process_pick_distinct_seats_f
     assert first.reservation.seat_ids == ["B-1-1", "B-1-2"]
     assert second.reservation.seat_ids == ["B-1-3", "B-1-4"]
     assert yielding.batches == 2  # no hold lost a race and was tried again
+
+
+def test_a_hold_of_this_process_is_added_to_what_it_knows_without_a_read(
+    store, clock, directory, performance_id
+):
+    counting = CountingQueries(store)
+    book = directory.seats
+    asyncio.run(book.taken(performance_id, ["B", "C"], counting))
+    chosen = place(counting, clock, directory, best(performance_id, 2)).reservation
+    counting.queries.clear()
+
+    taken = asyncio.run(book.taken(performance_id, ["B", "C"], counting))
+
+    assert counting.queries == []
+    assert {seat.id for seat in taken["B"]} == set(chosen.seat_ids)
