@@ -31,7 +31,7 @@ from shared.domain.performances import (
 from shared.domain.seating import SeatMap, Section
 from shared.domain.seating_commands import RegisterSeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
-from shared.handlers.seat_book import SeatBook, held_seat_ids
+from shared.handlers.seat_book import SeatBook
 from shared.ports import AsyncDocumentStore, DocumentStore, NotFound
 from shared.topology import MUSICALS, PERFORMANCES
 
@@ -246,7 +246,7 @@ async def section_seats(
     section = performance.seat_map.section(section_id)
     if section is None:
         raise NotFoundError(f"no section {section_id!r} in performance {performance_id}")
-    held = await held_seat_ids(performance.id, section.id, store)
+    held = (await directory.seats.held(performance.id, [section.id], store))[section.id]
     return {
         "performanceId": performance.id,
         "section": section.id,
@@ -257,7 +257,7 @@ async def section_seats(
                 "id": seat.id,
                 "row": seat.row,
                 "number": seat.number,
-                "available": seat.id not in held,
+                "available": seat not in held,
             }
             for seat in section.seats()
         ],

@@ -52,11 +52,22 @@ class SeatBook:
         self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
     ) -> dict[str, frozenset[Seat]]:
         """The seats of each section that are held or claimed, as far as is known now."""
+        held = await self.held(performance_id, section_ids, store)
+        return {
+            section_id: seats | self._claims(section_partition(performance_id, section_id))
+            for section_id, seats in held.items()
+        }
+
+    async def held(
+        self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
+    ) -> dict[str, frozenset[Seat]]:
+        """The held seats of each section now: as known when its counter did not change since,
+        else read again."""
         partitions = {s: section_partition(performance_id, s) for s in section_ids}
         keys = [(partition, COUNTER_ID) for partition in partitions.values()]
         counters = await store.read_many_async(PERFORMANCES.name, keys)
         versions = {counter["sectionId"]: counter.get("version", 0) for counter in counters}
-        taken: dict[str, frozenset[Seat]] = {}
+        found: dict[str, frozenset[Seat]] = {}
         for section_id, partition in partitions.items():
             version = versions.get(section_id)
             known = self._known.get(partition)
@@ -68,10 +79,10 @@ class SeatBook:
                     self._remember(partition, _Known(version, held))
             else:
                 held = known.held
-            taken[section_id] = held | self._claims(partition)
-        return taken
+            found[section_id] = held
+        return found
 
-    def held(self, partition: str, seats: Sequence[Seat], version: int) -> None:
+    def add_held(self, partition: str, seats: Sequence[Seat], version: int) -> None:
         """This process's hold of `seats` left the counter at `version`."""
         with self._lock:
             known = self._known.get(partition)

@@ -268,7 +268,7 @@ async def _hold(
     assert counter is not None
     reservation.etag = document["_etag"]
     if book is not None:
-        book.held(partition, seats, counter["version"])
+        book.add_held(partition, seats, counter["version"])
     return Placed(reservation, created=True)
 
 

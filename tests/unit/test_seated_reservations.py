@@ -26,11 +26,11 @@ from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
-    held_seat_ids,
     register_seated_musical,
     section_seats,
 )
 from shared.handlers.reservations import Placed, place_reservation
+from shared.handlers.seat_book import held_seat_ids
 from shared.handlers.seated_reservations import (
     apply_seated_payment_outcome,
     cancel_seated_reservation,

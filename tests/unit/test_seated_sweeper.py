@@ -22,10 +22,10 @@ from shared.domain.seating_commands import RegisterSeatedMusical, ReserveSeats
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
-    held_seat_ids,
     register_seated_musical,
 )
 from shared.handlers.reservations import Placed
+from shared.handlers.seat_book import held_seat_ids
 from shared.handlers.seated_reservations import (
     cancel_seated_reservation,
     find_seated,
