@@ -37,6 +37,8 @@ param apimPublisherEmail string
 param apimPublisherName string = 'OuterPark'
 param corsAllowedOrigins array
 param rateLimitCalls int = 120
+@minValue(1)
+@maxValue(300)
 param rateLimitPeriodSeconds int = 60
 
 // --- App behaviour
