@@ -37,6 +37,7 @@ from shared.domain.models import (
     SeatHolding,
 )
 from shared.handlers.musicals import MusicalDirectory, MusicalFacts
+from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
@@ -51,8 +52,6 @@ from shared.ports import (
     Replace,
 )
 from shared.topology import IDEMPOTENCY, MUSICALS
-
-MAX_RACE_RETRIES = 20
 
 
 async def _admit_all() -> None:
@@ -91,7 +90,8 @@ async def place_reservation(
         return await _place(command, reservation_id, caller, correlation_id, store, musicals, now)
     await musicals.facts_async(command.musical_id, store)  # unknown: refused before any write
     record_id = idempotency_record_id(idempotency_key)
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> Placed:
         record = await _idempotency_record(record_id, caller, store)
         existing = await _find_async(record.reservation_id, store) if record else None
         if existing is not None:
@@ -100,7 +100,7 @@ async def place_reservation(
         try:
             record = await _hold_idempotency_key(record, record_id, caller, command, store, now)
         except (Conflict, PreconditionFailed, NotFound):
-            continue  # another request with this key moved first: look again
+            raise LostRace from None  # another request with this key moved first: look again
         first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
         try:
             return await _place(
@@ -114,7 +114,8 @@ async def place_reservation(
                 return Placed(placed, created=False)
             await _release_idempotency_key(record, store)
             raise
-    raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
+
+    return await retry_on_race_async(attempt, f"Idempotency-Key {idempotency_key!r}")
 
 
 async def _place(
@@ -155,18 +156,21 @@ async def _place(
         Create(_event_document(placed, musical.id)),
     ]
     holding_exists = True  # the usual case once a customer has reserved here
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> Placed:
+        nonlocal holding_exists
         holding = _take_allowance(musical, caller, seats, holding_exists) if limit else []
         try:
             stored = await store.batch_async(MUSICALS.name, musical.id, [*operations, *holding])
         except BatchFailed as failure:
             if failure.index == HOLDING_INDEX and isinstance(failure.cause, NotFound | Conflict):
                 holding_exists = isinstance(failure.cause, Conflict)  # first hold, or a race
-                continue
+                raise LostRace from None
             return await _refused(failure, reservation, seats, store)
         reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
         return Placed(reservation, created=True)
-    raise RuntimeError(f"the seat holding of {caller.customer_id} kept changing; retry")
+
+    return await retry_on_race_async(attempt, f"the seat holding of {caller.customer_id}")
 
 
 # Where the seat-holding operation sits in the placing batch.
@@ -234,7 +238,8 @@ def cancel_reservation(
     reservation_id: str, caller: Caller, store: DocumentStore, now: datetime
 ) -> Reservation:
     """Cancel and give the seats back at once; the payment side hears of it by event."""
-    for _ in range(MAX_RACE_RETRIES):
+
+    def attempt() -> Reservation:
         reservation = get_reservation(reservation_id, caller, store)
         if reservation.status is ReservationStatus.CANCELLED:
             return reservation
@@ -246,11 +251,9 @@ def cancel_reservation(
             raise ReservationExpired(
                 f"reservation {reservation_id} expired unpaid; nothing to cancel"
             )
-        try:
-            return _transition(reservation, ReservationStatus.CANCELLED, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under cancel")
+        return _transition(reservation, ReservationStatus.CANCELLED, store, now)
+
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
 def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> Reservation | None:
@@ -266,15 +269,7 @@ def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> 
     if target is None:
         return None
     reservation_id = event.payment().reservation_id
-    for _ in range(MAX_RACE_RETRIES):
-        reservation = _find(reservation_id, store)
-        if reservation is None or not reservation.can_become(target):
-            return reservation
-        try:
-            return _transition(reservation, target, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under {event.event_type}")
+    return _move_if_possible(reservation_id, target, store, now)
 
 
 def expire_reservation(
@@ -282,19 +277,21 @@ def expire_reservation(
 ) -> Reservation | None:
     """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
     (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
-    for _ in range(MAX_RACE_RETRIES):
+    return _move_if_possible(reservation_id, ReservationStatus.EXPIRED, store, now)
+
+
+def _move_if_possible(
+    reservation_id: str, target: ReservationStatus, store: DocumentStore, now: datetime
+) -> Reservation | None:
+    """Move the reservation to `target` unless it is gone or can no longer make that move."""
+
+    def attempt() -> Reservation | None:
         reservation = _find(reservation_id, store)
-        if reservation is None or not reservation.can_become(ReservationStatus.EXPIRED):
+        if reservation is None or not reservation.can_become(target):
             return reservation
-        try:
-            return _transition(reservation, ReservationStatus.EXPIRED, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under its expiry")
+        return _transition(reservation, target, store, now)
 
-
-class _LostRace(Exception):
-    """Someone else changed the reservation between our read and our write."""
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
 _EVENT_OF: dict[ReservationStatus, EventType] = {
@@ -321,7 +318,7 @@ def _transition(
         stored = store.batch(MUSICALS.name, moved.musical_id, operations)
     except BatchFailed as failure:
         if isinstance(failure.cause, (PreconditionFailed, Conflict)):
-            raise _LostRace from None
+            raise LostRace from None
         raise
     return Reservation.from_document(stored[0])
 
