@@ -44,6 +44,7 @@ from shared.optimistic import LostRace, retry_on_race
 from shared.ports import (
     AlreadyProcessed,
     BatchFailed,
+    BatchOperation,
     Clock,
     Conflict,
     Create,
@@ -58,6 +59,7 @@ from shared.ports import (
     PaymentGateway,
     PreconditionFailed,
     Replace,
+    written,
 )
 from shared.topology import PAYMENTS, TOPIC_RESERVATION
 
@@ -152,8 +154,9 @@ def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None
         payment = _read(reservation_id, deps.store)
         if payment.is_settled:
             return payment
-        if due_retry != payment.deferrals and _retry_pending(payment, deps.clock.now()):
-            _schedule_retry(payment, payment.next_attempt_at, deps.bus)
+        pending = _pending_retry(payment, deps.clock.now())
+        if pending is not None and due_retry != payment.deferrals:
+            _schedule_retry(payment, pending, deps.bus)
             return payment
         if payment.cancel_requested:
             return _cancel(payment, deps)
@@ -406,11 +409,13 @@ def _schedule_retry(payment: Payment, at: datetime, bus: MessagePublisher) -> No
     )
 
 
-def _retry_pending(payment: Payment, now: datetime) -> bool:
-    """A retry is scheduled for later, and the next step needs the gateway."""
-    if payment.next_attempt_at is None or payment.next_attempt_at - RETRY_TOLERANCE <= now:
-        return False
-    return payment.may_be_charged or not payment.cancel_requested
+def _pending_retry(payment: Payment, now: datetime) -> datetime | None:
+    """When the retry scheduled for later is due, if there is one and the next step needs the
+    gateway; None when the payment can be driven on now."""
+    at = payment.next_attempt_at
+    if at is None or at - RETRY_TOLERANCE <= now:
+        return None
+    return at if payment.may_be_charged or not payment.cancel_requested else None
 
 
 # ------------------------------------------------------------------------------------ storage
@@ -425,7 +430,7 @@ def _write(
 ) -> Payment:
     now = deps.clock.now()
     updated = updated.model_copy(update={"updated_at": now})
-    operations: list = [Replace(updated.to_document(), if_match=current.etag)]
+    operations: list[BatchOperation] = [Replace(updated.to_document(), if_match=current.etag)]
     if event_type is not None:
         event = payment_event(event_type, updated, now, reason)
         operations.append(Create(event.to_document("reservationId", updated.reservation_id)))
@@ -438,7 +443,7 @@ def _write(
             # The event exists already (raised by an earlier transition): keep that one.
             return _write(current, updated, None, deps)
         raise
-    return Payment.from_document(stored[0])
+    return Payment.from_document(written(stored, 0))
 
 
 def _load_or_create(
@@ -482,7 +487,7 @@ def _load_or_create(
         event_type = EventType.PAYMENT_DEFERRED
     elif facts.amount > 0:
         payment = payment.model_copy(update={"confirm_attempts": 1, "last_attempt_at": now})
-    operations: list = [Create(payment.to_document())]
+    operations: list[BatchOperation] = [Create(payment.to_document())]
     if event_type is not None:
         reason = CANCEL_REASON if cancelled else DEFERRED_REASON
         event = payment_event(event_type, payment, now, reason)
@@ -493,7 +498,7 @@ def _load_or_create(
         if not isinstance(failure.cause, Conflict):
             raise
         return None
-    created = Payment.from_document(stored[0])
+    created = Payment.from_document(written(stored, 0))
     if created.status is PaymentStatus.DEFERRED and created.next_attempt_at is not None:
         _schedule_retry(created, created.next_attempt_at, deps.bus)
     return created

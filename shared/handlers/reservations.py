@@ -41,15 +41,18 @@ from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
+    BatchOperation,
     Condition,
     Conflict,
     Create,
+    Document,
     DocumentStore,
     Incr,
     NotFound,
     Patch,
     PreconditionFailed,
     Replace,
+    written,
 )
 from shared.topology import IDEMPOTENCY, MUSICALS
 
@@ -167,7 +170,7 @@ async def _place(
                 holding_exists = isinstance(failure.cause, Conflict)  # first hold, or a race
                 raise LostRace from None
             return await _refused(failure, reservation, seats, store)
-        reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
+        reservation.etag = written(stored, 1)["_etag"]  # ours alone until returned: no copy needed
         return Placed(reservation, created=True)
 
     return await retry_on_race_async(attempt, f"the seat holding of {caller.customer_id}")
@@ -308,7 +311,7 @@ def _transition(
     """One batch: the new state (guarded by the ETag we read), its event, and the seats back
     when the new state no longer holds them."""
     moved = reservation.moved_to(target, now)
-    operations = [
+    operations: list[BatchOperation] = [
         Replace(moved.to_document(), if_match=reservation.etag),
         Create(_event_document(reservation_event(_EVENT_OF[target], moved, now), moved.musical_id)),
     ]
@@ -320,7 +323,7 @@ def _transition(
         if isinstance(failure.cause, (PreconditionFailed, Conflict)):
             raise LostRace from None
         raise
-    return Reservation.from_document(stored[0])
+    return Reservation.from_document(written(stored, 0))
 
 
 async def _idempotency_record(
@@ -377,7 +380,7 @@ def _seats_back(reservation: Reservation) -> list[Patch]:
     return operations
 
 
-def _event_document(event: Event, musical_id: str) -> dict:
+def _event_document(event: Event, musical_id: str) -> Document:
     return event.to_document("musicalId", musical_id)
 
 
@@ -401,6 +404,6 @@ async def _find_async(reservation_id: str, store: AsyncDocumentStore) -> Reserva
         return None
 
 
-def _as_reservation(document: dict) -> Reservation | None:
+def _as_reservation(document: Document) -> Reservation | None:
     """The reservation stored in `document`; None when the id names another kind of item."""
     return Reservation.from_document(document) if document.get("type") == "reservation" else None
