@@ -17,8 +17,10 @@ from typing import Protocol, cast
 from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
+from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.payments import PaymentDeps
+from shared.handlers.reservations import ReservationDeps
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.ports import (
     AsyncDocumentStore,
@@ -124,6 +126,19 @@ class Services:
         return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
 
     @cached_property
+    def reservation_deps(self) -> ReservationDeps:
+        """What the reservation handlers use: the API's, the saga's and the sweeper's."""
+        return ReservationDeps(
+            store=self.store,
+            async_store=self.async_store,
+            musicals=self.musicals,
+            clock=self.clock,
+            admit=partial(
+                admit_new_order, self.settings.reservations_when_payment_down, self.breaker.state
+            ),
+        )
+
+    @cached_property
     def payment_deps(self) -> PaymentDeps:
         """What the payment handlers use: the payment function's and the sweeper's."""
         return PaymentDeps(
@@ -144,6 +159,7 @@ class Services:
     def sweep_deps(self) -> SweepDeps:
         return SweepDeps(
             store=self.store,
+            reservations=self.reservation_deps,
             payments=self.payment_deps,
             notice_sender=self.notice_sender,
             clock=self.clock,

@@ -42,6 +42,7 @@ from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
     BatchOperation,
+    Clock,
     Condition,
     Conflict,
     Create,
@@ -62,6 +63,19 @@ async def _admit_all() -> None:
 
 
 @dataclass(frozen=True)
+class ReservationDeps:
+    """What the reservation use cases need, built once by shared.bootstrap. `async_store` is
+    the same store as `store`, awaited on the hot path. `admit` may refuse a new order (load
+    shedding); by default every order is taken."""
+
+    store: DocumentStore
+    async_store: AsyncDocumentStore
+    musicals: MusicalDirectory
+    clock: Clock
+    admit: Callable[[], Awaitable[None]] = _admit_all
+
+
+@dataclass(frozen=True)
 class Placed:
     reservation: Reservation
     created: bool
@@ -72,10 +86,7 @@ async def place_reservation(
     caller: Caller,
     correlation_id: str,
     idempotency_key: str | None,
-    store: AsyncDocumentStore,
-    musicals: MusicalDirectory,
-    now: datetime,
-    admit: Callable[[], Awaitable[None]] = _admit_all,
+    deps: ReservationDeps,
 ) -> Placed:
     """Hold the seats and record the reservation and its event, or refuse and change nothing.
 
@@ -85,6 +96,7 @@ async def place_reservation(
     is asked before a new order is taken and may refuse it (load shedding); a replay never is.
     Async: this is the hot path, and it runs on the worker's event loop.
     """
+    store, musicals, admit, now = deps.async_store, deps.musicals, deps.admit, deps.clock.now()
     if not is_musical_id(command.musical_id):
         raise NotFoundError(f"no musical {command.musical_id!r}")
     if idempotency_key is None:
@@ -237,10 +249,9 @@ def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -
     return reservation
 
 
-def cancel_reservation(
-    reservation_id: str, caller: Caller, store: DocumentStore, now: datetime
-) -> Reservation:
+def cancel_reservation(reservation_id: str, caller: Caller, deps: ReservationDeps) -> Reservation:
     """Cancel and give the seats back at once; the payment side hears of it by event."""
+    store, now = deps.store, deps.clock.now()
 
     def attempt() -> Reservation:
         reservation = get_reservation(reservation_id, caller, store)
@@ -259,7 +270,7 @@ def cancel_reservation(
     return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
-def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> Reservation | None:
+def apply_payment_outcome(event: Event, deps: ReservationDeps) -> Reservation | None:
     """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
 
     Idempotent and order-tolerant: a reservation that can no longer make the move (already
@@ -272,15 +283,15 @@ def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> 
     if target is None:
         return None
     reservation_id = event.payment().reservation_id
-    return _move_if_possible(reservation_id, target, store, now)
+    return _move_if_possible(reservation_id, target, deps.store, deps.clock.now())
 
 
-def expire_reservation(
-    reservation_id: str, store: DocumentStore, now: datetime
-) -> Reservation | None:
+def expire_reservation(reservation_id: str, deps: ReservationDeps) -> Reservation | None:
     """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
     (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
-    return _move_if_possible(reservation_id, ReservationStatus.EXPIRED, store, now)
+    return _move_if_possible(
+        reservation_id, ReservationStatus.EXPIRED, deps.store, deps.clock.now()
+    )
 
 
 def _move_if_possible(

@@ -51,7 +51,11 @@ from shared.handlers.payments import (
     on_reservation_cancelled,
     on_reservation_placed,
 )
-from shared.handlers.reservations import apply_payment_outcome, expire_reservation
+from shared.handlers.reservations import (
+    ReservationDeps,
+    apply_payment_outcome,
+    expire_reservation,
+)
 from shared.ports import Clock, Condition, Document, DocumentStore, NotFound, NoticeSender
 from shared.topology import CONTROL, MUSICALS, NOTICES, PAYMENTS
 
@@ -83,6 +87,7 @@ class SweepPolicy:
 @dataclass(frozen=True)
 class SweepDeps:
     store: DocumentStore
+    reservations: ReservationDeps
     payments: PaymentDeps
     notice_sender: NoticeSender
     clock: Clock
@@ -199,16 +204,16 @@ def _drive_reserved(reservation: Reservation, deps: SweepDeps, now: datetime) ->
         and payment.updated_at <= deadline
     ):  # in time; its PaymentApproved was lost
         event = _payment_outcome(payment, EventType.PAYMENT_APPROVED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        apply_payment_outcome(event, deps.reservations)
         return Repair.APPROVAL_NOT_APPLIED
     if payment is not None and payment.status is PaymentStatus.DECLINED:
         event = _payment_outcome(payment, EventType.PAYMENT_DECLINED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        apply_payment_outcome(event, deps.reservations)
         return Repair.DECLINE_NOT_APPLIED
     if now >= deadline:
         # The payment side hears of it by the ReservationExpired event, and cancels whatever
         # charge landed meanwhile (or lands later).
-        expire_reservation(reservation.id, deps.store, now)
+        expire_reservation(reservation.id, deps.reservations)
         return Repair.EXPIRED
     if payment is None:
         placed = reservation_event(

@@ -17,7 +17,7 @@ from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
 from shared.ports import NotFound
 from shared.topology import MUSICALS, NOTICES, PAYMENTS
 from tests.unit.test_payments import ScriptedGateway
-from tests.unit.test_reservations import place
+from tests.unit.test_reservations import place, reservation_deps
 
 DEADLINE = timedelta(hours=1)
 REPAIR_AFTER = timedelta(seconds=180)
@@ -48,6 +48,7 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
     )
     return SweepDeps(
         store=store,
+        reservations=reservation_deps(store, clock),
         payments=payments,
         notice_sender=sender,
         clock=clock,
@@ -84,7 +85,7 @@ def test_the_deadline_expires_an_unpaid_reservation_and_gives_its_seats_back(
     assert event.event_type is EventType.RESERVATION_EXPIRED
     assert event.topic == "cancel"
     with pytest.raises(Exception, match="expired"):
-        cancel_reservation(placed.id, customer, store, clock.now())
+        cancel_reservation(placed.id, customer, reservation_deps(store, clock))
 
 
 def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_charged(
@@ -149,7 +150,7 @@ def test_a_cancel_whose_message_was_lost_is_carried_to_the_payment(
 ):
     placed = place(store, musical, customer, clock.now()).reservation
     on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
-    cancel_reservation(placed.id, customer, store, clock.now())
+    cancel_reservation(placed.id, customer, reservation_deps(store, clock))
     clock.advance(REPAIR_AFTER.total_seconds() + 1)
 
     report = sweep(sweep_deps)
