@@ -19,6 +19,7 @@ from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import PaymentDeps
 from shared.handlers.reservations import ReservationDeps
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
@@ -161,13 +162,18 @@ class Services:
             store=self.store,
             reservations=self.reservation_deps,
             payments=self.payment_deps,
-            notice_sender=self.notice_sender,
+            notices=self.notice_deps,
             clock=self.clock,
             policy=SweepPolicy(
                 payment_deadline=timedelta(seconds=self.settings.payment_deadline_seconds),
                 repair_after=timedelta(seconds=self.settings.saga_repair_after_seconds),
             ),
         )
+
+    @cached_property
+    def notice_deps(self) -> NoticeDeps:
+        """What the notice handler uses: the notice functions' and the sweeper's."""
+        return NoticeDeps(store=self.store, sender=self.notice_sender, clock=self.clock)
 
     @cached_property
     def notice_sender(self) -> NoticeSender:

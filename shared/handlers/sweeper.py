@@ -44,7 +44,7 @@ from shared.domain.models import (
     ReservationStatus,
 )
 from shared.domain.timestamps import format_timestamp
-from shared.handlers.notices import notice_id_of, notify_payment_outcome
+from shared.handlers.notices import NoticeDeps, notice_id_of, notify_payment_outcome
 from shared.handlers.payments import (
     PaymentDeps,
     advance,
@@ -56,7 +56,7 @@ from shared.handlers.reservations import (
     apply_payment_outcome,
     expire_reservation,
 )
-from shared.ports import Clock, Condition, Document, DocumentStore, NotFound, NoticeSender
+from shared.ports import Clock, Condition, Document, DocumentStore, NotFound
 from shared.topology import CONTROL, MUSICALS, NOTICES, PAYMENTS
 
 log = logging.getLogger("outerpark.sweeper")
@@ -89,7 +89,7 @@ class SweepDeps:
     store: DocumentStore
     reservations: ReservationDeps
     payments: PaymentDeps
-    notice_sender: NoticeSender
+    notices: NoticeDeps
     clock: Clock
     policy: SweepPolicy
 
@@ -251,7 +251,7 @@ def _drive_moved_on(
     for event in notices:
         if event is None or _notice_sent(event, deps):
             continue
-        notify_payment_outcome(event, deps.store, deps.notice_sender, deps.clock)
+        notify_payment_outcome(event, deps.notices)
         _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
         at_rest = False
     return at_rest

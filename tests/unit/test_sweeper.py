@@ -10,7 +10,7 @@ import pytest
 from shared.domain.events import Event, EventType
 from shared.domain.models import PaymentStatus, ReservationStatus
 from shared.handlers.musicals import get_musical
-from shared.handlers.notices import notify_payment_outcome
+from shared.handlers.notices import NoticeDeps, notify_payment_outcome
 from shared.handlers.payments import PaymentDeps, on_reservation_cancelled, on_reservation_placed
 from shared.handlers.reservations import cancel_reservation
 from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
@@ -50,7 +50,7 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
         store=store,
         reservations=reservation_deps(store, clock),
         payments=payments,
-        notice_sender=sender,
+        notices=NoticeDeps(store, sender, clock),
         clock=clock,
         policy=SweepPolicy(payment_deadline=DEADLINE, repair_after=REPAIR_AFTER),
     )
@@ -113,7 +113,7 @@ def test_the_expired_notice_tells_the_customer(store, clock, customer, musical, 
     sweep(sweep_deps)
 
     notice = notify_payment_outcome(
-        outbox_event(store, musical.id, placed.id, "expired"), store, sender, clock
+        outbox_event(store, musical.id, placed.id, "expired"), NoticeDeps(store, sender, clock)
     )
 
     assert notice is not None
