@@ -21,7 +21,7 @@ from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.clock import SystemClock
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation, RegisterMusical
-from shared.handlers.musicals import MusicalDirectory, register_musical
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory, register_musical
 from shared.handlers.reservations import ReservationDeps, place_reservation
 from shared.projection.apply import project_changes
 from shared.topology import MUSICALS
@@ -57,7 +57,7 @@ def main() -> int:
         store = SqliteDocumentStore(Path(tmp))
         deps = ReservationDeps(store, store, MusicalDirectory(store), clock)
         musical = register_musical(
-            RegisterMusical(title="Bench", seats=100_000, price=100), store, clock.now()
+            RegisterMusical(title="Bench", seats=100_000, price=100), MusicalDeps(store, clock)
         )
         asyncio.run(place_many(args.reservations, musical.id, deps))
         started = time.perf_counter()

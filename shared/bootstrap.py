@@ -18,7 +18,7 @@ from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
 from shared.handlers.load_shedding import admit_new_order
-from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory
 from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import PaymentDeps
 from shared.handlers.reservations import ReservationDeps
@@ -107,6 +107,10 @@ class Services:
                 "(the import path of local backends, e.g. devhost.embedded.backends)"
             )
         return cast(LocalBackends, importlib.import_module(path))
+
+    @cached_property
+    def musical_deps(self) -> MusicalDeps:
+        return MusicalDeps(store=self.store, clock=self.clock)
 
     @cached_property
     def musicals(self) -> MusicalDirectory:

@@ -22,7 +22,7 @@ from shared.domain.errors import (
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.ids import idempotency_record_id
 from shared.domain.models import Musical, ReservationStatus, SeatHolding
-from shared.handlers.musicals import MusicalDirectory, get_musical, register_musical
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory, get_musical, register_musical
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
@@ -353,7 +353,7 @@ def test_parallel_requests_with_one_key_for_the_last_seats_all_answer_with_the_o
 @pytest.fixture
 def capped(store, clock) -> Musical:
     command = RegisterMusical(title="Wicked", seats=50, price=10, max_seats_per_customer=4)
-    return register_musical(command, store, clock.now())
+    return register_musical(command, MusicalDeps(store, clock))
 
 
 def held_by(store, musical: Musical, customer: Caller) -> int:
