@@ -21,6 +21,13 @@ from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.musicals import MusicalDeps, MusicalDirectory
 from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import PaymentDeps
+from shared.handlers.readiness import (
+    BacklogCounter,
+    BusCheck,
+    CachedReadiness,
+    EmbeddedBusCheck,
+    ReadinessDeps,
+)
 from shared.handlers.reservations import ReservationDeps
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.ports import (
@@ -178,6 +185,33 @@ class Services:
     def notice_deps(self) -> NoticeDeps:
         """What the notice handler uses: the notice functions' and the sweeper's."""
         return NoticeDeps(store=self.store, sender=self.notice_sender, clock=self.clock)
+
+    @cached_property
+    def readiness(self) -> CachedReadiness:
+        """The readiness probe's checks, run at most once per cache period per process."""
+        return CachedReadiness(
+            ReadinessDeps(
+                store=self.store,
+                bus=self._bus_check(),
+                breaker_state=self.breaker.state,
+                auth_configured=self.authenticator.configured,
+            )
+        )
+
+    def _bus_check(self) -> BusCheck:
+        """Service Bus when configured (the publisher's client), else the embedded bus."""
+        namespace = self.settings.servicebus_namespace
+        if namespace is not None:
+            from shared.adapters.azure_credentials import azure_credential
+            from shared.adapters.servicebus_bus import service_bus_client
+            from shared.adapters.servicebus_probe import ServiceBusCheck
+
+            credential = azure_credential(self.settings.managed_identity_client_id)
+            return ServiceBusCheck(service_bus_client(namespace, credential))  # type: ignore[arg-type]  # hashable by identity
+        bus = self.bus
+        if not isinstance(bus, BacklogCounter):
+            raise TypeError(f"{type(bus).__name__} cannot count a subscription's backlog")
+        return EmbeddedBusCheck(bus)
 
     @cached_property
     def notice_sender(self) -> NoticeSender:
