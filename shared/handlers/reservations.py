@@ -92,9 +92,9 @@ async def place_reservation(
 
     With an Idempotency-Key, the first request's body is the one carried out and every later
     request with that key answers with its reservation. A refused request (unknown musical,
-    not enough seats) releases the key, so a rejected request leaves nothing behind. `admit`
-    is asked before a new order is taken and may refuse it (load shedding); a replay never is.
-    Async: this is the hot path, and it runs on the worker's event loop.
+    not enough seats) releases the key, so a rejected request leaves nothing behind.
+    `deps.admit` is asked before a new order is taken and may refuse it (load shedding); a
+    replay never is. Async: this is the hot path, and it runs on the worker's event loop.
     """
     store, musicals, admit, now = deps.async_store, deps.musicals, deps.admit, deps.clock.now()
     if not is_musical_id(command.musical_id):
