@@ -16,7 +16,7 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     services.authenticator.require_admin(request.raw.headers)
     command = request.body(RegisterMusical)
-    musical = register_musical(command, services.store, services.clock.now())
+    musical = register_musical(command, services.musical_deps)
     return json_response(musical, request, 201, {"Location": f"/api/musicals/{musical.id}"})
 
 

@@ -15,10 +15,7 @@ bp = func.Blueprint()
 def _notify(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):
-        services = get_services()
-        notify_payment_outcome(
-            event_of(message), services.store, services.notice_sender, services.clock
-        )
+        notify_payment_outcome(event_of(message), get_services().notice_deps)
 
 
 @bp.service_bus_topic_trigger(

@@ -21,5 +21,4 @@ bp = func.Blueprint()
 def settle_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):
-        services = get_services()
-        apply_payment_outcome(event_of(message), services.store, services.clock.now())
+        apply_payment_outcome(event_of(message), get_services().reservation_deps)

@@ -5,7 +5,6 @@ import azure.functions as func
 from shared.api.http import ApiRequest, endpoint, json_response
 from shared.bootstrap import get_services
 from shared.domain.commands import PlaceReservation
-from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservation_reads import read_reservation
 from shared.handlers.reservations import cancel_reservation, place_reservation
 from shared.observability import annotate
@@ -25,12 +24,7 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
         caller,
         request.correlation_id,
         request.idempotency_key(),
-        services.async_store,
-        services.musicals,
-        services.clock.now(),
-        admit=lambda: admit_new_order(
-            services.settings.reservations_when_payment_down, services.breaker.state
-        ),
+        services.reservation_deps,
     )
     reservation = placed.reservation
     annotate(reservation.id)
@@ -56,8 +50,6 @@ async def show_reservation(request: ApiRequest) -> func.HttpResponse:
 def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
-    reservation = cancel_reservation(
-        request.route("id"), caller, services.store, services.clock.now()
-    )
+    reservation = cancel_reservation(request.route("id"), caller, services.reservation_deps)
     annotate(reservation.id)
     return json_response(reservation, request)

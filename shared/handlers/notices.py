@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.domain.events import Event, EventType, PaymentFacts
@@ -45,13 +46,19 @@ def notice_id_of(event: Event) -> str | None:
     return None if kind is None else Notice.id_for(event.payment().reservation_id, kind)
 
 
-def notify_payment_outcome(
-    event: Event,
-    store: DocumentStore,
-    sender: NoticeSender,
-    clock: Clock,
-    pause: Callable[[float], None] = time.sleep,
-) -> Notice | None:
+@dataclass(frozen=True)
+class NoticeDeps:
+    """What the notice use case needs, built once by shared.bootstrap. `pause` waits while
+    another delivery holds a notice's lease."""
+
+    store: DocumentStore
+    sender: NoticeSender
+    clock: Clock
+    pause: Callable[[float], None] = time.sleep
+
+
+def notify_payment_outcome(event: Event, deps: NoticeDeps) -> Notice | None:
+    store, sender, clock, pause = deps.store, deps.sender, deps.clock, deps.pause
     kind = _KIND_OF.get(event.event_type)
     if kind is None:
         return None

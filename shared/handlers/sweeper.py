@@ -44,15 +44,19 @@ from shared.domain.models import (
     ReservationStatus,
 )
 from shared.domain.timestamps import format_timestamp
-from shared.handlers.notices import notice_id_of, notify_payment_outcome
+from shared.handlers.notices import NoticeDeps, notice_id_of, notify_payment_outcome
 from shared.handlers.payments import (
     PaymentDeps,
     advance,
     on_reservation_cancelled,
     on_reservation_placed,
 )
-from shared.handlers.reservations import apply_payment_outcome, expire_reservation
-from shared.ports import Clock, Condition, Document, DocumentStore, NotFound, NoticeSender
+from shared.handlers.reservations import (
+    ReservationDeps,
+    apply_payment_outcome,
+    expire_reservation,
+)
+from shared.ports import Clock, Condition, Document, DocumentStore, NotFound
 from shared.topology import CONTROL, MUSICALS, NOTICES, PAYMENTS
 
 log = logging.getLogger("outerpark.sweeper")
@@ -83,8 +87,9 @@ class SweepPolicy:
 @dataclass(frozen=True)
 class SweepDeps:
     store: DocumentStore
+    reservations: ReservationDeps
     payments: PaymentDeps
-    notice_sender: NoticeSender
+    notices: NoticeDeps
     clock: Clock
     policy: SweepPolicy
 
@@ -199,16 +204,16 @@ def _drive_reserved(reservation: Reservation, deps: SweepDeps, now: datetime) ->
         and payment.updated_at <= deadline
     ):  # in time; its PaymentApproved was lost
         event = _payment_outcome(payment, EventType.PAYMENT_APPROVED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        apply_payment_outcome(event, deps.reservations)
         return Repair.APPROVAL_NOT_APPLIED
     if payment is not None and payment.status is PaymentStatus.DECLINED:
         event = _payment_outcome(payment, EventType.PAYMENT_DECLINED, deps.store)
-        apply_payment_outcome(event, deps.store, now)
+        apply_payment_outcome(event, deps.reservations)
         return Repair.DECLINE_NOT_APPLIED
     if now >= deadline:
         # The payment side hears of it by the ReservationExpired event, and cancels whatever
         # charge landed meanwhile (or lands later).
-        expire_reservation(reservation.id, deps.store, now)
+        expire_reservation(reservation.id, deps.reservations)
         return Repair.EXPIRED
     if payment is None:
         placed = reservation_event(
@@ -246,7 +251,7 @@ def _drive_moved_on(
     for event in notices:
         if event is None or _notice_sent(event, deps):
             continue
-        notify_payment_outcome(event, deps.store, deps.notice_sender, deps.clock)
+        notify_payment_outcome(event, deps.notices)
         _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
         at_rest = False
     return at_rest

@@ -10,14 +10,14 @@ import pytest
 from shared.domain.events import Event, EventType
 from shared.domain.models import PaymentStatus, ReservationStatus
 from shared.handlers.musicals import get_musical
-from shared.handlers.notices import notify_payment_outcome
+from shared.handlers.notices import NoticeDeps, notify_payment_outcome
 from shared.handlers.payments import PaymentDeps, on_reservation_cancelled, on_reservation_placed
 from shared.handlers.reservations import cancel_reservation
 from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
 from shared.ports import NotFound
 from shared.topology import MUSICALS, NOTICES, PAYMENTS
 from tests.unit.test_payments import ScriptedGateway
-from tests.unit.test_reservations import place
+from tests.unit.test_reservations import place, reservation_deps
 
 DEADLINE = timedelta(hours=1)
 REPAIR_AFTER = timedelta(seconds=180)
@@ -48,8 +48,9 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
     )
     return SweepDeps(
         store=store,
+        reservations=reservation_deps(store, clock),
         payments=payments,
-        notice_sender=sender,
+        notices=NoticeDeps(store, sender, clock),
         clock=clock,
         policy=SweepPolicy(payment_deadline=DEADLINE, repair_after=REPAIR_AFTER),
     )
@@ -84,7 +85,7 @@ def test_the_deadline_expires_an_unpaid_reservation_and_gives_its_seats_back(
     assert event.event_type is EventType.RESERVATION_EXPIRED
     assert event.topic == "cancel"
     with pytest.raises(Exception, match="expired"):
-        cancel_reservation(placed.id, customer, store, clock.now())
+        cancel_reservation(placed.id, customer, reservation_deps(store, clock))
 
 
 def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_charged(
@@ -112,7 +113,7 @@ def test_the_expired_notice_tells_the_customer(store, clock, customer, musical, 
     sweep(sweep_deps)
 
     notice = notify_payment_outcome(
-        outbox_event(store, musical.id, placed.id, "expired"), store, sender, clock
+        outbox_event(store, musical.id, placed.id, "expired"), NoticeDeps(store, sender, clock)
     )
 
     assert notice is not None
@@ -149,7 +150,7 @@ def test_a_cancel_whose_message_was_lost_is_carried_to_the_payment(
 ):
     placed = place(store, musical, customer, clock.now()).reservation
     on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
-    cancel_reservation(placed.id, customer, store, clock.now())
+    cancel_reservation(placed.id, customer, reservation_deps(store, clock))
     clock.advance(REPAIR_AFTER.total_seconds() + 1)
 
     report = sweep(sweep_deps)

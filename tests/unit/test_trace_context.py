@@ -23,7 +23,6 @@ from devhost.servicebus_trigger import function_message
 from shared.adapters.tracing import TracedDocumentStore, TracedPublisher
 from shared.domain.commands import PlaceReservation
 from shared.domain.events import Event
-from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.payments import PaymentDeps, on_reservation_placed
 from shared.handlers.relay import relay_outbox
 from shared.handlers.reservations import place_reservation
@@ -38,6 +37,7 @@ from shared.observability import (
 )
 from shared.ports import OutboundMessage, PaymentApproval
 from shared.topology import MUSICALS, PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
+from tests.support.handler_deps import reservation_deps
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -98,9 +98,7 @@ def test_the_trace_of_a_request_is_kept_by_its_event_its_message_and_the_payment
                 customer,
                 "corr-7",
                 None,
-                traced_store,
-                MusicalDirectory(traced_store),
-                clock.now(),
+                reservation_deps(traced_store, clock),
             )
         )
         request_context = trace_context()
