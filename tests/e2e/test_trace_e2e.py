@@ -22,6 +22,7 @@ SAGA_STEPS = {
     "relay_reservation_events ReservationPlaced": "create_reservation",
     "history_from_musicals ReservationPlaced": "create_reservation",
     "charge_reservation": "relay_reservation_events ReservationPlaced",
+    "gateway confirm": "charge_reservation",
     "relay_payment_events PaymentApproved": "charge_reservation",
     "history_from_payments PaymentApproved": "charge_reservation",
     "settle_reservation": "relay_payment_events PaymentApproved",
@@ -93,6 +94,8 @@ def test_devhost_trace_prints_every_step_of_a_reservation_by_either_id_even_with
     assert steps["create_reservation"][2] == "http"
     assert steps["charge_reservation"][2] == "bus-triggers"
     assert steps["relay_reservation_events ReservationPlaced"][2] == "feed-triggers"
+    (confirm,) = [line for line in by_id.splitlines() if line.strip().startswith("gateway ")]
+    assert confirm.endswith("  approved")
     first = by_id.splitlines()[0]
     assert reservation_id in first
     assert "trace-e2e-1" in first
