@@ -10,7 +10,8 @@ A reservation that expired gets one notice, `reservation-expired`, sent on its P
 only once the payment is settled can it say whether anything was charged and refunded. The
 ReservationExpired event itself sends nothing. Whether a PaymentCancelled is an expiry's is read
 from the reservation, which is Expired before its payment is asked to cancel and stays so:
-every delivery of that message, in any order, names the same notice.
+every delivery of that message, in any order, names the same notice. An approval that crossed
+the expiry (charged while the reservation expired, then refunded) sends no notice of its own.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def notify_payment_outcome(
     if kind is None:
         return None
     facts = event.payment()
+    cancelled_since = kind is NoticeKind.PAYMENT_APPROVED and _cancelled_since(facts, store)
+    if cancelled_since and _expired(facts, store):
+        return None  # an approval that crossed the expiry: the expiry's notice tells of it
     now = clock.now()
     notice = Notice(
         id=Notice.id_for(facts.reservation_id, kind),
@@ -77,11 +81,7 @@ def notify_payment_outcome(
         reservation_id=facts.reservation_id,
         musical_id=facts.musical_id,
         kind=kind,
-        message=_message(
-            kind,
-            facts,
-            cancelled_since=kind is NoticeKind.PAYMENT_APPROVED and _cancelled_since(facts, store),
-        ),
+        message=_message(kind, facts, cancelled_since=cancelled_since),
         status=NoticeStatus.PENDING,
         correlation_id=event.correlation_id,
         created_at=now,

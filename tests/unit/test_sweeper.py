@@ -11,7 +11,12 @@ from shared.domain.events import Event, EventType
 from shared.domain.models import PaymentStatus, ReservationStatus
 from shared.handlers.musicals import get_musical
 from shared.handlers.notices import notify_payment_outcome
-from shared.handlers.payments import PaymentDeps, on_reservation_cancelled, on_reservation_placed
+from shared.handlers.payments import (
+    PaymentDeps,
+    on_reservation_cancelled,
+    on_reservation_placed,
+    on_retry,
+)
 from shared.handlers.reservations import cancel_reservation
 from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
 from shared.ports import NotFound
@@ -57,6 +62,10 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
 
 def outbox_event(store, musical_id: str, reservation_id: str, suffix: str) -> Event:
     return Event.model_validate(store.read(MUSICALS.name, musical_id, f"{reservation_id}.{suffix}"))
+
+
+def current_deferral(store, reservation_id: str) -> int:
+    return store.read(PAYMENTS.name, reservation_id, reservation_id)["deferrals"]
 
 
 def payment_status(store, reservation_id: str) -> PaymentStatus:
@@ -159,6 +168,29 @@ def test_an_expired_reservation_whose_late_charge_was_refunded_gets_one_notice_s
     assert notice.kind == "reservation-expired"
     assert f"the {musical.price * 2} charged for it was refunded" in notice.message
     assert "not charged" not in notice.message
+
+
+def test_an_approval_that_crossed_the_expiry_sends_no_notice_of_its_own(
+    store, clock, customer, musical, sweep_deps, gateway, sender
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = "down"
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    clock.advance(DEADLINE.total_seconds() + 1)
+    sweep(sweep_deps)  # Expired while its retry is on its way
+    gateway.mode = "approve"
+    on_retry(placed.id, current_deferral(store, placed.id), sweep_deps.payments)
+    approved = payment_outcome_event(store, placed.id, "payment-approved")
+    on_reservation_cancelled(
+        outbox_event(store, musical.id, placed.id, "expired"), sweep_deps.payments
+    )
+    cancelled = payment_outcome_event(store, placed.id, "payment-cancelled")
+
+    for event in (approved, cancelled, approved):
+        notify_payment_outcome(event, store, sender, clock)
+
+    assert [kind for _, kind in sender.sent] == ["reservation-expired"]
+    assert gateway.charged_now() == set()
 
 
 @pytest.mark.parametrize("order", ["expiry first", "cancel first"])
