@@ -133,9 +133,12 @@ class Services:
 
     @cached_property
     def gateway(self) -> PaymentGateway:
+        """The HTTP gateway behind the breaker, each call a span (a refusal included)."""
         from shared.adapters.payment_gateway import HttpPaymentGateway
+        from shared.adapters.tracing import TracedPaymentGateway
 
-        return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
+        http = HttpPaymentGateway.from_settings(self.settings)
+        return TracedPaymentGateway(GuardedPaymentGateway(http, self.breaker))
 
     @cached_property
     def reservation_deps(self) -> ReservationDeps:

@@ -244,17 +244,12 @@ def _drive_moved_on(
             advance(reservation.id, deps.payments)
             _repaired(report, reservation, Repair.CANCEL_STALLED)
         return False
-    notices = [_payment_notice_event(payment, deps.store)]
-    if reservation.status is ReservationStatus.EXPIRED:
-        notices.append(_ending_event(reservation, deps.store))
-    at_rest = True
-    for event in notices:
-        if event is None or _notice_sent(event, deps):
-            continue
-        notify_payment_outcome(event, deps.notices)
-        _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
-        at_rest = False
-    return at_rest
+    event = _payment_notice_event(payment, deps.store)
+    if event is None or _notice_sent(event, deps):
+        return True
+    notify_payment_outcome(event, deps.notices)
+    _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
+    return False
 
 
 def _stalled(payment: Payment, now: datetime, after: timedelta) -> bool:
@@ -267,7 +262,7 @@ def _stalled(payment: Payment, now: datetime, after: timedelta) -> bool:
 
 def _notice_sent(event: Event, deps: SweepDeps) -> bool:
     """Sent, or being sent now (a lease that has not run out): nothing to do."""
-    notice_id = notice_id_of(event)
+    notice_id = notice_id_of(event, deps.store)
     if notice_id is None:
         return True
     try:
