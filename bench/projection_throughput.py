@@ -21,28 +21,20 @@ from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.clock import SystemClock
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation, RegisterMusical
-from shared.handlers.musicals import MusicalDirectory, register_musical
-from shared.handlers.reservations import place_reservation
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory, register_musical
+from shared.handlers.reservations import ReservationDeps, place_reservation
 from shared.projection.apply import project_changes
 from shared.topology import MUSICALS
 
 
-async def place_many(
-    count: int,
-    musical_id: str,
-    store: SqliteDocumentStore,
-    directory: MusicalDirectory,
-    clock: SystemClock,
-) -> None:
+async def place_many(count: int, musical_id: str, deps: ReservationDeps) -> None:
     for i in range(count):
         await place_reservation(
             PlaceReservation(musical_id=musical_id, seats=1),
             Caller(f"customer-{i % 500}"),
             f"corr-{i}",
             None,
-            store,
-            directory,
-            clock.now(),
+            deps,
         )
 
 
@@ -63,11 +55,11 @@ def main() -> int:
     clock = SystemClock()
     with tempfile.TemporaryDirectory(prefix="outerpark-projection-") as tmp:
         store = SqliteDocumentStore(Path(tmp))
-        directory = MusicalDirectory(store)
+        deps = ReservationDeps(store, store, MusicalDirectory(store), clock)
         musical = register_musical(
-            RegisterMusical(title="Bench", seats=100_000, price=100), store, clock.now()
+            RegisterMusical(title="Bench", seats=100_000, price=100), MusicalDeps(store, clock)
         )
-        asyncio.run(place_many(args.reservations, musical.id, store, directory, clock))
+        asyncio.run(place_many(args.reservations, musical.id, deps))
         started = time.perf_counter()
         written = asyncio.run(project_feed(store, args.batch))
         elapsed = time.perf_counter() - started

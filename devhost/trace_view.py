@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devhost.span_log import traces_dir
+from devhost.span_log import span_files
 from shared.observability import CORRELATION_ATTRIBUTE, OUTCOME_ATTRIBUTE, RESERVATION_ATTRIBUTE
 
 
@@ -59,9 +59,10 @@ class SpanRecord:
 
 
 def load_spans(data_dir: Path) -> list[SpanRecord]:
-    """Every span recorded in the data dir; a line cut short by a crash is skipped."""
+    """Every span recorded in the data dir, rotated files included; a line cut short by a
+    crash is skipped."""
     spans = []
-    for path in sorted(traces_dir(data_dir).glob("*.jsonl")):
+    for path in span_files(data_dir):
         with path.open(encoding="utf-8") as lines:
             for line in lines:
                 try:

@@ -19,9 +19,9 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
     services.authenticator.require_admin(request.raw.headers)
     command = request.body(MusicalRequest).root
     if not isinstance(command, RegisterMusical):  # seated (docs/seating.md)
-        seated = register_seated_musical(command, services.store, services.clock.now())
+        seated = register_seated_musical(command, services.musical_deps)
         return json_response(seated, request, 201, {"Location": f"/api/musicals/{seated['id']}"})
-    musical = register_musical(command, services.store, services.clock.now())
+    musical = register_musical(command, services.musical_deps)
     return json_response(musical, request, 201, {"Location": f"/api/musicals/{musical.id}"})
 
 

@@ -1,5 +1,5 @@
-"""The notice functions: tell customers about their payments, and about reservations that
-expired unpaid."""
+"""The notice function: tell customers what happened to their payments (an expired
+reservation's notice comes with its payment's cancel: shared.handlers.notices)."""
 
 import azure.functions as func
 
@@ -7,18 +7,9 @@ from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.handlers.notices import notify_payment_outcome
 from shared.observability import correlation, traced_message
-from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_CANCEL, TOPIC_PAYMENT
+from shared.topology import SERVICEBUS_CONNECTION, SUB_NOTICE, TOPIC_PAYMENT
 
 bp = func.Blueprint()
-
-
-def _notify(msg: func.ServiceBusMessage) -> None:
-    message = inbound(msg)
-    with correlation(message.correlation_id):
-        services = get_services()
-        notify_payment_outcome(
-            event_of(message), services.store, services.notice_sender, services.clock
-        )
 
 
 @bp.service_bus_topic_trigger(
@@ -29,15 +20,6 @@ def _notify(msg: func.ServiceBusMessage) -> None:
 )
 @traced_message
 def notify_customer(msg: func.ServiceBusMessage) -> None:
-    _notify(msg)
-
-
-@bp.service_bus_topic_trigger(
-    arg_name="msg",
-    connection=SERVICEBUS_CONNECTION,
-    topic_name=TOPIC_CANCEL,
-    subscription_name=SUB_NOTICE,
-)
-@traced_message
-def notify_expiry(msg: func.ServiceBusMessage) -> None:
-    _notify(msg)
+    message = inbound(msg)
+    with correlation(message.correlation_id):
+        notify_payment_outcome(event_of(message), get_services().notice_deps)

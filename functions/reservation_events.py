@@ -23,9 +23,8 @@ bp = func.Blueprint()
 def settle_reservation(msg: func.ServiceBusMessage) -> None:
     message = inbound(msg)
     with correlation(message.correlation_id):
-        services = get_services()
-        event = event_of(message)
+        services, event = get_services(), event_of(message)
         if seated_partition_of(event.payment().reservation_id):
-            apply_seated_payment_outcome(event, services.store, services.clock.now())
+            apply_seated_payment_outcome(event, services.seated_deps)
         else:
-            apply_payment_outcome(event, services.store, services.clock.now())
+            apply_payment_outcome(event, services.reservation_deps)

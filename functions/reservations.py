@@ -1,7 +1,5 @@
 """Reservations: customers place, read and cancel them (synchronously, seats held atomically)."""
 
-import functools
-
 import azure.functions as func
 
 from shared.api.http import ApiRequest, endpoint, json_response
@@ -10,7 +8,6 @@ from shared.domain.commands import PlaceReservation
 from shared.domain.ids import seated_partition_of
 from shared.domain.models import Reservation
 from shared.domain.reservation_requests import ReservationRequest
-from shared.handlers.load_shedding import admit_new_order
 from shared.handlers.reservation_reads import read_reservation
 from shared.handlers.reservations import cancel_reservation, place_reservation
 from shared.handlers.seated_reservations import cancel_seated_reservation, place_seated_reservation
@@ -26,30 +23,14 @@ async def create_reservation(request: ApiRequest) -> func.HttpResponse:
     services = get_services()
     caller = services.authenticator.authenticate(request.raw.headers)
     command = request.body(ReservationRequest).root
-    admit = functools.partial(
-        admit_new_order, services.settings.reservations_when_payment_down, services.breaker.state
-    )
+    key = request.idempotency_key()
     if isinstance(command, PlaceReservation):
         placed = await place_reservation(
-            command,
-            caller,
-            request.correlation_id,
-            request.idempotency_key(),
-            services.async_store,
-            services.musicals,
-            services.clock.now(),
-            admit=admit,
+            command, caller, request.correlation_id, key, services.reservation_deps
         )
     else:  # seated (docs/seating.md)
         placed = await place_seated_reservation(
-            command,
-            caller,
-            request.correlation_id,
-            request.idempotency_key(),
-            services.async_store,
-            services.performances,
-            services.clock.now(),
-            admit=admit,
+            command, caller, request.correlation_id, key, services.seated_deps
         )
     reservation = placed.reservation
     annotate(reservation.id)
@@ -78,12 +59,8 @@ def cancel_reservation_request(request: ApiRequest) -> func.HttpResponse:
     reservation_id = request.route("id")
     reservation: Reservation
     if seated_partition_of(reservation_id):
-        reservation = cancel_seated_reservation(
-            reservation_id, caller, services.store, services.clock.now()
-        )
+        reservation = cancel_seated_reservation(reservation_id, caller, services.seated_deps)
     else:
-        reservation = cancel_reservation(
-            reservation_id, caller, services.store, services.clock.now()
-        )
+        reservation = cancel_reservation(reservation_id, caller, services.reservation_deps)
     annotate(reservation.id)
     return json_response(reservation, request)

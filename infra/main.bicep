@@ -24,6 +24,8 @@ param functionMaximumInstanceCount int
 param functionInstanceMemoryMB int = 2048
 param functionAlwaysReady array = []
 param httpPerInstanceConcurrency int = 16
+@description('Spread the Flex Consumption instances over availability zones (regions: az functionapp list-flexconsumption-locations --zone-redundant=true). The platform then keeps at least two always-ready instances per scaling group, billed as always-ready.')
+param functionZoneRedundant bool = false
 
 // --- API Management
 @allowed([
@@ -35,6 +37,8 @@ param apimPublisherEmail string
 param apimPublisherName string = 'OuterPark'
 param corsAllowedOrigins array
 param rateLimitCalls int = 120
+@minValue(1)
+@maxValue(300)
 param rateLimitPeriodSeconds int = 60
 
 // --- App behaviour
@@ -178,6 +182,7 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: functionInstanceMemoryMB
     alwaysReady: functionAlwaysReady
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    zoneRedundant: functionZoneRedundant
     tuning: tuning
   }
   // The app starts with its roles in place (storage, bus, Cosmos DB, Key Vault reference).

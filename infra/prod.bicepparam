@@ -9,6 +9,8 @@ param cosmosAutoscaleMaxThroughput = 10000
 param cosmosFailoverLocation = readEnvironmentVariable('COSMOS_FAILOVER_LOCATION')
 param cosmosZoneRedundant = true
 param functionMaximumInstanceCount = 200
+// Zone redundant: the platform keeps two always-ready instances per scaling group (docs/deploy.md).
+param functionZoneRedundant = true
 param functionInstanceMemoryMB = 2048
 param functionAlwaysReady = [
   {

@@ -17,9 +17,20 @@ from typing import Protocol, cast
 from shared.api.auth import Authenticator
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.clock import SystemClock
-from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.load_shedding import admit_new_order
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory
+from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import PaymentDeps
 from shared.handlers.performances import PerformanceDirectory
+from shared.handlers.readiness import (
+    BacklogCounter,
+    BusCheck,
+    CachedReadiness,
+    EmbeddedBusCheck,
+    ReadinessDeps,
+)
+from shared.handlers.reservations import ReservationDeps
+from shared.handlers.seated_reservations import SeatedDeps
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.ports import (
     AsyncDocumentStore,
@@ -107,6 +118,10 @@ class Services:
         return cast(LocalBackends, importlib.import_module(path))
 
     @cached_property
+    def musical_deps(self) -> MusicalDeps:
+        return MusicalDeps(store=self.store, clock=self.clock)
+
+    @cached_property
     def musicals(self) -> MusicalDirectory:
         return MusicalDirectory(self.store)
 
@@ -124,9 +139,36 @@ class Services:
 
     @cached_property
     def gateway(self) -> PaymentGateway:
+        """The HTTP gateway behind the breaker, each call a span (a refusal included)."""
         from shared.adapters.payment_gateway import HttpPaymentGateway
+        from shared.adapters.tracing import TracedPaymentGateway
 
-        return GuardedPaymentGateway(HttpPaymentGateway.from_settings(self.settings), self.breaker)
+        http = HttpPaymentGateway.from_settings(self.settings)
+        return TracedPaymentGateway(GuardedPaymentGateway(http, self.breaker))
+
+    @cached_property
+    def reservation_deps(self) -> ReservationDeps:
+        """What the reservation handlers use: the API's, the saga's and the sweeper's."""
+        return ReservationDeps(
+            store=self.store,
+            async_store=self.async_store,
+            musicals=self.musicals,
+            clock=self.clock,
+            admit=partial(
+                admit_new_order, self.settings.reservations_when_payment_down, self.breaker.state
+            ),
+        )
+
+    @cached_property
+    def seated_deps(self) -> SeatedDeps:
+        """What the seated reservation handlers use: the API's, the saga's and the sweeper's."""
+        return SeatedDeps(
+            store=self.store,
+            async_store=self.async_store,
+            performances=self.performances,
+            clock=self.clock,
+            admit=self.reservation_deps.admit,
+        )
 
     @cached_property
     def payment_deps(self) -> PaymentDeps:
@@ -149,14 +191,48 @@ class Services:
     def sweep_deps(self) -> SweepDeps:
         return SweepDeps(
             store=self.store,
+            reservations=self.reservation_deps,
+            seated=self.seated_deps,
             payments=self.payment_deps,
-            notice_sender=self.notice_sender,
+            notices=self.notice_deps,
             clock=self.clock,
             policy=SweepPolicy(
                 payment_deadline=timedelta(seconds=self.settings.payment_deadline_seconds),
                 repair_after=timedelta(seconds=self.settings.saga_repair_after_seconds),
             ),
         )
+
+    @cached_property
+    def notice_deps(self) -> NoticeDeps:
+        """What the notice handler uses: the notice functions' and the sweeper's."""
+        return NoticeDeps(store=self.store, sender=self.notice_sender, clock=self.clock)
+
+    @cached_property
+    def readiness(self) -> CachedReadiness:
+        """The readiness probe's checks, run at most once per cache period per process."""
+        return CachedReadiness(
+            ReadinessDeps(
+                store=self.store,
+                bus=self._bus_check(),
+                breaker_state=self.breaker.state,
+                auth_configured=self.authenticator.configured,
+            )
+        )
+
+    def _bus_check(self) -> BusCheck:
+        """Service Bus when configured (the publisher's client), else the embedded bus."""
+        namespace = self.settings.servicebus_namespace
+        if namespace is not None:
+            from shared.adapters.azure_credentials import azure_credential
+            from shared.adapters.servicebus_bus import service_bus_client
+            from shared.adapters.servicebus_probe import ServiceBusCheck
+
+            credential = azure_credential(self.settings.managed_identity_client_id)
+            return ServiceBusCheck(service_bus_client(namespace, credential))  # type: ignore[arg-type]  # hashable by identity
+        bus = self.bus
+        if not isinstance(bus, BacklogCounter):
+            raise TypeError(f"{type(bus).__name__} cannot count a subscription's backlog")
+        return EmbeddedBusCheck(bus)
 
     @cached_property
     def notice_sender(self) -> NoticeSender:

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from shared.clock import SystemClock
+from shared.optimistic import Contended, retry_on_race
 from shared.ports import (
     Clock,
     Conflict,
@@ -72,8 +71,6 @@ T = TypeVar("T")
 StateName = Literal["closed", "open", "half_open"]
 
 PAYMENT_GATEWAY_BREAKER = "payment-gateway"
-_MAX_WRITE_ATTEMPTS = 20
-_MAX_WRITE_BACKOFF = 0.05
 
 
 class BreakerOpen(GatewayNotReached):
@@ -255,7 +252,7 @@ class CircuitBreaker:
         slot = uuid.uuid4().hex
         try:
             record = self._write(lambda current, at: self._with_probe(current, at, slot))
-        except _Contended as contended:
+        except Contended as contended:
             raise BreakerOpen(self._soon()) from contended
         if slot in record.probes:
             return _Permit(probe=slot)
@@ -325,7 +322,7 @@ class CircuitBreaker:
         its result, so store trouble is logged and the next outcome will do better."""
         try:
             self._write(transition)
-        except (StoreError, _Contended):
+        except (StoreError, Contended):
             logger.warning(
                 "circuit breaker %s could not record an outcome", self._id, exc_info=True
             )
@@ -336,26 +333,26 @@ class CircuitBreaker:
         The first attempt starts from the cached snapshot when it is fresh (often it is, and
         the ETag check catches it when it is not); later attempts read the store again.
         """
-        now = self._now()
-        snapshot = self._snapshot(now)
-        for attempt in range(_MAX_WRITE_ATTEMPTS):
+        first = True
+
+        def attempt() -> _Record:
+            nonlocal first
+            now = self._now()
+            snapshot = self._snapshot(now) if first else self._read(now)
+            first = False
             updated = transition(snapshot.record, now)
             if updated is None:
                 return snapshot.record
             document = updated.model_dump(by_alias=True)
-            try:
-                if snapshot.etag is None:
-                    stored = self._store.create(CONTROL.name, document)
-                else:
-                    stored = self._store.replace(CONTROL.name, document, if_match=snapshot.etag)
-            except (PreconditionFailed, Conflict, NotFound):
-                # Full jitter, so that writers racing for the document stop colliding.
-                time.sleep(random.uniform(0, min(_MAX_WRITE_BACKOFF, 0.001 * 2**attempt)))
-                now = self._now()
-                snapshot = self._read(now)
-                continue
+            if snapshot.etag is None:
+                stored = self._store.create(CONTROL.name, document)
+            else:
+                stored = self._store.replace(CONTROL.name, document, if_match=snapshot.etag)
             return self._remember(stored, now).record
-        raise _Contended(self._id)
+
+        return retry_on_race(
+            attempt, f"circuit breaker {self._id}", (PreconditionFailed, Conflict, NotFound)
+        )
 
     def _snapshot(self, now: float) -> _Snapshot:
         with self._lock:
@@ -382,10 +379,6 @@ class CircuitBreaker:
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
-
-
-class _Contended(Exception):
-    """Other writers kept changing the breaker document faster than this one could."""
 
 
 class GuardedPaymentGateway:

@@ -135,6 +135,14 @@ BatchOperation = Create | Upsert | Replace | Patch | Delete | Read
 MAX_BATCH_OPERATIONS = 100  # Cosmos DB's limit for one transactional batch
 
 
+def written(results: Sequence[Document | None], index: int) -> Document:
+    """The document the batch operation at `index` wrote (any operation but a Delete)."""
+    document = results[index]
+    if document is None:
+        raise TypeError(f"batch operation {index} is a Delete: it wrote no document")
+    return document
+
+
 @dataclass(frozen=True)
 class OrderBy:
     path: str

@@ -86,13 +86,7 @@ TOPICS: dict[str, TopicSpec] = {
     spec.name: spec
     for spec in (
         TopicSpec(TOPIC_RESERVATION, (SubscriptionSpec(SUB_PAYMENT),)),
-        TopicSpec(
-            TOPIC_CANCEL,
-            (
-                SubscriptionSpec(SUB_PAYMENT),
-                SubscriptionSpec(SUB_NOTICE, subjects=("ReservationExpired",)),
-            ),
-        ),
+        TopicSpec(TOPIC_CANCEL, (SubscriptionSpec(SUB_PAYMENT),)),
         TopicSpec(
             TOPIC_PAYMENT,
             (

@@ -43,7 +43,9 @@ param corsAllowedOrigins array
 @description('Calls one caller may make per rate-limit period.')
 param rateLimitCalls int
 
-@description('Rate-limit period in seconds.')
+@description('Rate-limit period in seconds (rate-limit-by-key renewal-period: at most 300).')
+@minValue(1)
+@maxValue(300)
 param rateLimitPeriodSeconds int
 
 var backendId = 'outerpark-functions'

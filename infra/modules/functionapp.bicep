@@ -56,6 +56,9 @@ param alwaysReady array
 @description('Concurrent HTTP requests one instance takes before the platform adds another.')
 param httpPerInstanceConcurrency int
 
+@description('Zone-redundant plan (docs/azure-platform.md: the region must offer it, host storage must be ZRS, and at least two always-ready instances run per scaling group).')
+param zoneRedundant bool
+
 @description('Circuit breaker, gateway and payment-retry tuning (shared/settings.py defaults).')
 param tuning object
 
@@ -63,7 +66,7 @@ var loginEndpoint = environment().authentication.loginEndpoint
 var tenantId = tenant().tenantId
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  //checkov:skip=CKV_AZURE_225:Flex Consumption zone redundancy is offered in a few regions only; instances already spread and scale out on demand
+  //checkov:skip=CKV_AZURE_225:zone redundancy is a parameter: prod.bicepparam sets it, dev stays in one zone (it costs two always-ready instances per scaling group)
   name: 'plan-${baseName}'
   location: location
   tags: tags
@@ -74,6 +77,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 

@@ -41,15 +41,6 @@ var subscriptions = [
     subjects: []
   }
   {
-    topic: 'cancel'
-    name: 'notice'
-    maxDeliveryCount: 10
-    lockDurationSeconds: 30
-    subjects: [
-      'ReservationExpired'
-    ]
-  }
-  {
     topic: 'payment'
     name: 'notice'
     maxDeliveryCount: 10

@@ -20,8 +20,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-API_VERSION = "7.1"
-CHECKS_API_VERSION = "7.1-preview.1"
+# Both resources are preview in the REST reference (Environments - List, Check Configurations -
+# List): a version without "-preview" is refused (docs/azure-platform.md).
+API_VERSION = "7.2-preview.1"
+CHECKS_API_VERSION = "7.2-preview.1"
 
 
 class EnvironmentMissingError(RuntimeError):

@@ -2,13 +2,13 @@
 # Azure role assignments can take up to 10 minutes to take effect (docs/azure-platform.md). The
 # Flex Consumption deployment reads the package container as the app's identity seconds after
 # the first infrastructure run created its Storage Blob Data Owner assignment: a first-run 403.
-# This waits until that assignment is at least SETTLE_SECONDS old (at once on later runs); the
-# app deployment step also retries.
+# This waits until that assignment is at least SETTLE_SECONDS old (default 600: the page's "up to
+# 10 minutes"; at once on later runs); the app deployment step also retries.
 #
 #   wait-for-roles.sh PRINCIPAL_ID STORAGE_ACCOUNT_ID
 set -euo pipefail
 principal="$1" scope="$2"
-settle="${SETTLE_SECONDS:-300}"
+settle="${SETTLE_SECONDS:-600}"
 role="Storage Blob Data Owner"
 
 created=""

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Literal, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -371,6 +372,8 @@ def _exchange(
 ) -> _Answer:
     connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
+    # On the gateway call's span (shared.adapters.tracing), when there is one.
+    trace.get_current_span().set_attribute("http.response.status_code", response.status)
     return _Answer(response.status, response.read())
 
 

@@ -6,29 +6,46 @@ the function that raised them, and records each transactional batch as a span.
 `TracedPublisher` puts the current trace context in the application properties of a message
 that has none (the payment's scheduled retries; the relay's carry their event's own).
 Both pass everything else through to the adapter they wrap, whichever backend it is.
+`TracedPaymentGateway` records each call to the card gateway (confirm, lookup, cancel) as a
+client span, a child of the handler's span, with the operation, the order id and the outcome's
+family; the HTTP client adds the answer's status code. Never the secret key, never card data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.observability import TRACE_CONTEXT_FIELD, trace_context
+from shared.breaker import BreakerOpen
+from shared.observability import OUTCOME_ATTRIBUTE, TRACE_CONTEXT_FIELD, trace_context
 from shared.ports import (
+    AlreadyProcessed,
     BatchOperation,
     Create,
     Document,
+    GatewayNotReached,
+    GatewayPayment,
+    MerchantRejected,
     OutboundMessage,
+    PaymentApproval,
+    PaymentDeclined,
+    PaymentGateway,
     Replace,
+    StillProcessing,
     Upsert,
 )
 
 STAMPED_TYPES = frozenset({"event", "notice"})
 _tracer = trace.get_tracer("outerpark.store")
+_gateway_tracer = trace.get_tracer("outerpark.gateway")
+OPERATION_ATTRIBUTE = "outerpark.gateway.operation"
+ORDER_ATTRIBUTE = "outerpark.order_id"
+DECLINE_CODE_ATTRIBUTE = "outerpark.gateway.decline_code"
+R = TypeVar("R")
 
 
 def _stamped(document: Document) -> Document:
@@ -133,3 +150,95 @@ def _with_context(message: OutboundMessage, context: dict[str, str]) -> Outbound
     if "traceparent" in message.application_properties:
         return message
     return replace(message, application_properties={**message.application_properties, **context})
+
+
+class TracedPaymentGateway:
+    """A PaymentGateway whose calls are spans; see the module.
+
+    Outcomes (`outerpark.outcome`): approved, declined (its code in
+    `outerpark.gateway.decline_code`), found, not found, cancelled, already processed, still
+    processing; and, as errors: merchant rejected, not reached, breaker open, unknown (a 5xx, a
+    timeout, an answer outside docs/payment-gateway.md). A cancel's order id is the one its
+    Idempotency-Key names: the payment handler keys a cancel `<order id>.cancel`.
+    """
+
+    def __init__(self, inner: PaymentGateway) -> None:
+        self.inner = inner
+
+    def confirm(self, order_id: str, amount: int, order_name: str) -> PaymentApproval:
+        return _gateway_call(
+            "confirm",
+            order_id,
+            lambda: self.inner.confirm(order_id, amount, order_name),
+            lambda _: "approved",
+        )
+
+    def lookup(self, order_id: str) -> GatewayPayment | None:
+        return _gateway_call(
+            "lookup",
+            order_id,
+            lambda: self.inner.lookup(order_id),
+            lambda found: "not found" if found is None else "found",
+        )
+
+    def cancel(
+        self,
+        payment_key: str,
+        reason: str,
+        idempotency_key: str,
+        cancel_amount: int | None = None,
+    ) -> None:
+        _gateway_call(
+            "cancel",
+            idempotency_key.removesuffix(".cancel"),
+            lambda: self.inner.cancel(payment_key, reason, idempotency_key, cancel_amount),
+            lambda _: "cancelled",
+        )
+
+    def admits(self) -> bool:
+        return self.inner.admits()
+
+
+def _gateway_call(
+    operation: str, order_id: str, call: Callable[[], R], outcome: Callable[[R], str]
+) -> R:
+    with _gateway_tracer.start_as_current_span(
+        f"gateway {operation}",
+        kind=SpanKind.CLIENT,
+        attributes={OPERATION_ATTRIBUTE: operation, ORDER_ATTRIBUTE: order_id},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            result = call()
+        except Exception as error:
+            _gateway_failed(span, error)
+            raise
+        span.set_attribute(OUTCOME_ATTRIBUTE, outcome(result))
+        return result
+
+
+_WORKING_ANSWERS: tuple[tuple[type[Exception], str], ...] = (
+    (AlreadyProcessed, "already processed"),
+    (StillProcessing, "still processing"),
+)
+_FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (MerchantRejected, "merchant rejected"),
+    (BreakerOpen, "breaker open"),
+    (GatewayNotReached, "not reached"),
+)
+
+
+def _gateway_failed(span: trace.Span, error: Exception) -> None:
+    """Name the outcome of a call that raised: a working gateway's answer is no error."""
+    if isinstance(error, PaymentDeclined):
+        span.set_attribute(OUTCOME_ATTRIBUTE, "declined")
+        span.set_attribute(DECLINE_CODE_ATTRIBUTE, error.code)
+        return
+    for kind, outcome in _WORKING_ANSWERS:
+        if isinstance(error, kind):
+            span.set_attribute(OUTCOME_ATTRIBUTE, outcome)
+            return
+    family = next((name for kind, name in _FAILURES if isinstance(error, kind)), "unknown")
+    span.set_attribute(OUTCOME_ATTRIBUTE, family)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

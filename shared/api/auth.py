@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import jwt
+from jwt.types import Options
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.api.problems import ApiError
@@ -79,7 +80,7 @@ class LocalTokens:
         self._audience = audience
 
     def verify(self, token: str) -> tuple[Caller, float]:
-        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
+        options: Options = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
         try:
             payload = jwt.decode(
                 token,

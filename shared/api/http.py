@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -71,7 +71,8 @@ class ApiRequest:
     correlation_id: str
 
     def route(self, name: str) -> str:
-        return self.raw.route_params[name]
+        route_params: Mapping[str, str] = self.raw.route_params
+        return route_params[name]
 
     def body(self, model: type[ModelT]) -> ModelT:
         """The JSON body validated into `model`: 413 when too big, 400 when not JSON, 422 when
@@ -209,7 +210,7 @@ def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest
             request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
             with correlation(request.correlation_id), execution(name), _span(request) as span:
                 try:
-                    response = await handler(request)
+                    response: func.HttpResponse = await handler(request)
                 except Exception as error:
                     response = _error_response(error, request, name)
                 answered(span, response.status_code)
@@ -221,7 +222,7 @@ def endpoint(handler: Callable[[ApiRequest], Any]) -> Callable[[func.HttpRequest
         request = ApiRequest(raw=req, correlation_id=correlation_id_of(req))
         with correlation(request.correlation_id), execution(name), _span(request) as span:
             try:
-                response = handler(request)
+                response: func.HttpResponse = handler(request)
             except Exception as error:
                 response = _error_response(error, request, name)
             answered(span, response.status_code)
@@ -257,9 +258,11 @@ def _error_response(error: Exception, request: ApiRequest, name: str) -> func.Ht
     )
 
 
-def _as_function(run: Callable[[func.HttpRequest], Any], handler: Callable) -> Callable:
+def _as_function(
+    run: Callable[[func.HttpRequest], Any], handler: Callable[[ApiRequest], Any]
+) -> Callable[[func.HttpRequest], Any]:
     # Copy the name and docstring but not `__wrapped__`: the Functions worker reads the
     # signature to bind the trigger, and it must see `req`, not the handler's parameter.
-    functools.update_wrapper(run, handler, assigned=("__module__", "__name__", "__doc__"))
-    del run.__wrapped__
+    wrapper = functools.update_wrapper(run, handler, assigned=("__module__", "__name__", "__doc__"))
+    del wrapper.__wrapped__
     return run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from shared.domain.commands import RegisterMusical
@@ -15,18 +14,27 @@ from shared.domain.performances import SeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.paging import query_page
 from shared.handlers.performances import performance_views
-from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound, OrderBy
+from shared.ports import AsyncDocumentStore, Clock, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
 CATALOG_ORDER = (OrderBy("createdAt"),)
 
 
-def register_musical(command: RegisterMusical, store: DocumentStore, now: datetime) -> Musical:
+@dataclass(frozen=True)
+class MusicalDeps:
+    """What registering a musical needs, built once by shared.bootstrap."""
+
+    store: DocumentStore
+    clock: Clock
+
+
+def register_musical(command: RegisterMusical, deps: MusicalDeps) -> Musical:
     """Create the musical in its own partition, after its catalog line.
 
     The catalog line goes first: if the second write never happens, the list skips a line whose
     musical does not exist, whereas the other order could leave a musical nobody can find.
     """
+    store, now = deps.store, deps.clock.now()
     musical = Musical(
         id=new_musical_id(),
         title=command.title,

@@ -5,6 +5,13 @@ finds it Sent and does nothing; a concurrent delivery of the same message waits 
 holder instead of sending too; a crash between sending and marking resends it once the lease
 has run out (at least once), with the notice id as the provider's idempotency key so a provider
 that honours it delivers it once.
+
+A reservation that expired gets one notice, `reservation-expired`, sent on its PaymentCancelled:
+only once the payment is settled can it say whether anything was charged and refunded. The
+ReservationExpired event itself sends nothing. Whether a PaymentCancelled is an expiry's is read
+from the reservation, which is Expired before its payment is asked to cancel and stays so:
+every delivery of that message, in any order, names the same notice. An approval that crossed
+the expiry (charged while the reservation expired, then refunded) sends no notice of its own.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.domain.events import Event, EventType, PaymentFacts
-from shared.domain.models import Notice, NoticeKind, NoticeStatus
+from shared.domain.models import Notice, NoticeKind, NoticeStatus, ReservationStatus
 from shared.ports import (
     Clock,
     Conflict,
@@ -24,7 +32,7 @@ from shared.ports import (
     NoticeSender,
     PreconditionFailed,
 )
-from shared.topology import NOTICES, PAYMENTS
+from shared.topology import MUSICALS, NOTICES, PAYMENTS
 
 # Shorter than a message lock (30 s), so a redelivery after a crash finds the lease expired.
 SENDING_LEASE = timedelta(seconds=20)
@@ -35,27 +43,44 @@ _KIND_OF: dict[EventType, NoticeKind] = {
     EventType.PAYMENT_APPROVED: NoticeKind.PAYMENT_APPROVED,
     EventType.PAYMENT_DECLINED: NoticeKind.PAYMENT_DECLINED,
     EventType.PAYMENT_CANCELLED: NoticeKind.PAYMENT_CANCELLED,
-    EventType.RESERVATION_EXPIRED: NoticeKind.RESERVATION_EXPIRED,
 }
 
 
-def notice_id_of(event: Event) -> str | None:
-    """The id of the notice `event` calls for (in the customer's partition), if any."""
+def notice_kind_of(event: Event, store: DocumentStore) -> NoticeKind | None:
+    """The notice `event` calls for, if any: the cancel of an expired reservation's payment
+    tells of the expiry (see the module)."""
     kind = _KIND_OF.get(event.event_type)
+    if kind is NoticeKind.PAYMENT_CANCELLED and _expired(event.payment(), store):
+        return NoticeKind.RESERVATION_EXPIRED
+    return kind
+
+
+def notice_id_of(event: Event, store: DocumentStore) -> str | None:
+    """The id of the notice `event` calls for (in the customer's partition), if any."""
+    kind = notice_kind_of(event, store)
     return None if kind is None else Notice.id_for(event.payment().reservation_id, kind)
 
 
-def notify_payment_outcome(
-    event: Event,
-    store: DocumentStore,
-    sender: NoticeSender,
-    clock: Clock,
-    pause: Callable[[float], None] = time.sleep,
-) -> Notice | None:
-    kind = _KIND_OF.get(event.event_type)
+@dataclass(frozen=True)
+class NoticeDeps:
+    """What the notice use case needs, built once by shared.bootstrap. `pause` waits while
+    another delivery holds a notice's lease."""
+
+    store: DocumentStore
+    sender: NoticeSender
+    clock: Clock
+    pause: Callable[[float], None] = time.sleep
+
+
+def notify_payment_outcome(event: Event, deps: NoticeDeps) -> Notice | None:
+    store, sender, clock, pause = deps.store, deps.sender, deps.clock, deps.pause
+    kind = notice_kind_of(event, store)
     if kind is None:
         return None
     facts = event.payment()
+    cancelled_since = kind is NoticeKind.PAYMENT_APPROVED and _cancelled_since(facts, store)
+    if cancelled_since and _expired(facts, store):
+        return None  # an approval that crossed the expiry: the expiry's notice tells of it
     now = clock.now()
     notice = Notice(
         id=Notice.id_for(facts.reservation_id, kind),
@@ -63,11 +88,7 @@ def notify_payment_outcome(
         reservation_id=facts.reservation_id,
         musical_id=facts.musical_id,
         kind=kind,
-        message=_message(
-            kind,
-            facts,
-            cancelled_since=kind is NoticeKind.PAYMENT_APPROVED and _cancelled_since(facts, store),
-        ),
+        message=_message(kind, facts, cancelled_since=cancelled_since),
         status=NoticeStatus.PENDING,
         correlation_id=event.correlation_id,
         created_at=now,
@@ -154,10 +175,16 @@ def _message(kind: NoticeKind, facts: PaymentFacts, *, cancelled_since: bool = F
             )
         case NoticeKind.PAYMENT_CANCELLED:
             return f"Your reservation {order} was cancelled; you were not charged for it."
+        case NoticeKind.RESERVATION_EXPIRED if facts.refunded_amount is not None:
+            return (
+                f"Your reservation {order} expired: its payment was not approved in time, so"
+                f" the seats were released and the {facts.refunded_amount} charged for it was"
+                " refunded."
+            )
         case NoticeKind.RESERVATION_EXPIRED:
             return (
-                f"Your {order} expired: its payment was not approved in time. The seats were "
-                "released, and any charge for it will be cancelled."
+                f"Your reservation {order} expired: its payment was not approved in time, so"
+                " the seats were released; you were not charged for it."
             )
 
 
@@ -168,3 +195,11 @@ def _cancelled_since(facts: PaymentFacts, store: DocumentStore) -> bool:
     except NotFound:
         return False
     return bool(payment.get("cancelRequested"))
+
+
+def _expired(facts: PaymentFacts, store: DocumentStore) -> bool:
+    try:
+        reservation = store.read(MUSICALS.name, facts.musical_id, facts.reservation_id)
+    except NotFound:
+        return False
+    return reservation.get("status") == ReservationStatus.EXPIRED

@@ -40,9 +40,11 @@ from shared.domain.events import (
     payment_event,
 )
 from shared.domain.models import Payment, PaymentStatus
+from shared.optimistic import LostRace, retry_on_race
 from shared.ports import (
     AlreadyProcessed,
     BatchFailed,
+    BatchOperation,
     Clock,
     Conflict,
     Create,
@@ -57,6 +59,7 @@ from shared.ports import (
     PaymentGateway,
     PreconditionFailed,
     Replace,
+    written,
 )
 from shared.topology import PAYMENTS, TOPIC_RESERVATION
 
@@ -65,7 +68,6 @@ log = logging.getLogger("outerpark.payments")
 RETRY_SUBJECT = "PaymentRetry"
 CANCEL_REASON = "Reservation cancelled by the customer"
 DEFERRED_REASON = "payment gateway unavailable; retrying later"
-_MAX_ROUNDS = 20
 # Instances' clocks differ a little: a retry this close to its time counts as due.
 RETRY_TOLERANCE = timedelta(milliseconds=100)
 DEFAULT_CONFIRM_WINDOW = timedelta(seconds=12)
@@ -94,7 +96,7 @@ def on_reservation_placed(event: Event, deps: PaymentDeps) -> Payment:
     if created is not None and created.confirm_attempts > 0:
         try:  # first sight: created with its first attempt recorded
             return _confirm(created, deps)
-        except _Stale:
+        except LostRace:
             pass  # it changed meanwhile (a cancel landed): decide again from what is stored
     return advance(facts.reservation_id, deps)
 
@@ -107,10 +109,11 @@ def on_reservation_cancelled(event: Event, deps: PaymentDeps) -> Payment:
     _load_or_create(
         facts, event.correlation_id, cancelled=True, deps=deps, refund_amount=refund_amount
     )
-    for _ in range(_MAX_ROUNDS):
+
+    def request_cancel() -> None:
         payment = _read(facts.reservation_id, deps.store)
         if payment.cancel_requested:
-            break
+            return
         refunding = payment.may_be_charged and payment.status not in _FINAL
         wanted = payment.model_copy(
             update={
@@ -119,10 +122,9 @@ def on_reservation_cancelled(event: Event, deps: PaymentDeps) -> Payment:
                 "status": PaymentStatus.REFUNDING if refunding else payment.status,
             }
         )
-        try:
-            _write(payment, wanted, None, deps)
-        except _Stale:
-            continue
+        _write(payment, wanted, None, deps)
+
+    retry_on_race(request_cancel, f"payment {facts.reservation_id}")
     return advance(facts.reservation_id, deps)
 
 
@@ -147,20 +149,20 @@ def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None
     even if this instance's clock says it came a little early (the bus's clock decided it was
     due; rescheduling it under the same message id would be dropped as a duplicate).
     """
-    for _ in range(_MAX_ROUNDS):
+
+    def step() -> Payment:
         payment = _read(reservation_id, deps.store)
         if payment.is_settled:
             return payment
-        if due_retry != payment.deferrals and _retry_pending(payment, deps.clock.now()):
-            _schedule_retry(payment, payment.next_attempt_at, deps.bus)
+        pending = _pending_retry(payment, deps.clock.now())
+        if pending is not None and due_retry != payment.deferrals:
+            _schedule_retry(payment, pending, deps.bus)
             return payment
-        try:
-            if payment.cancel_requested:
-                return _cancel(payment, deps)
-            return _charge(payment, deps)
-        except _Stale:
-            continue
-    raise RuntimeError(f"payment {reservation_id} kept changing; will be redelivered")
+        if payment.cancel_requested:
+            return _cancel(payment, deps)
+        return _charge(payment, deps)
+
+    return retry_on_race(step, f"payment {reservation_id}")
 
 
 # ------------------------------------------------------------------------------------ charge
@@ -204,7 +206,7 @@ def _confirm(attempt: Payment, deps: PaymentDeps) -> Payment:
     )
     try:
         return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
-    except _Stale:
+    except LostRace:
         return _keep_charge(attempt.reservation_id, approval.payment_key, deps)
 
 
@@ -233,36 +235,35 @@ def _adopt_charge(attempt: Payment, deps: PaymentDeps) -> Payment:
     )
     try:
         return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
-    except _Stale:
+    except LostRace:
         return _keep_charge(attempt.reservation_id, found.payment_key, deps)
 
 
 def _keep_charge(reservation_id: str, payment_key: str, deps: PaymentDeps) -> Payment:
     """Record a charge this instance learnt of while the payment changed under it (a cancel
     landed): it is approved, or, cancelled meanwhile, refunded; never forgotten."""
-    for _ in range(_MAX_ROUNDS):
+
+    def record() -> Payment:
         payment = _read(reservation_id, deps.store)
         if payment.payment_key == payment_key:
             return advance(reservation_id, deps)
-        try:
-            if payment.cancel_requested:
-                charged = payment.model_copy(
-                    update={
-                        "payment_key": payment_key,
-                        "status": PaymentStatus.REFUNDING,
-                        "refunded": False,
-                    }
-                )
-                stored = _write(payment, charged, None, deps)
-                # Refund now, not when the retry the cancel scheduled comes due.
-                return advance(reservation_id, deps, due_retry=stored.deferrals)
-            approved = payment.model_copy(
-                update={"status": PaymentStatus.APPROVED, "payment_key": payment_key}
+        if payment.cancel_requested:
+            charged = payment.model_copy(
+                update={
+                    "payment_key": payment_key,
+                    "status": PaymentStatus.REFUNDING,
+                    "refunded": False,
+                }
             )
-            return _write(payment, approved, EventType.PAYMENT_APPROVED, deps)
-        except _Stale:
-            continue
-    raise RuntimeError(f"payment {reservation_id} kept changing; will be redelivered")
+            stored = _write(payment, charged, None, deps)
+            # Refund now, not when the retry the cancel scheduled comes due.
+            return advance(reservation_id, deps, due_retry=stored.deferrals)
+        approved = payment.model_copy(
+            update={"status": PaymentStatus.APPROVED, "payment_key": payment_key}
+        )
+        return _write(payment, approved, EventType.PAYMENT_APPROVED, deps)
+
+    return retry_on_race(record, f"payment {reservation_id}")
 
 
 # ------------------------------------------------------------------------------------ cancel
@@ -408,18 +409,16 @@ def _schedule_retry(payment: Payment, at: datetime, bus: MessagePublisher) -> No
     )
 
 
-def _retry_pending(payment: Payment, now: datetime) -> bool:
-    """A retry is scheduled for later, and the next step needs the gateway."""
-    if payment.next_attempt_at is None or payment.next_attempt_at - RETRY_TOLERANCE <= now:
-        return False
-    return payment.may_be_charged or not payment.cancel_requested
+def _pending_retry(payment: Payment, now: datetime) -> datetime | None:
+    """When the retry scheduled for later is due, if there is one and the next step needs the
+    gateway; None when the payment can be driven on now."""
+    at = payment.next_attempt_at
+    if at is None or at - RETRY_TOLERANCE <= now:
+        return None
+    return at if payment.may_be_charged or not payment.cancel_requested else None
 
 
 # ------------------------------------------------------------------------------------ storage
-
-
-class _Stale(Exception):
-    """The payment changed since we read it: read again and decide again."""
 
 
 def _write(
@@ -431,7 +430,7 @@ def _write(
 ) -> Payment:
     now = deps.clock.now()
     updated = updated.model_copy(update={"updated_at": now})
-    operations: list = [Replace(updated.to_document(), if_match=current.etag)]
+    operations: list[BatchOperation] = [Replace(updated.to_document(), if_match=current.etag)]
     if event_type is not None:
         event = payment_event(event_type, updated, now, reason)
         operations.append(Create(event.to_document("reservationId", updated.reservation_id)))
@@ -439,12 +438,12 @@ def _write(
         stored = deps.store.batch(PAYMENTS.name, updated.reservation_id, operations)
     except BatchFailed as failure:
         if isinstance(failure.cause, PreconditionFailed):
-            raise _Stale from None
+            raise LostRace from None
         if isinstance(failure.cause, Conflict) and event_type is not None:
             # The event exists already (raised by an earlier transition): keep that one.
             return _write(current, updated, None, deps)
         raise
-    return Payment.from_document(stored[0])
+    return Payment.from_document(written(stored, 0))
 
 
 def _load_or_create(
@@ -488,7 +487,7 @@ def _load_or_create(
         event_type = EventType.PAYMENT_DEFERRED
     elif facts.amount > 0:
         payment = payment.model_copy(update={"confirm_attempts": 1, "last_attempt_at": now})
-    operations: list = [Create(payment.to_document())]
+    operations: list[BatchOperation] = [Create(payment.to_document())]
     if event_type is not None:
         reason = CANCEL_REASON if cancelled else DEFERRED_REASON
         event = payment_event(event_type, payment, now, reason)
@@ -499,7 +498,7 @@ def _load_or_create(
         if not isinstance(failure.cause, Conflict):
             raise
         return None
-    created = Payment.from_document(stored[0])
+    created = Payment.from_document(written(stored, 0))
     if created.status is PaymentStatus.DEFERRED and created.next_attempt_at is not None:
         _schedule_retry(created, created.next_attempt_at, deps.bus)
     return created

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.errors import NotFoundError
 from shared.domain.ids import (
@@ -35,20 +35,22 @@ from shared.handlers.seat_book import SeatBook
 from shared.ports import AsyncDocumentStore, DocumentStore, NotFound
 from shared.topology import MUSICALS, PERFORMANCES
 
+if TYPE_CHECKING:  # shared.handlers.musicals reads performances' counts: no import cycle
+    from shared.handlers.musicals import MusicalDeps
+
 # Registration writes one counter per (performance, section), each in its own partition:
 # up to 200 x 50 of them, written this many at a time.
 _PARALLEL_WRITES = 8
 
 
-def register_seated_musical(
-    command: RegisterSeatedMusical, store: DocumentStore, now: datetime
-) -> dict[str, Any]:
+def register_seated_musical(command: RegisterSeatedMusical, deps: MusicalDeps) -> dict[str, Any]:
     """Create the catalog line, every performance and its section counters, then the musical.
 
     In that order: a crash part-way leaves performances nobody can reach (the musical, which
     lists them, is written last) rather than a musical whose performances are missing.
     Returns the API form (openapi.yaml): every performance with all its seats free.
     """
+    store, now = deps.store, deps.clock.now()
     past = command.past(now)
     if past:
         raise InvalidSeatRequest(

@@ -37,26 +37,42 @@ from shared.domain.models import (
     SeatHolding,
 )
 from shared.handlers.musicals import MusicalDirectory, MusicalFacts
+from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
+    BatchOperation,
+    Clock,
     Condition,
     Conflict,
     Create,
+    Document,
     DocumentStore,
     Incr,
     NotFound,
     Patch,
     PreconditionFailed,
     Replace,
+    written,
 )
 from shared.topology import IDEMPOTENCY, MUSICALS
-
-MAX_RACE_RETRIES = 20
 
 
 async def _admit_all() -> None:
     """Take every new order (no load shedding)."""
+
+
+@dataclass(frozen=True)
+class ReservationDeps:
+    """What the reservation use cases need, built once by shared.bootstrap. `async_store` is
+    the same store as `store`, awaited on the hot path. `admit` may refuse a new order (load
+    shedding); by default every order is taken."""
+
+    store: DocumentStore
+    async_store: AsyncDocumentStore
+    musicals: MusicalDirectory
+    clock: Clock
+    admit: Callable[[], Awaitable[None]] = _admit_all
 
 
 @dataclass(frozen=True)
@@ -70,19 +86,17 @@ async def place_reservation(
     caller: Caller,
     correlation_id: str,
     idempotency_key: str | None,
-    store: AsyncDocumentStore,
-    musicals: MusicalDirectory,
-    now: datetime,
-    admit: Callable[[], Awaitable[None]] = _admit_all,
+    deps: ReservationDeps,
 ) -> Placed:
     """Hold the seats and record the reservation and its event, or refuse and change nothing.
 
     With an Idempotency-Key, the first request's body is the one carried out and every later
     request with that key answers with its reservation. A refused request (unknown musical,
-    not enough seats) releases the key, so a rejected request leaves nothing behind. `admit`
-    is asked before a new order is taken and may refuse it (load shedding); a replay never is.
-    Async: this is the hot path, and it runs on the worker's event loop.
+    not enough seats) releases the key, so a rejected request leaves nothing behind.
+    `deps.admit` is asked before a new order is taken and may refuse it (load shedding); a
+    replay never is. Async: this is the hot path, and it runs on the worker's event loop.
     """
+    store, musicals, admit, now = deps.async_store, deps.musicals, deps.admit, deps.clock.now()
     if not is_musical_id(command.musical_id):
         raise NotFoundError(f"no musical {command.musical_id!r}")
     if idempotency_key is None:
@@ -91,7 +105,8 @@ async def place_reservation(
         return await _place(command, reservation_id, caller, correlation_id, store, musicals, now)
     await musicals.facts_async(command.musical_id, store)  # unknown: refused before any write
     record_id = idempotency_record_id(idempotency_key)
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> Placed:
         record = await _idempotency_record(record_id, caller, store)
         existing = await _find_async(record.reservation_id, store) if record else None
         if existing is not None:
@@ -100,7 +115,7 @@ async def place_reservation(
         try:
             record = await _hold_idempotency_key(record, record_id, caller, command, store, now)
         except (Conflict, PreconditionFailed, NotFound):
-            continue  # another request with this key moved first: look again
+            raise LostRace from None  # another request with this key moved first: look again
         first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
         try:
             return await _place(
@@ -114,7 +129,8 @@ async def place_reservation(
                 return Placed(placed, created=False)
             await _release_idempotency_key(record, store)
             raise
-    raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
+
+    return await retry_on_race_async(attempt, f"Idempotency-Key {idempotency_key!r}")
 
 
 async def _place(
@@ -155,18 +171,21 @@ async def _place(
         Create(_event_document(placed, musical.id)),
     ]
     holding_exists = True  # the usual case once a customer has reserved here
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> Placed:
+        nonlocal holding_exists
         holding = _take_allowance(musical, caller, seats, holding_exists) if limit else []
         try:
             stored = await store.batch_async(MUSICALS.name, musical.id, [*operations, *holding])
         except BatchFailed as failure:
             if failure.index == HOLDING_INDEX and isinstance(failure.cause, NotFound | Conflict):
                 holding_exists = isinstance(failure.cause, Conflict)  # first hold, or a race
-                continue
+                raise LostRace from None
             return await _refused(failure, reservation, seats, store)
-        reservation.etag = stored[1]["_etag"]  # ours alone until returned: no copy needed
+        reservation.etag = written(stored, 1)["_etag"]  # ours alone until returned: no copy needed
         return Placed(reservation, created=True)
-    raise RuntimeError(f"the seat holding of {caller.customer_id} kept changing; retry")
+
+    return await retry_on_race_async(attempt, f"the seat holding of {caller.customer_id}")
 
 
 # Where the seat-holding operation sits in the placing batch.
@@ -230,11 +249,11 @@ def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -
     return reservation
 
 
-def cancel_reservation(
-    reservation_id: str, caller: Caller, store: DocumentStore, now: datetime
-) -> Reservation:
+def cancel_reservation(reservation_id: str, caller: Caller, deps: ReservationDeps) -> Reservation:
     """Cancel and give the seats back at once; the payment side hears of it by event."""
-    for _ in range(MAX_RACE_RETRIES):
+    store, now = deps.store, deps.clock.now()
+
+    def attempt() -> Reservation:
         reservation = get_reservation(reservation_id, caller, store)
         if reservation.status is ReservationStatus.CANCELLED:
             return reservation
@@ -246,14 +265,12 @@ def cancel_reservation(
             raise ReservationExpired(
                 f"reservation {reservation_id} expired unpaid; nothing to cancel"
             )
-        try:
-            return _transition(reservation, ReservationStatus.CANCELLED, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under cancel")
+        return _transition(reservation, ReservationStatus.CANCELLED, store, now)
+
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
-def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> Reservation | None:
+def apply_payment_outcome(event: Event, deps: ReservationDeps) -> Reservation | None:
     """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
 
     Idempotent and order-tolerant: a reservation that can no longer make the move (already
@@ -266,35 +283,29 @@ def apply_payment_outcome(event: Event, store: DocumentStore, now: datetime) -> 
     if target is None:
         return None
     reservation_id = event.payment().reservation_id
-    for _ in range(MAX_RACE_RETRIES):
+    return _move_if_possible(reservation_id, target, deps.store, deps.clock.now())
+
+
+def expire_reservation(reservation_id: str, deps: ReservationDeps) -> Reservation | None:
+    """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
+    (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
+    return _move_if_possible(
+        reservation_id, ReservationStatus.EXPIRED, deps.store, deps.clock.now()
+    )
+
+
+def _move_if_possible(
+    reservation_id: str, target: ReservationStatus, store: DocumentStore, now: datetime
+) -> Reservation | None:
+    """Move the reservation to `target` unless it is gone or can no longer make that move."""
+
+    def attempt() -> Reservation | None:
         reservation = _find(reservation_id, store)
         if reservation is None or not reservation.can_become(target):
             return reservation
-        try:
-            return _transition(reservation, target, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under {event.event_type}")
+        return _transition(reservation, target, store, now)
 
-
-def expire_reservation(
-    reservation_id: str, store: DocumentStore, now: datetime
-) -> Reservation | None:
-    """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
-    (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
-    for _ in range(MAX_RACE_RETRIES):
-        reservation = _find(reservation_id, store)
-        if reservation is None or not reservation.can_become(ReservationStatus.EXPIRED):
-            return reservation
-        try:
-            return _transition(reservation, ReservationStatus.EXPIRED, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under its expiry")
-
-
-class _LostRace(Exception):
-    """Someone else changed the reservation between our read and our write."""
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
 _EVENT_OF: dict[ReservationStatus, EventType] = {
@@ -311,7 +322,7 @@ def _transition(
     """One batch: the new state (guarded by the ETag we read), its event, and the seats back
     when the new state no longer holds them."""
     moved = reservation.moved_to(target, now)
-    operations = [
+    operations: list[BatchOperation] = [
         Replace(moved.to_document(), if_match=reservation.etag),
         Create(_event_document(reservation_event(_EVENT_OF[target], moved, now), moved.musical_id)),
     ]
@@ -321,9 +332,9 @@ def _transition(
         stored = store.batch(MUSICALS.name, moved.musical_id, operations)
     except BatchFailed as failure:
         if isinstance(failure.cause, (PreconditionFailed, Conflict)):
-            raise _LostRace from None
+            raise LostRace from None
         raise
-    return Reservation.from_document(stored[0])
+    return Reservation.from_document(written(stored, 0))
 
 
 async def _idempotency_record(
@@ -380,7 +391,7 @@ def _seats_back(reservation: Reservation) -> list[Patch]:
     return operations
 
 
-def _event_document(event: Event, musical_id: str) -> dict:
+def _event_document(event: Event, musical_id: str) -> Document:
     return event.to_document("musicalId", musical_id)
 
 
@@ -404,6 +415,6 @@ async def _find_async(reservation_id: str, store: AsyncDocumentStore) -> Reserva
         return None
 
 
-def _as_reservation(document: dict) -> Reservation | None:
+def _as_reservation(document: Document) -> Reservation | None:
     """The reservation stored in `document`; None when the id names another kind of item."""
     return Reservation.from_document(document) if document.get("type") == "reservation" else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,10 +53,12 @@ from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLate
 from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.reservations import Placed
 from shared.handlers.seat_book import SeatBook
+from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
     BatchFailed,
     BatchOperation,
+    Clock,
     Condition,
     Conflict,
     Create,
@@ -69,10 +72,10 @@ from shared.ports import (
     Remove,
     Replace,
     Set,
+    written,
 )
 from shared.topology import IDEMPOTENCY, PERFORMANCES
 
-MAX_RACE_RETRIES = 20
 # Best available re-reads and picks again after a lost race at most this many times: under
 # contention every request computes the same best seats, and 10 left some refused (bench.seated).
 MAX_PICKS = 40
@@ -84,15 +87,25 @@ async def _admit_all() -> None:
     """Take every new order (no load shedding)."""
 
 
+@dataclass(frozen=True)
+class SeatedDeps:
+    """What the seated reservation use cases need, built once by shared.bootstrap. `async_store`
+    is the same store as `store`, awaited on the hot path; `performances` caches performances
+    and what the process knows of their seats. `admit` may refuse a new order (load shedding)."""
+
+    store: DocumentStore
+    async_store: AsyncDocumentStore
+    performances: PerformanceDirectory
+    clock: Clock
+    admit: Callable[[], Awaitable[None]] = _admit_all
+
+
 async def place_seated_reservation(
     command: SeatedCommand,
     caller: Caller,
     correlation_id: str,
     idempotency_key: str | None,
-    store: AsyncDocumentStore,
-    performances: PerformanceDirectory,
-    now: datetime,
-    admit: Callable[[], Awaitable[None]] = _admit_all,
+    deps: SeatedDeps,
 ) -> Placed:
     """Hold exactly the seats asked for (or the best available ones) and record the
     reservation and its event, or refuse and change nothing.
@@ -100,6 +113,8 @@ async def place_seated_reservation(
     With an Idempotency-Key, the first request's body is the one carried out and a replay
     answers with its reservation before anything else (the cap included).
     """
+    store, performances, admit = deps.async_store, deps.performances, deps.admit
+    now = deps.clock.now()
     performance = await performances.get_async(command.performance_id, store)
     _validate(command, performance)
     if idempotency_key is None:
@@ -109,7 +124,8 @@ async def place_seated_reservation(
             command, suffix, performance, caller, correlation_id, store, performances.seats, now
         )
     record_id = idempotency_record_id(f"seated\n{idempotency_key}")
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> Placed:
         order = await _read_order(record_id, caller, store)
         if order is not None:
             existing = await _placed_by(order, store, performances)
@@ -119,7 +135,7 @@ async def place_seated_reservation(
         try:
             order = await _hold_order(order, record_id, caller, command, performance, store, now)
         except (Conflict, PreconditionFailed, NotFound):
-            continue  # another request with this key moved first: look again
+            raise LostRace from None  # another request with this key moved first: look again
         first = await performances.get_async(order.performance_id, store)
         try:
             return await _place(
@@ -138,7 +154,8 @@ async def place_seated_reservation(
                     IDEMPOTENCY.name, caller.customer_id, order.id, if_match=order.etag
                 )
             raise
-    raise RuntimeError(f"Idempotency-Key {idempotency_key!r} kept changing; retry the request")
+
+    return await retry_on_race_async(attempt, f"Idempotency-Key {idempotency_key!r}")
 
 
 def _validate(command: SeatedCommand, performance: Performance) -> None:
@@ -263,10 +280,8 @@ async def _hold(
                 f"section {section_id} has fewer than {len(seats)} seats free"
             ) from None
         raise
-    document, counter = stored[len(held) + 1], stored[len(held)]
-    assert document is not None  # a Create and a Patch answer with what they stored
-    assert counter is not None
-    reservation.etag = document["_etag"]
+    reservation.etag = written(stored, len(held) + 1)["_etag"]
+    counter = written(stored, len(held))
     if book is not None:
         book.add_held(partition, seats, counter["version"])
     return Placed(reservation, created=True)
@@ -342,7 +357,8 @@ async def _take_allowance(
         raise SeatLimitReached(f"at most {cap} seats per customer for this performance")
     allowance_id = SeatAllowance.id_for(caller.customer_id)
     key = SeatAllowance.new_hold_key()
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def attempt() -> str:
         try:
             await store.batch_async(
                 PERFORMANCES.name,
@@ -372,10 +388,11 @@ async def _take_allowance(
         )
         try:
             await store.create_async(PERFORMANCES.name, first.to_document())
-            return key
         except Conflict:
-            continue  # created meanwhile by a parallel request: patch it
-    raise RuntimeError("the seat allowance kept changing; retry the request")
+            raise LostRace from None  # created meanwhile by a parallel request: patch it
+        return key
+
+    return await retry_on_race_async(attempt, f"the seat allowance of {caller.customer_id}")
 
 
 def _give_back(hold_key: str, seats: int) -> tuple[list[PatchOperation], list[Condition]]:
@@ -575,14 +592,13 @@ def get_seated_reservation(
 
 
 def cancel_seated_reservation(
-    reservation_id: str,
-    caller: Caller,
-    store: DocumentStore,
-    now: datetime,
+    reservation_id: str, caller: Caller, deps: SeatedDeps
 ) -> SeatedReservation:
     """Cancel: the seats back at once, the fee by the days left (kept only when Confirmed),
     refused on the day of the performance or after it, whatever the status."""
-    for _ in range(MAX_RACE_RETRIES):
+    store, now = deps.store, deps.clock.now()
+
+    def attempt() -> SeatedReservation:
         reservation = get_seated_reservation(reservation_id, caller, store)
         if reservation.status is ReservationStatus.CANCELLED:
             return reservation
@@ -611,16 +627,12 @@ def cancel_seated_reservation(
                 "refund_amount": terms.refund_amount,
             }
         )
-        try:
-            return _transition(reservation, moved, store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing under cancel")
+        return _transition(reservation, moved, store, now)
+
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
-def apply_seated_payment_outcome(
-    event: Event, store: DocumentStore, now: datetime
-) -> SeatedReservation | None:
+def apply_seated_payment_outcome(event: Event, deps: SeatedDeps) -> SeatedReservation | None:
     """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
     Idempotent and order-tolerant, as for general admission."""
     target = {
@@ -629,33 +641,27 @@ def apply_seated_payment_outcome(
     }.get(event.event_type)
     if target is None:
         return None
-    return _move(event.payment().reservation_id, target, store, now)
+    return _move(event.payment().reservation_id, target, deps)
 
 
-def expire_seated_reservation(
-    reservation_id: str, store: DocumentStore, now: datetime
-) -> SeatedReservation | None:
+def expire_seated_reservation(reservation_id: str, deps: SeatedDeps) -> SeatedReservation | None:
     """Reserved → Expired, its seats given back, in one batch with its ReservationExpired event
     (the payment deadline passed). A reservation that has moved on meanwhile is left as it is."""
-    return _move(reservation_id, ReservationStatus.EXPIRED, store, now)
+    return _move(reservation_id, ReservationStatus.EXPIRED, deps)
 
 
 def _move(
-    reservation_id: str, target: ReservationStatus, store: DocumentStore, now: datetime
+    reservation_id: str, target: ReservationStatus, deps: SeatedDeps
 ) -> SeatedReservation | None:
-    for _ in range(MAX_RACE_RETRIES):
+    store, now = deps.store, deps.clock.now()
+
+    def attempt() -> SeatedReservation | None:
         reservation = find_seated(reservation_id, store)
         if reservation is None or not reservation.can_become(target):
             return reservation
-        try:
-            return _transition(reservation, _moved_to(reservation, target, now), store, now)
-        except _LostRace:
-            continue
-    raise RuntimeError(f"reservation {reservation_id} kept changing on its way to {target}")
+        return _transition(reservation, _moved_to(reservation, target, now), store, now)
 
-
-class _LostRace(Exception):
-    """Someone else changed the reservation between our read and our write."""
+    return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
 _EVENT_OF: dict[ReservationStatus, EventType] = {
@@ -691,11 +697,9 @@ def _transition(
         stored = store.batch(PERFORMANCES.name, partition, operations)
     except BatchFailed as failure:
         if isinstance(failure.cause, (PreconditionFailed, Conflict)):
-            raise _LostRace from None
+            raise LostRace from None
         raise
-    done = stored[0]
-    assert done is not None  # a Replace answers with what it stored
-    result = SeatedReservation.from_document(done)
+    result = SeatedReservation.from_document(written(stored, 0))
     if seats_back and result.allowance_hold is not None:
         give_allowance_back(
             result.performance_id, result.customer_id, result.allowance_hold, result.seats, store

@@ -61,15 +61,20 @@ from shared.domain.performances import (
     payment_deadline,
 )
 from shared.domain.timestamps import format_timestamp
-from shared.handlers.notices import notice_id_of, notify_payment_outcome
+from shared.handlers.notices import NoticeDeps, notice_id_of, notify_payment_outcome
 from shared.handlers.payments import (
     PaymentDeps,
     advance,
     on_reservation_cancelled,
     on_reservation_placed,
 )
-from shared.handlers.reservations import apply_payment_outcome, expire_reservation
+from shared.handlers.reservations import (
+    ReservationDeps,
+    apply_payment_outcome,
+    expire_reservation,
+)
 from shared.handlers.seated_reservations import (
+    SeatedDeps,
     apply_seated_payment_outcome,
     expire_seated_reservation,
     find_seated_by_suffix,
@@ -81,7 +86,6 @@ from shared.ports import (
     Document,
     DocumentStore,
     NotFound,
-    NoticeSender,
     PreconditionFailed,
     Set,
 )
@@ -119,8 +123,10 @@ class SweepPolicy:
 @dataclass(frozen=True)
 class SweepDeps:
     store: DocumentStore
+    reservations: ReservationDeps
+    seated: SeatedDeps
     payments: PaymentDeps
-    notice_sender: NoticeSender
+    notices: NoticeDeps
     clock: Clock
     policy: SweepPolicy
 
@@ -286,19 +292,19 @@ def _drive_reserved(reservation: Reservation, deps: SweepDeps, now: datetime) ->
         and payment.updated_at <= deadline
     ):  # in time; its PaymentApproved was lost
         event = _payment_outcome(payment, EventType.PAYMENT_APPROVED, deps.store)
-        _apply_outcome(reservation, event, deps.store, now)
+        _apply_outcome(reservation, event, deps)
         return Repair.APPROVAL_NOT_APPLIED
     if payment is not None and payment.status is PaymentStatus.DECLINED:
         event = _payment_outcome(payment, EventType.PAYMENT_DECLINED, deps.store)
-        _apply_outcome(reservation, event, deps.store, now)
+        _apply_outcome(reservation, event, deps)
         return Repair.DECLINE_NOT_APPLIED
     if now >= deadline:
         # The payment side hears of it by the ReservationExpired event, and cancels whatever
         # charge landed meanwhile (or lands later).
         if isinstance(reservation, SeatedReservation):
-            expire_seated_reservation(reservation.id, deps.store, now)
+            expire_seated_reservation(reservation.id, deps.seated)
         else:
-            expire_reservation(reservation.id, deps.store, now)
+            expire_reservation(reservation.id, deps.reservations)
         return Repair.EXPIRED
     if payment is None:
         placed = reservation_event(
@@ -317,13 +323,11 @@ def _deadline(reservation: Reservation, policy: SweepPolicy) -> datetime:
     return payment_deadline(reservation.created_at, policy.payment_deadline, starts_at)
 
 
-def _apply_outcome(
-    reservation: Reservation, event: Event, store: DocumentStore, now: datetime
-) -> None:
+def _apply_outcome(reservation: Reservation, event: Event, deps: SweepDeps) -> None:
     if isinstance(reservation, SeatedReservation):
-        apply_seated_payment_outcome(event, store, now)
+        apply_seated_payment_outcome(event, deps.seated)
     else:
-        apply_payment_outcome(event, store, now)
+        apply_payment_outcome(event, deps.reservations)
 
 
 def _drive_moved_on(
@@ -356,17 +360,12 @@ def _drive_moved_on(
             advance(reservation.id, deps.payments)
             _repaired(report, reservation, Repair.CANCEL_STALLED)
         return False
-    notices = [_payment_notice_event(payment, deps.store)]
-    if reservation.status is ReservationStatus.EXPIRED:
-        notices.append(_ending_event(reservation, deps.store))
-    at_rest = True
-    for event in notices:
-        if event is None or _notice_sent(event, deps):
-            continue
-        notify_payment_outcome(event, deps.store, deps.notice_sender, deps.clock)
-        _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
-        at_rest = False
-    return at_rest
+    event = _payment_notice_event(payment, deps.store)
+    if event is None or _notice_sent(event, deps):
+        return True
+    notify_payment_outcome(event, deps.notices)
+    _repaired(report, reservation, Repair.NOTICE_NOT_SENT)
+    return False
 
 
 def _stalled(payment: Payment, now: datetime, after: timedelta) -> bool:
@@ -379,7 +378,7 @@ def _stalled(payment: Payment, now: datetime, after: timedelta) -> bool:
 
 def _notice_sent(event: Event, deps: SweepDeps) -> bool:
     """Sent, or being sent now (a lease that has not run out): nothing to do."""
-    notice_id = notice_id_of(event)
+    notice_id = notice_id_of(event, deps.store)
     if notice_id is None:
         return True
     try:

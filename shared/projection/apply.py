@@ -13,19 +13,15 @@ own commit (Cosmos DB: a round trip; SQLite: a group commit), and the view fell 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.optimistic import retry_on_race_async
 from shared.ports import AsyncDocumentStore, Conflict, NotFound, PreconditionFailed
 from shared.projection.facts import HistoryFact, facts_of
 from shared.projection.history_item import HistoryItem
 from shared.topology import CUSTOMER_CENTER
-
-MAX_RACE_RETRIES = 20
-
-log = logging.getLogger("outerpark.history")
 
 
 async def project_changes(documents: Iterable[Mapping[str, Any]], store: AsyncDocumentStore) -> int:
@@ -50,22 +46,24 @@ async def project_changes(documents: Iterable[Mapping[str, Any]], store: AsyncDo
 
 async def _fold_into_item(facts: list[HistoryFact], store: AsyncDocumentStore) -> bool:
     customer_id, reservation_id = facts[0].customer_id, facts[0].reservation_id
-    for _ in range(MAX_RACE_RETRIES):
+
+    async def fold() -> bool:
         current = await _read(customer_id, reservation_id, store)
-        try:
-            if current is None:
-                await store.create_async(
-                    CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document()
-                )
-                return True
-            folded = current.with_facts(facts).to_document()
-            if folded == current.to_document():
-                return False
-            await store.replace_async(CUSTOMER_CENTER.name, folded, if_match=current.etag)
+        if current is None:
+            await store.create_async(
+                CUSTOMER_CENTER.name, HistoryItem.from_facts(facts).to_document()
+            )
             return True
-        except (Conflict, PreconditionFailed, NotFound):
-            log.debug("history item %s changed under us; folding again", reservation_id)
-    raise RuntimeError(f"history item {reservation_id} kept changing; the batch will be retried")
+        folded = current.with_facts(facts).to_document()
+        if folded == current.to_document():
+            return False
+        await store.replace_async(CUSTOMER_CENTER.name, folded, if_match=current.etag)
+        return True
+
+    # A lost race shows as Conflict (created meanwhile), PreconditionFailed or NotFound.
+    return await retry_on_race_async(
+        fold, f"history item {reservation_id}", (Conflict, PreconditionFailed, NotFound)
+    )
 
 
 async def _read(

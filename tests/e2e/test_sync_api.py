@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +11,7 @@ import jwt
 import pytest
 
 from tests.support.devhost_process import TEST_JWT_SECRET, auth
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -193,6 +195,51 @@ def test_an_idempotency_key_replays_the_first_reservation(api):
     assert again.status_code in (200, 201)
     assert again.json()["id"] == first.json()["id"]
     assert api.http.get(f"/musicals/{musical['id']}").json()["availableSeats"] == 8
+
+
+def post_together(api, body: dict, headers: dict[str, str], times: int) -> list[httpx.Response]:
+    """`times` clients post the same request at once (released together by a barrier)."""
+    start = threading.Barrier(times)
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=api.host.base_url, timeout=30) as client:
+            start.wait()
+            return client.post("/reservations", json=body, headers=headers)
+
+    with ThreadPoolExecutor(times) as pool:
+        return list(pool.map(post, range(times)))
+
+
+def test_parallel_requests_with_one_idempotency_key_for_the_last_seats_all_get_one_reservation(
+    api,
+):
+    """The Idempotency-Key race (#15): twins that lose the last seats to each other must answer
+    the reservation the winner placed, never 409."""
+    for round_ in range(4):
+        musical = api.musical(seats=3)
+        assert api.reserve(musical["id"], seats=1, who=api.bob).status_code == 201
+        headers = api.alice | {"Idempotency-Key": f"last-seats-{round_}-{musical['id']}"}
+
+        answers = post_together(api, {"musicalId": musical["id"], "seats": 2}, headers, 8)
+
+        assert {answer.status_code for answer in answers} <= {200, 201}, [
+            (answer.status_code, answer.text) for answer in answers
+        ]
+        assert [answer.status_code for answer in answers].count(201) == 1
+        ids = {answer.json()["id"] for answer in answers}
+        assert len(ids) == 1
+        (reservation_id,) = ids
+        assert api.http.get(f"/musicals/{musical['id']}").json()["availableSeats"] == 0
+        path = f"/reservations/{reservation_id}"
+        assert api.http.get(path, headers=api.alice).json()["seats"] == 2
+        eventually(lambda rid=reservation_id: api.status_of(rid) == "Confirmed", timeout=15)
+        alices = eventually(
+            lambda mid=musical["id"]: [
+                item for item in api.history(api.alice).values() if item["musicalId"] == mid
+            ],
+            timeout=15,
+        )
+        assert [item["reservationId"] for item in alices] == [reservation_id]
 
 
 def test_a_reservation_is_visible_to_its_customer_and_admins_only(api):

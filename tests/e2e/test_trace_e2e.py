@@ -22,6 +22,7 @@ SAGA_STEPS = {
     "relay_reservation_events ReservationPlaced": "create_reservation",
     "history_from_musicals ReservationPlaced": "create_reservation",
     "charge_reservation": "relay_reservation_events ReservationPlaced",
+    "gateway confirm": "charge_reservation",
     "relay_payment_events PaymentApproved": "charge_reservation",
     "history_from_payments PaymentApproved": "charge_reservation",
     "settle_reservation": "relay_payment_events PaymentApproved",
@@ -93,6 +94,8 @@ def test_devhost_trace_prints_every_step_of_a_reservation_by_either_id_even_with
     assert steps["create_reservation"][2] == "http"
     assert steps["charge_reservation"][2] == "bus-triggers"
     assert steps["relay_reservation_events ReservationPlaced"][2] == "feed-triggers"
+    (confirm,) = [line for line in by_id.splitlines() if line.strip().startswith("gateway ")]
+    assert confirm.endswith("  approved")
     first = by_id.splitlines()[0]
     assert reservation_id in first
     assert "trace-e2e-1" in first
@@ -114,3 +117,32 @@ def test_devhost_trace_exits_1_with_a_message_for_an_unknown_id(tmp_path):
     assert unknown.returncode == 1
     assert "nothing is known of no-such-reservation" in unknown.stderr
     assert unknown.stdout == ""
+
+
+def test_devhost_trace_reads_a_saga_whose_spans_were_rotated_across_files(tmp_path):
+    rotating = {"OUTERPARK_TRACE_FILE_MAX_MB": "0.002", "OUTERPARK_TRACE_FILES_KEPT": "500"}
+    with FakeGateway() as gateway:
+        host = DevHost(tmp_path / "data", {"PAYMENT_GATEWAY_URL": gateway.url, **rotating})
+        host.start()
+        try:
+            api = make_api(host)
+            reservation_ids = []
+            for _ in range(3):  # one saga after the other: their spans in separate batches
+                reservation_id = api.reserve(api.musical()["id"]).json()["id"]
+                reservation_ids.append(reservation_id)
+                eventually(
+                    lambda rid=reservation_id: (
+                        (out := devhost_trace(host, rid).stdout) and complete(out)
+                    ),
+                    timeout=20,
+                    what="every step in the trace",
+                )
+        finally:
+            host.close()
+
+    first = reservation_ids[0]
+    assert complete(devhost_trace(host, first).stdout)
+    traces = host.data_dir / "traces"
+    holding = [path for path in traces.iterdir() if first in path.read_text()]
+    assert len(holding) >= 2, "the saga's spans should be spread over several files"
+    assert any(path.suffix != ".jsonl" for path in holding), "some in rotated files"

@@ -214,6 +214,18 @@ def test_a_role_assigned_on_an_earlier_run_is_not_waited_for(fake: Path) -> None
     assert "in effect" in done.stdout
 
 
+def test_by_default_a_role_is_given_the_ten_minutes_microsoft_documents(fake: Path) -> None:
+    # A stand-in `sleep` records how long the script would wait.
+    sleep = fake / "bin" / "sleep"
+    sleep.write_text('#!/usr/bin/env bash\necho "$1" >> "$FAKE/slept"\n', encoding="utf-8")
+    sleep.chmod(0o755)
+    _assigned(fake, timedelta(minutes=6))
+    done = _run(fake, "wait-for-roles.sh", "p-1", "/st")
+    assert done.returncode == 0, done.stderr
+    slept = int((fake / "slept").read_text(encoding="utf-8").split()[-1])
+    assert 230 <= slept <= 240
+
+
 def test_a_missing_role_assignment_fails_the_wait(fake: Path) -> None:
     (fake / "created").write_text("", encoding="utf-8")
     done = _run(fake, "wait-for-roles.sh", "p-1", "/st", POLL_SECONDS="0")

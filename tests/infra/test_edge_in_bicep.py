@@ -123,3 +123,16 @@ def test_the_gateway_keeps_only_correlation_ids_of_the_contracts_shape() -> None
     assert header is not None
     assert 'exists-action="override"' in header.group(0)
     assert "^[A-Za-z0-9._:-]{1,128}$" in header.group(0)
+
+
+def test_the_rate_limit_period_stays_within_what_rate_limit_by_key_accepts() -> None:
+    # rate-limit-by-key: renewal-period is at most 300 seconds (docs/azure-platform.md).
+    for tree in (module("apim"), parse_bicep(INFRA / "main.bicep")):
+        decorators = {
+            d["type"]: d["argument"]
+            for d in tree["parameters"]["rateLimitPeriodSeconds"]["decorators"]
+        }
+        assert decorators["max_value"] == 300
+        assert decorators["min_value"] == 1
+    assert "rate-limit-by-key" in POLICY
+    assert 'renewal-period="{{outerpark-rate-limit-period}}"' in POLICY

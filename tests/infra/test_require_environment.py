@@ -40,6 +40,11 @@ def devops() -> Iterator[tuple[str, _DevOps]]:
             url = urlparse(self.path)
             query = parse_qs(url.query)
             state.paths.append(url.path)
+            if "-preview" not in query["api-version"][0]:
+                # Azure DevOps refuses a preview resource asked for without "-preview".
+                self.send_response(400)
+                self.end_headers()
+                return
             if url.path.endswith("/_apis/pipelines/environments"):
                 name = query["name"][0]
                 found = (

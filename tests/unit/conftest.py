@@ -11,7 +11,7 @@ import pytest
 from shared.domain.caller import Caller
 from shared.domain.commands import RegisterMusical
 from shared.domain.models import Musical
-from shared.handlers.musicals import register_musical
+from shared.handlers.musicals import MusicalDeps, register_musical
 from tests.support.memory_bus import MemoryMessageBus
 from tests.support.memory_store import MemoryDocumentStore
 
@@ -58,5 +58,5 @@ def customer() -> Caller:
 @pytest.fixture
 def musical(store: MemoryDocumentStore, clock: TickingClock) -> Musical:
     return register_musical(
-        RegisterMusical(title="Hamilton", seats=10, price=100), store, clock.now()
+        RegisterMusical(title="Hamilton", seats=10, price=100), MusicalDeps(store, clock)
     )

@@ -15,7 +15,6 @@ import azure.functions as func
 import jwt
 import pytest
 
-import functions.readiness
 from shared import bootstrap
 from shared.settings import DEV_JWT_SECRET, Settings
 
@@ -25,7 +24,6 @@ def deployed_without_token_settings(store, tmp_path, monkeypatch: pytest.MonkeyP
     services = bootstrap.Services(Settings(data_dir=tmp_path / "data"))
     services.__dict__["store"] = store
     monkeypatch.setattr(bootstrap, "_services", services)
-    monkeypatch.setattr(functions.readiness, "_readiness", None)
 
 
 FORGED_ADMIN = jwt.encode(

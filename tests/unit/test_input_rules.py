@@ -20,8 +20,8 @@ from shared.api.http import (
 )
 from shared.domain.commands import RegisterMusical
 from shared.domain.errors import InvalidContinuationToken
+from shared.handlers.musicals import MusicalDeps, register_musical
 from shared.handlers.musicals import list_musicals as list_musicals_async
-from shared.handlers.musicals import register_musical
 from shared.handlers.paging import query_page, seal
 from shared.ports import Condition, OrderBy
 from shared.topology import CUSTOMER_CENTER, MUSICALS
@@ -109,7 +109,9 @@ def list_musicals(store, limit: int, token: str | None):
 @pytest.fixture
 def catalog(store, clock):
     for n in range(3):
-        register_musical(RegisterMusical(title=f"Show {n}", seats=5, price=1), store, clock.now())
+        register_musical(
+            RegisterMusical(title=f"Show {n}", seats=5, price=1), MusicalDeps(store, clock)
+        )
     return store
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.models import Notice, NoticeKind, NoticeStatus
-from shared.handlers.notices import SENDING_LEASE, notify_payment_outcome
+from shared.handlers.notices import SENDING_LEASE, NoticeDeps, notify_payment_outcome
 from shared.handlers.relay import relay_outbox
 from shared.topology import NOTICES, PAYMENTS, SUB_NOTICE, SUB_RESERVATION, TOPIC_PAYMENT
 
@@ -47,8 +47,8 @@ def test_an_approval_sends_one_notice_even_when_redelivered(store, clock):
     sender = RecordingSender()
     event = payment_event(EventType.PAYMENT_APPROVED, clock)
 
-    first = notify_payment_outcome(event, store, sender, clock)
-    notify_payment_outcome(event, store, sender, clock)
+    first = notify_payment_outcome(event, NoticeDeps(store, sender, clock))
+    notify_payment_outcome(event, NoticeDeps(store, sender, clock))
 
     assert sender.sent == [("r1.payment-approved", "alice", NoticeKind.PAYMENT_APPROVED)]
     assert first.status is NoticeStatus.SENT
@@ -57,7 +57,8 @@ def test_an_approval_sends_one_notice_even_when_redelivered(store, clock):
 
 def test_an_approval_wishes_a_good_show(store, clock):
     notice = notify_payment_outcome(
-        payment_event(EventType.PAYMENT_APPROVED, clock), store, RecordingSender(), clock
+        payment_event(EventType.PAYMENT_APPROVED, clock),
+        NoticeDeps(store, RecordingSender(), clock),
     )
 
     assert notice.message.endswith("Enjoy the show!")
@@ -70,7 +71,8 @@ def test_an_approval_of_a_reservation_cancelled_since_wishes_no_show(store, cloc
     )
 
     notice = notify_payment_outcome(
-        payment_event(EventType.PAYMENT_APPROVED, clock), store, RecordingSender(), clock
+        payment_event(EventType.PAYMENT_APPROVED, clock),
+        NoticeDeps(store, RecordingSender(), clock),
     )
 
     assert "Enjoy" not in notice.message
@@ -80,9 +82,7 @@ def test_an_approval_of_a_reservation_cancelled_since_wishes_no_show(store, cloc
 def test_a_cancel_that_refunded_a_charge_says_refunded_and_how_much(store, clock):
     notice = notify_payment_outcome(
         payment_event(EventType.PAYMENT_CANCELLED, clock, refunded_amount=200),
-        store,
-        RecordingSender(),
-        clock,
+        NoticeDeps(store, RecordingSender(), clock),
     )
 
     assert "200 of your payment of 200 was refunded" in notice.message
@@ -93,9 +93,7 @@ def test_a_cancel_that_refunded_a_charge_says_refunded_and_how_much(store, clock
 def test_a_cancel_that_kept_a_fee_says_what_was_refunded_and_kept(store, clock):
     notice = notify_payment_outcome(
         payment_event(EventType.PAYMENT_CANCELLED, clock, refunded_amount=140),
-        store,
-        RecordingSender(),
-        clock,
+        NoticeDeps(store, RecordingSender(), clock),
     )
 
     assert "140 of your payment of 200 was refunded" in notice.message
@@ -104,7 +102,8 @@ def test_a_cancel_that_kept_a_fee_says_what_was_refunded_and_kept(store, clock):
 
 def test_a_cancel_before_any_charge_says_not_charged(store, clock):
     notice = notify_payment_outcome(
-        payment_event(EventType.PAYMENT_CANCELLED, clock), store, RecordingSender(), clock
+        payment_event(EventType.PAYMENT_CANCELLED, clock),
+        NoticeDeps(store, RecordingSender(), clock),
     )
 
     assert "not charged" in notice.message
@@ -116,9 +115,9 @@ def test_a_notice_whose_sending_failed_is_sent_on_redelivery(store, clock):
     event = payment_event(EventType.PAYMENT_CANCELLED, clock)
 
     with pytest.raises(ConnectionError):
-        notify_payment_outcome(event, store, sender, clock)
+        notify_payment_outcome(event, NoticeDeps(store, sender, clock))
     pending = Notice.from_document(store.read(NOTICES.name, "alice", "r1.payment-cancelled"))
-    notify_payment_outcome(event, store, sender, clock)
+    notify_payment_outcome(event, NoticeDeps(store, sender, clock))
 
     assert pending.status is NoticeStatus.PENDING
     assert len(sender.sent) == 1
@@ -129,7 +128,7 @@ def test_deferrals_send_no_notice(store, clock):
 
     assert (
         notify_payment_outcome(
-            payment_event(EventType.PAYMENT_DEFERRED, clock), store, sender, clock
+            payment_event(EventType.PAYMENT_DEFERRED, clock), NoticeDeps(store, sender, clock)
         )
         is None
     )
@@ -191,10 +190,7 @@ def test_a_second_delivery_waits_for_the_first_sender_instead_of_sending_too(sto
 
     notice = notify_payment_outcome(
         payment_event(EventType.PAYMENT_APPROVED, clock),
-        store,
-        sender,
-        clock,
-        pause=lambda _: the_first_delivery_finishes(),
+        NoticeDeps(store, sender, clock, pause=lambda _: the_first_delivery_finishes()),
     )
 
     assert notice.status is NoticeStatus.SENT
@@ -207,10 +203,9 @@ def test_a_crashed_senders_lease_runs_out_and_the_notice_is_sent(store, clock):
 
     notice = notify_payment_outcome(
         payment_event(EventType.PAYMENT_CANCELLED, clock),
-        store,
-        sender,
-        clock,
-        pause=lambda _: clock.advance(SENDING_LEASE.total_seconds()),
+        NoticeDeps(
+            store, sender, clock, pause=lambda _: clock.advance(SENDING_LEASE.total_seconds())
+        ),
     )
 
     assert notice.status is NoticeStatus.SENT

@@ -28,7 +28,6 @@ from shared.domain.models import (
     Reservation,
     ReservationStatus,
 )
-from shared.handlers.musicals import MusicalDirectory
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
@@ -40,6 +39,8 @@ from shared.projection.feeds import HISTORY_FEEDS
 from shared.projection.history_item import HistoryItem
 from shared.projection.rebuild import rebuild_history
 from shared.topology import CUSTOMER_CENTER, MUSICALS, NOTICES, PAYMENTS
+from tests.support.handler_deps import reservation_deps
+from tests.support.manual_clock import ManualClock
 from tests.support.projection import project
 
 Document = dict[str, Any]
@@ -50,8 +51,8 @@ Document = dict[str, Any]
 
 def place(store, musical: Musical, customer: Caller, now: datetime) -> Reservation:
     command = PlaceReservation(musical_id=musical.id, seats=2)
-    directory = MusicalDirectory(store)
-    placed = asyncio.run(place_reservation(command, customer, "corr", None, store, directory, now))
+    deps = reservation_deps(store, ManualClock(now))
+    placed = asyncio.run(place_reservation(command, customer, "corr", None, deps))
     return placed.reservation
 
 
@@ -112,9 +113,9 @@ def approved_then_cancelled(store, clock, musical, customer) -> list[Document]:
     _, approval = record_payment(
         store, reservation, PaymentStatus.APPROVED, EventType.PAYMENT_APPROVED, clock.now()
     )
-    apply_payment_outcome(approval, store, clock.now())
+    apply_payment_outcome(approval, reservation_deps(store, clock))
     notice = sent_notice(reservation, NoticeKind.PAYMENT_APPROVED, clock.now())
-    cancel_reservation(reservation.id, customer, store, clock.now())
+    cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
     payment, _ = record_payment(
         store, reservation, PaymentStatus.CANCELLED, EventType.PAYMENT_CANCELLED, clock.now()
     )
@@ -198,7 +199,7 @@ def test_state_documents_agree_with_the_events_so_intermediate_versions_do_not_m
     _, approval = record_payment(
         store, reservation, PaymentStatus.APPROVED, EventType.PAYMENT_APPROVED, clock.now()
     )
-    apply_payment_outcome(approval, store, clock.now())
+    apply_payment_outcome(approval, reservation_deps(store, clock))
     confirmed = reservation_doc(store, reservation)
     events = [
         event_doc(store, reservation, "placed"),
@@ -347,12 +348,12 @@ def live_scenario(store, clock, musical) -> list[str]:
         )
         _, outcome = record_payment(store, reservation, status, event_type, clock.now())
         tick()
-        apply_payment_outcome(outcome, store, clock.now())
+        apply_payment_outcome(outcome, reservation_deps(store, clock))
         kind = NoticeKind.PAYMENT_DECLINED if index == 2 else NoticeKind.PAYMENT_APPROVED
         store.upsert(NOTICES.name, sent_notice(reservation, kind, clock.now()))
         tick()
         if index == 3:
-            cancel_reservation(reservation.id, customer, store, clock.now())
+            cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
             record_payment(
                 store,
                 reservation,
@@ -403,7 +404,7 @@ def test_each_feed_has_its_own_checkpoint(container):
 
 def test_a_step_known_from_two_sources_keeps_its_earliest_time(store, clock, musical, customer):
     reservation = place(store, musical, customer, clock.now())
-    cancel_reservation(reservation.id, customer, store, clock.now())
+    cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
     event = event_doc(store, reservation, "cancelled")
     touched_later = {**reservation_doc(store, reservation), "updatedAt": clock.now().isoformat()}
 

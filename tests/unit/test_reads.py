@@ -13,7 +13,7 @@ from shared.domain.caller import Caller
 from shared.domain.commands import RegisterMusical
 from shared.domain.errors import NotFoundError
 from shared.domain.models import Musical
-from shared.handlers.musicals import list_musicals, read_musical, register_musical
+from shared.handlers.musicals import MusicalDeps, list_musicals, read_musical, register_musical
 from shared.handlers.reservation_reads import read_reservation
 from shared.topology import MUSICALS
 from tests.unit.test_reservations import place
@@ -75,7 +75,7 @@ def test_a_stored_document_missing_a_field_is_served_through_the_model(store, mu
 def test_the_catalog_is_one_query_and_one_read_of_its_musicals(store, clock):
     registered = [
         register_musical(
-            RegisterMusical(title=f"Show {n}", seats=10, price=100), store, clock.now()
+            RegisterMusical(title=f"Show {n}", seats=10, price=100), MusicalDeps(store, clock)
         )
         for n in range(3)
     ]

@@ -22,7 +22,7 @@ from shared.domain.errors import (
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.ids import idempotency_record_id
 from shared.domain.models import Musical, ReservationStatus, SeatHolding
-from shared.handlers.musicals import MusicalDirectory, get_musical, register_musical
+from shared.handlers.musicals import MusicalDeps, MusicalDirectory, get_musical, register_musical
 from shared.handlers.reservations import (
     apply_payment_outcome,
     cancel_reservation,
@@ -31,6 +31,8 @@ from shared.handlers.reservations import (
 )
 from shared.ports import Condition, DocumentStore, NotFound
 from shared.topology import IDEMPOTENCY, MUSICALS
+from tests.support.handler_deps import reservation_deps
+from tests.support.manual_clock import ManualClock
 
 
 def events_of(store: DocumentStore, musical_id: str) -> list[str]:
@@ -50,10 +52,7 @@ def place_in(store, musical_id, caller, now, seats=1, key=None, **options):
             caller,
             "corr-1",
             key,
-            store,
-            MusicalDirectory(store),
-            now,
-            **options,
+            reservation_deps(store, ManualClock(now), **options),
         )
     )
 
@@ -164,8 +163,8 @@ def test_other_customers_cannot_see_a_reservation_but_admins_can(store, clock, c
 def test_cancelling_gives_the_seats_back_once_and_is_idempotent(store, clock, customer, musical):
     reservation = place(store, musical, customer, clock.now(), seats=4).reservation
 
-    cancelled = cancel_reservation(reservation.id, customer, store, clock.now())
-    again = cancel_reservation(reservation.id, customer, store, clock.now())
+    cancelled = cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
+    again = cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
 
     assert cancelled.status is ReservationStatus.CANCELLED
     assert again.status is ReservationStatus.CANCELLED
@@ -177,7 +176,7 @@ def test_a_stranger_cannot_cancel_someone_elses_reservation(store, clock, custom
     reservation = place(store, musical, customer, clock.now()).reservation
 
     with pytest.raises(NotFoundError):
-        cancel_reservation(reservation.id, Caller("mallory"), store, clock.now())
+        cancel_reservation(reservation.id, Caller("mallory"), reservation_deps(store, clock))
     assert get_musical(musical.id, store).available_seats == 8
 
 
@@ -187,8 +186,8 @@ def test_approval_confirms_and_a_redelivered_approval_changes_nothing(
     reservation = place(store, musical, customer, clock.now()).reservation
     approved = payment_event(EventType.PAYMENT_APPROVED, reservation, clock.now())
 
-    apply_payment_outcome(approved, store, clock.now())
-    again = apply_payment_outcome(approved, store, clock.now())
+    apply_payment_outcome(approved, reservation_deps(store, clock))
+    again = apply_payment_outcome(approved, reservation_deps(store, clock))
 
     assert again.status is ReservationStatus.CONFIRMED
     assert events_of(store, musical.id) == ["ReservationConfirmed", "ReservationPlaced"]
@@ -198,23 +197,24 @@ def test_decline_rejects_and_gives_the_seats_back_exactly_once(store, clock, cus
     reservation = place(store, musical, customer, clock.now(), seats=3).reservation
     declined = payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now())
 
-    apply_payment_outcome(declined, store, clock.now())
-    apply_payment_outcome(declined, store, clock.now())
+    apply_payment_outcome(declined, reservation_deps(store, clock))
+    apply_payment_outcome(declined, reservation_deps(store, clock))
 
     assert get_reservation(reservation.id, customer, store).status is ReservationStatus.REJECTED
     assert get_musical(musical.id, store).available_seats == 10
     with pytest.raises(ReservationRejected):
-        cancel_reservation(reservation.id, customer, store, clock.now())
+        cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
 
 
 def test_a_decline_after_a_cancel_does_not_give_the_seats_back_twice(
     store, clock, customer, musical
 ):
     reservation = place(store, musical, customer, clock.now(), seats=3).reservation
-    cancel_reservation(reservation.id, customer, store, clock.now())
+    cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
 
     apply_payment_outcome(
-        payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now()), store, clock.now()
+        payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now()),
+        reservation_deps(store, clock),
     )
 
     assert get_reservation(reservation.id, customer, store).status is ReservationStatus.CANCELLED
@@ -226,10 +226,11 @@ def test_a_confirmed_reservation_can_be_cancelled_and_its_seats_come_back(
 ):
     reservation = place(store, musical, customer, clock.now(), seats=2).reservation
     apply_payment_outcome(
-        payment_event(EventType.PAYMENT_APPROVED, reservation, clock.now()), store, clock.now()
+        payment_event(EventType.PAYMENT_APPROVED, reservation, clock.now()),
+        reservation_deps(store, clock),
     )
 
-    cancelled = cancel_reservation(reservation.id, customer, store, clock.now())
+    cancelled = cancel_reservation(reservation.id, customer, reservation_deps(store, clock))
 
     assert cancelled.status is ReservationStatus.CANCELLED
     assert get_musical(musical.id, store).available_seats == 10
@@ -240,9 +241,9 @@ def test_a_cancel_racing_a_decline_gives_the_seats_back_once(store, clock, custo
         reservation = place(store, musical, customer, clock.now(), seats=5).reservation
         declined = payment_event(EventType.PAYMENT_DECLINED, reservation, clock.now())
         with ThreadPoolExecutor(2) as pool:
-            pool.submit(apply_payment_outcome, declined, store, clock.now())
+            pool.submit(apply_payment_outcome, declined, reservation_deps(store, clock))
             cancelling = pool.submit(
-                cancel_reservation, reservation.id, customer, store, clock.now()
+                cancel_reservation, reservation.id, customer, reservation_deps(store, clock)
             )
         with contextlib.suppress(ReservationRejected):
             cancelling.result()
@@ -298,18 +299,12 @@ def test_requests_in_flight_together_on_one_loop_hold_exactly_the_seats(
     store, clock, customer, musical
 ):
     """The hot path is async: many requests interleave on the worker's event loop."""
-    directory = MusicalDirectory(store)
+    deps = reservation_deps(store, clock)
 
     async def attempt(key: str | None, seats: int):
         try:
             return await place_reservation(
-                PlaceReservation(musical_id=musical.id, seats=seats),
-                customer,
-                "corr",
-                key,
-                store,
-                directory,
-                clock.now(),
+                PlaceReservation(musical_id=musical.id, seats=seats), customer, "corr", key, deps
             )
         except NotEnoughSeats:
             return None
@@ -358,7 +353,7 @@ def test_parallel_requests_with_one_key_for_the_last_seats_all_answer_with_the_o
 @pytest.fixture
 def capped(store, clock) -> Musical:
     command = RegisterMusical(title="Wicked", seats=50, price=10, max_seats_per_customer=4)
-    return register_musical(command, store, clock.now())
+    return register_musical(command, MusicalDeps(store, clock))
 
 
 def held_by(store, musical: Musical, customer: Caller) -> int:
@@ -402,12 +397,14 @@ def test_the_cap_is_per_customer(store, clock, customer, capped):
 
 def test_cancel_and_reject_give_the_allowance_back(store, clock, customer, capped):
     first = place(store, capped, customer, clock.now(), seats=4).reservation
-    cancel_reservation(first.id, customer, store, clock.now())
-    cancel_reservation(first.id, customer, store, clock.now())  # again: nothing moves twice
+    cancel_reservation(first.id, customer, reservation_deps(store, clock))
+    cancel_reservation(
+        first.id, customer, reservation_deps(store, clock)
+    )  # again: nothing moves twice
     second = place(store, capped, customer, clock.now(), seats=4).reservation
     declined = payment_event(EventType.PAYMENT_DECLINED, second, clock.now())
-    apply_payment_outcome(declined, store, clock.now())
-    apply_payment_outcome(declined, store, clock.now())
+    apply_payment_outcome(declined, reservation_deps(store, clock))
+    apply_payment_outcome(declined, reservation_deps(store, clock))
 
     assert held_by(store, capped, customer) == 0
     assert place(store, capped, customer, clock.now(), seats=4).created
@@ -416,7 +413,8 @@ def test_cancel_and_reject_give_the_allowance_back(store, clock, customer, cappe
 def test_a_confirmed_reservation_still_counts_against_the_cap(store, clock, customer, capped):
     placed = place(store, capped, customer, clock.now(), seats=4).reservation
     apply_payment_outcome(
-        payment_event(EventType.PAYMENT_APPROVED, placed, clock.now()), store, clock.now()
+        payment_event(EventType.PAYMENT_APPROVED, placed, clock.now()),
+        reservation_deps(store, clock),
     )
 
     with pytest.raises(SeatLimitReached):

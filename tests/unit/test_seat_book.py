@@ -11,6 +11,7 @@ from shared.domain.seating import Seat
 from shared.handlers.seat_book import SeatBook
 from shared.handlers.seated_reservations import place_seated_reservation
 from shared.ports import Page
+from tests.support.handler_deps import seated_deps
 from tests.unit import test_seated_reservations as seated
 from tests.unit.test_seated_reservations import ALICE, BOB, best, place, seats
 
@@ -89,13 +90,12 @@ def test_concurrent_best_available_requests_of_one_process_pick_distinct_seats_f
     performance_id,
 ):
     yielding = YieldingBatches(store)
+    deps = seated_deps(yielding, clock, directory)
 
     async def both() -> list[Any]:
         return await asyncio.gather(
             *(
-                place_seated_reservation(
-                    best(performance_id, 2), who, "corr", None, yielding, directory, clock.now()
-                )
+                place_seated_reservation(best(performance_id, 2), who, "corr", None, deps)
                 for who in (ALICE, BOB)
             )
         )

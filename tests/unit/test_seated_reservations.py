@@ -22,7 +22,7 @@ from shared.domain.seating_commands import (
     ReserveSeats,
 )
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
-from shared.handlers.musicals import MusicalDirectory
+from shared.handlers.musicals import MusicalDeps
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
@@ -39,6 +39,8 @@ from shared.handlers.seated_reservations import (
 )
 from shared.ports import Page
 from shared.topology import PERFORMANCES
+from tests.support.handler_deps import reservation_deps, seated_deps
+from tests.support.manual_clock import ManualClock
 
 SEOUL = timezone(timedelta(hours=9))
 SHOW = datetime(2026, 12, 10, 19, 0, tzinfo=SEOUL)  # the clock starts on 25 Nov 2026, 12:00 UTC
@@ -70,12 +72,12 @@ def directory() -> PerformanceDirectory:
 
 @pytest.fixture
 def performance_id(store, clock) -> str:
-    return register_seated_musical(hall(), store, clock.now())["performances"][0]["id"]
+    return register_seated_musical(hall(), MusicalDeps(store, clock))["performances"][0]["id"]
 
 
 def place(store, clock, directory, command, who=ALICE, key=None) -> Placed:
     return asyncio.run(
-        place_seated_reservation(command, who, "corr", key, store, directory, clock.now())
+        place_seated_reservation(command, who, "corr", key, seated_deps(store, clock, directory))
     )
 
 
@@ -196,9 +198,8 @@ def test_best_available_refuses_when_no_section_has_that_many_free(
 def test_the_cap_per_performance_refuses_what_goes_over_and_a_failed_hold_gives_it_back(
     store, clock, directory
 ):
-    performance_id = register_seated_musical(hall(cap=3), store, clock.now())["performances"][0][
-        "id"
-    ]
+    registered = register_seated_musical(hall(cap=3), MusicalDeps(store, clock))
+    performance_id = registered["performances"][0]["id"]
     place(store, clock, directory, seats(performance_id, "A-1-1", "A-1-2"))
     place(store, clock, directory, seats(performance_id, "B-1-1"), who=BOB)
 
@@ -255,8 +256,8 @@ def test_a_declined_payment_rejects_and_gives_the_seats_back_once(
     reservation = place(store, clock, directory, seats(performance_id, "C-2-1")).reservation
     declined = payment_event(EventType.PAYMENT_DECLINED, reservation.id)
 
-    rejected = apply_seated_payment_outcome(declined, store, clock.now())
-    again = apply_seated_payment_outcome(declined, store, clock.now())
+    rejected = apply_seated_payment_outcome(declined, seated_deps(store, clock))
+    again = apply_seated_payment_outcome(declined, seated_deps(store, clock))
 
     assert rejected.status is ReservationStatus.REJECTED
     assert again.status is ReservationStatus.REJECTED
@@ -267,7 +268,7 @@ def test_a_declined_payment_rejects_and_gives_the_seats_back_once(
 def confirmed(store, clock, directory, performance_id, *seat_ids):
     reservation = place(store, clock, directory, seats(performance_id, *seat_ids)).reservation
     approved = payment_event(EventType.PAYMENT_APPROVED, reservation.id)
-    return apply_seated_payment_outcome(approved, store, clock.now())
+    return apply_seated_payment_outcome(approved, seated_deps(store, clock))
 
 
 @pytest.mark.parametrize(
@@ -284,12 +285,17 @@ def test_a_confirmed_reservation_keeps_the_fee_of_its_calendar_days_left(
 ):
     reservation = confirmed(store, clock, directory, performance_id, "A-2-1")
 
-    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, now)
+    cancelled = cancel_seated_reservation(
+        reservation.id, ALICE, seated_deps(store, ManualClock(now))
+    )
 
     assert cancelled.status is ReservationStatus.CANCELLED
     assert (cancelled.cancellation_fee, cancelled.refund_amount) == (fee, 1000 - fee)
     assert available(store, directory, performance_id) == 24
-    assert cancel_seated_reservation(reservation.id, ALICE, store, now) == cancelled
+    assert (
+        cancel_seated_reservation(reservation.id, ALICE, seated_deps(store, ManualClock(now)))
+        == cancelled
+    )
 
 
 def test_an_unpaid_reservation_cancelled_a_day_before_keeps_no_fee(
@@ -298,7 +304,9 @@ def test_an_unpaid_reservation_cancelled_a_day_before_keeps_no_fee(
     reservation = place(store, clock, directory, seats(performance_id, "A-2-2")).reservation
     day_before = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)
 
-    cancelled = cancel_seated_reservation(reservation.id, ALICE, store, day_before)
+    cancelled = cancel_seated_reservation(
+        reservation.id, ALICE, seated_deps(store, ManualClock(day_before))
+    )
 
     assert (cancelled.cancellation_fee, cancelled.refund_amount) == (0, 1000)
 
@@ -316,7 +324,7 @@ def test_on_the_day_of_the_performance_a_cancel_is_refused_and_nothing_changes(
     reservation = confirmed(store, clock, directory, performance_id, "A-1-4")
 
     with pytest.raises(TooLateToCancel):
-        cancel_seated_reservation(reservation.id, ALICE, store, now)
+        cancel_seated_reservation(reservation.id, ALICE, seated_deps(store, ManualClock(now)))
 
     assert (
         get_seated_reservation(reservation.id, ALICE, store).status is ReservationStatus.CONFIRMED
@@ -332,7 +340,7 @@ def test_someone_elses_seated_reservation_does_not_exist_for_you(
     with pytest.raises(NotFoundError):
         get_seated_reservation(reservation.id, BOB, store)
     with pytest.raises(NotFoundError):
-        cancel_seated_reservation(reservation.id, BOB, store, clock.now())
+        cancel_seated_reservation(reservation.id, BOB, seated_deps(store, clock))
 
 
 def test_a_section_listing_marks_each_held_seat(store, clock, directory, performance_id):
@@ -349,16 +357,12 @@ def test_a_section_listing_marks_each_held_seat(store, clock, directory, perform
 def test_performances_in_the_past_are_refused(store, clock):
     command = hall().model_copy(update={"performances": [datetime(2026, 1, 1, tzinfo=UTC)]})
     with pytest.raises(InvalidSeatRequest):
-        register_seated_musical(command, store, clock.now())
+        register_seated_musical(command, MusicalDeps(store, clock))
 
 
 def test_a_general_admission_request_for_a_seated_musical_is_invalid(store, clock):
-    musical_id = register_seated_musical(hall(), store, clock.now())["id"]
+    musical_id = register_seated_musical(hall(), MusicalDeps(store, clock))["id"]
     command = PlaceReservation(musical_id=musical_id, seats=2)
 
     with pytest.raises(InvalidSeatRequest):
-        asyncio.run(
-            place_reservation(
-                command, ALICE, "corr", None, store, MusicalDirectory(store), clock.now()
-            )
-        )
+        asyncio.run(place_reservation(command, ALICE, "corr", None, reservation_deps(store, clock)))

@@ -19,6 +19,7 @@ from shared.domain.ids import section_partition
 from shared.domain.models import ReservationStatus
 from shared.domain.performances import SeatAllowance
 from shared.domain.seating_commands import RegisterSeatedMusical, ReserveSeats
+from shared.handlers.musicals import MusicalDeps
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
@@ -33,6 +34,7 @@ from shared.handlers.seated_reservations import (
 )
 from shared.handlers.sweeper import Repair, sweep
 from shared.topology import PERFORMANCES
+from tests.support.handler_deps import seated_deps
 from tests.unit import test_sweeper
 from tests.unit.test_sweeper import DEADLINE, REPAIR_AFTER
 
@@ -59,16 +61,14 @@ def register(
         "maxSeatsPerCustomer": cap,
     }
     command = RegisterSeatedMusical.model_validate_json(json.dumps(body))
-    musical = register_seated_musical(command, store, clock.now())
+    musical = register_seated_musical(command, MusicalDeps(store, clock))
     return [performance["id"] for performance in musical["performances"]]
 
 
 def place(store, clock, performance_id: str, *seat_ids: str) -> Placed:
     command = ReserveSeats(performance_id=performance_id, seat_ids=list(seat_ids))
     return asyncio.run(
-        place_seated_reservation(
-            command, ALICE, "corr", None, store, PerformanceDirectory(), clock.now()
-        )
+        place_seated_reservation(command, ALICE, "corr", None, seated_deps(store, clock))
     )
 
 
@@ -167,7 +167,7 @@ def test_cancelling_an_expired_seated_reservation_is_a_409_expired_and_changes_n
     sweep(sweep_deps)
 
     with pytest.raises(ReservationExpired) as refused:
-        cancel_seated_reservation(placed.id, ALICE, store, clock.now())
+        cancel_seated_reservation(placed.id, ALICE, seated_deps(store, clock))
 
     problem = problem_for(refused.value)
     assert problem is not None
@@ -199,7 +199,7 @@ def test_an_allowance_a_crash_kept_after_a_cancel_is_given_back_once_by_the_swee
     (performance_id,) = register(store, clock, starts_in=timedelta(days=10), cap=2)
     placed = place(store, clock, performance_id, "A-1-3", "A-1-4").reservation
     with pytest.raises(RuntimeError, match="crash"):
-        cancel_seated_reservation(placed.id, ALICE, CrashingPatches(store), clock.now())
+        cancel_seated_reservation(placed.id, ALICE, seated_deps(CrashingPatches(store), clock))
     assert status(store, placed.id) is ReservationStatus.CANCELLED
     assert allowance(store, performance_id)["seats"] == 2  # the seats came back, not the cap
     with pytest.raises(SeatLimitReached):

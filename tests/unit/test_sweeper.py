@@ -10,14 +10,20 @@ import pytest
 from shared.domain.events import Event, EventType
 from shared.domain.models import PaymentStatus, ReservationStatus
 from shared.handlers.musicals import get_musical
-from shared.handlers.notices import notify_payment_outcome
-from shared.handlers.payments import PaymentDeps, on_reservation_cancelled, on_reservation_placed
+from shared.handlers.notices import NoticeDeps, notify_payment_outcome
+from shared.handlers.payments import (
+    PaymentDeps,
+    on_reservation_cancelled,
+    on_reservation_placed,
+    on_retry,
+)
 from shared.handlers.reservations import cancel_reservation
 from shared.handlers.sweeper import Repair, SweepDeps, SweepPolicy, sweep
 from shared.ports import NotFound
 from shared.topology import MUSICALS, NOTICES, PAYMENTS
+from tests.support.handler_deps import seated_deps
 from tests.unit.test_payments import ScriptedGateway
-from tests.unit.test_reservations import place
+from tests.unit.test_reservations import place, reservation_deps
 
 DEADLINE = timedelta(hours=1)
 REPAIR_AFTER = timedelta(seconds=180)
@@ -48,8 +54,10 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
     )
     return SweepDeps(
         store=store,
+        reservations=reservation_deps(store, clock),
+        seated=seated_deps(store, clock),
         payments=payments,
-        notice_sender=sender,
+        notices=NoticeDeps(store, sender, clock),
         clock=clock,
         policy=SweepPolicy(payment_deadline=DEADLINE, repair_after=REPAIR_AFTER),
     )
@@ -57,6 +65,10 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
 
 def outbox_event(store, musical_id: str, reservation_id: str, suffix: str) -> Event:
     return Event.model_validate(store.read(MUSICALS.name, musical_id, f"{reservation_id}.{suffix}"))
+
+
+def current_deferral(store, reservation_id: str) -> int:
+    return store.read(PAYMENTS.name, reservation_id, reservation_id)["deferrals"]
 
 
 def payment_status(store, reservation_id: str) -> PaymentStatus:
@@ -84,7 +96,7 @@ def test_the_deadline_expires_an_unpaid_reservation_and_gives_its_seats_back(
     assert event.event_type is EventType.RESERVATION_EXPIRED
     assert event.topic == "cancel"
     with pytest.raises(Exception, match="expired"):
-        cancel_reservation(placed.id, customer, store, clock.now())
+        cancel_reservation(placed.id, customer, reservation_deps(store, clock))
 
 
 def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_charged(
@@ -106,18 +118,116 @@ def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_c
     assert gateway.charged_now() == set()
 
 
-def test_the_expired_notice_tells_the_customer(store, clock, customer, musical, sweep_deps, sender):
+def payment_outcome_event(store, reservation_id: str, suffix: str) -> Event:
+    return Event.model_validate(
+        store.read(PAYMENTS.name, reservation_id, f"{reservation_id}.{suffix}")
+    )
+
+
+def expire(store, clock, customer, musical, sweep_deps, gateway, mode: str) -> tuple[str, Event]:
+    """Place, let the gateway answer in `mode`, pass the deadline, and have the payment side
+    handle the expiry: the reservation's id and its ReservationExpired event."""
     placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = mode
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
     clock.advance(DEADLINE.total_seconds() + 1)
     sweep(sweep_deps)
+    gateway.mode = "approve"
+    expired = outbox_event(store, musical.id, placed.id, "expired")
+    on_reservation_cancelled(expired, sweep_deps.payments)
+    clock.advance(60)  # past the confirm window: a lookup that finds nothing settles
+    on_reservation_cancelled(expired, sweep_deps.payments)
+    assert payment_status(store, placed.id) is PaymentStatus.CANCELLED
+    return placed.id, expired
 
-    notice = notify_payment_outcome(
-        outbox_event(store, musical.id, placed.id, "expired"), store, sender, clock
-    )
+
+def test_an_expired_reservation_never_charged_gets_one_notice_saying_so(
+    store, clock, customer, musical, sweep_deps, gateway, sender
+):
+    reservation_id, expired = expire(store, clock, customer, musical, sweep_deps, gateway, "down")
+    cancelled = payment_outcome_event(store, reservation_id, "payment-cancelled")
+
+    assert notify_payment_outcome(expired, NoticeDeps(store, sender, clock)) is None
+    notice = notify_payment_outcome(cancelled, NoticeDeps(store, sender, clock))
 
     assert notice is not None
     assert notice.kind == "reservation-expired"
     assert "expired" in notice.message
+    assert "you were not charged" in notice.message
+    assert [kind for _, kind in sender.sent] == ["reservation-expired"]
+
+
+def test_an_expired_reservation_whose_late_charge_was_refunded_gets_one_notice_saying_so(
+    store, clock, customer, musical, sweep_deps, gateway, sender
+):
+    reservation_id, _ = expire(
+        store, clock, customer, musical, sweep_deps, gateway, "approve_then_timeout"
+    )
+    cancelled = payment_outcome_event(store, reservation_id, "payment-cancelled")
+
+    notice = notify_payment_outcome(cancelled, NoticeDeps(store, sender, clock))
+
+    assert notice is not None
+    assert notice.kind == "reservation-expired"
+    assert f"the {musical.price * 2} charged for it was refunded" in notice.message
+    assert "not charged" not in notice.message
+
+
+def test_an_approval_that_crossed_the_expiry_sends_no_notice_of_its_own(
+    store, clock, customer, musical, sweep_deps, gateway, sender
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = "down"
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    clock.advance(DEADLINE.total_seconds() + 1)
+    sweep(sweep_deps)  # Expired while its retry is on its way
+    gateway.mode = "approve"
+    on_retry(placed.id, current_deferral(store, placed.id), sweep_deps.payments)
+    approved = payment_outcome_event(store, placed.id, "payment-approved")
+    on_reservation_cancelled(
+        outbox_event(store, musical.id, placed.id, "expired"), sweep_deps.payments
+    )
+    cancelled = payment_outcome_event(store, placed.id, "payment-cancelled")
+
+    for event in (approved, cancelled, approved):
+        notify_payment_outcome(event, NoticeDeps(store, sender, clock))
+
+    assert [kind for _, kind in sender.sent] == ["reservation-expired"]
+    assert gateway.charged_now() == set()
+
+
+@pytest.mark.parametrize("order", ["expiry first", "cancel first"])
+def test_the_expiry_and_payment_cancel_messages_redelivered_in_any_order_give_one_notice(
+    store, clock, customer, musical, sweep_deps, gateway, sender, order
+):
+    reservation_id, expired = expire(store, clock, customer, musical, sweep_deps, gateway, "down")
+    cancelled = payment_outcome_event(store, reservation_id, "payment-cancelled")
+    deliveries = [expired, cancelled, expired, cancelled]
+    if order == "cancel first":
+        deliveries.reverse()
+
+    for event in deliveries:
+        notify_payment_outcome(event, NoticeDeps(store, sender, clock))
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+    report = sweep(sweep_deps)
+
+    assert [kind for _, kind in sender.sent] == ["reservation-expired"]
+    assert report.repairs[Repair.NOTICE_NOT_SENT] == 0
+
+
+def test_the_sweeper_sends_an_expired_reservations_lost_notice_once(
+    store, clock, customer, musical, sweep_deps, gateway, sender
+):
+    expire(store, clock, customer, musical, sweep_deps, gateway, "down")
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+
+    first = sweep(sweep_deps)
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+    second = sweep(sweep_deps)
+
+    assert first.repairs[Repair.NOTICE_NOT_SENT] == 1
+    assert second.repairs[Repair.NOTICE_NOT_SENT] == 0
+    assert [kind for _, kind in sender.sent] == ["reservation-expired"]
 
 
 def test_the_sweeper_drives_on_a_saga_whose_messages_were_all_lost(
@@ -149,7 +259,7 @@ def test_a_cancel_whose_message_was_lost_is_carried_to_the_payment(
 ):
     placed = place(store, musical, customer, clock.now()).reservation
     on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
-    cancel_reservation(placed.id, customer, store, clock.now())
+    cancel_reservation(placed.id, customer, reservation_deps(store, clock))
     clock.advance(REPAIR_AFTER.total_seconds() + 1)
 
     report = sweep(sweep_deps)

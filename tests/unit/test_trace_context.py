@@ -7,6 +7,8 @@ decorators; an OpenTelemetry SDK recording in memory (the app itself only uses t
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,15 +22,29 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from devhost.servicebus_trigger import function_message
-from shared.adapters.tracing import TracedDocumentStore, TracedPublisher
+from shared.adapters.payment_gateway import HttpPaymentGateway
+from shared.adapters.tracing import (
+    DECLINE_CODE_ATTRIBUTE,
+    OPERATION_ATTRIBUTE,
+    ORDER_ATTRIBUTE,
+    TracedDocumentStore,
+    TracedPaymentGateway,
+    TracedPublisher,
+)
+from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.domain.commands import PlaceReservation
 from shared.domain.events import Event
-from shared.handlers.musicals import MusicalDirectory
-from shared.handlers.payments import PaymentDeps, on_reservation_placed
+from shared.handlers.payments import (
+    PaymentDeps,
+    on_reservation_cancelled,
+    on_reservation_placed,
+    on_retry,
+)
 from shared.handlers.relay import relay_outbox
 from shared.handlers.reservations import place_reservation
 from shared.observability import (
     CORRELATION_ATTRIBUTE,
+    OUTCOME_ATTRIBUTE,
     RESERVATION_ATTRIBUTE,
     TRACE_CONTEXT_FIELD,
     step,
@@ -36,8 +52,17 @@ from shared.observability import (
     traced_changes,
     traced_message,
 )
-from shared.ports import OutboundMessage, PaymentApproval
+from shared.ports import OutboundMessage, OutcomeUnknown, PaymentApproval, PaymentDeclined
 from shared.topology import MUSICALS, PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
+from tests.support.fake_gateway import FakeGateway
+from tests.support.handler_deps import reservation_deps
+from tests.unit.test_payments import (
+    RETRY_SECONDS,
+    ScriptedGateway,
+    cancelled,
+    current_deferral,
+    placed,
+)
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -98,9 +123,7 @@ def test_the_trace_of_a_request_is_kept_by_its_event_its_message_and_the_payment
                 customer,
                 "corr-7",
                 None,
-                traced_store,
-                MusicalDirectory(traced_store),
-                clock.now(),
+                reservation_deps(traced_store, clock),
             )
         )
         request_context = trace_context()
@@ -183,3 +206,112 @@ def test_a_failing_function_ends_its_spans_with_the_error_as_outcome(spans):
     (failed,) = [s for s in spans.get_finished_spans() if s.name.startswith("project")]
     assert failed.attributes["outerpark.outcome"] == "error: RuntimeError"
     assert not failed.status.is_ok
+
+
+def gateway_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in spans.get_finished_spans() if s.name.startswith("gateway ")]
+
+
+def test_each_gateway_call_of_a_payment_is_a_child_span_naming_operation_order_and_outcome(
+    store, bus, clock, spans
+):
+    gateway = ScriptedGateway(mode="approve_then_timeout")  # charged, the answer lost
+    deps = PaymentDeps(
+        store=store,
+        gateway=TracedPaymentGateway(gateway),
+        bus=bus,
+        clock=clock,
+        retry_delay=lambda deferrals: RETRY_SECONDS * deferrals,
+    )
+    with step("charge_reservation", None, SpanKind.CONSUMER, {}) as charge:
+        on_reservation_placed(placed(clock), deps)
+    gateway.mode = "approve"
+    on_reservation_cancelled(cancelled(clock), deps)
+    clock.advance(RETRY_SECONDS)
+    with step("retry_payment", None, SpanKind.CONSUMER, {}) as retry:
+        on_retry("r1", current_deferral(store), deps)
+
+    confirm, lookup, cancel = gateway_spans(spans)
+    assert [s.name for s in (confirm, lookup, cancel)] == [
+        "gateway confirm",
+        "gateway lookup",
+        "gateway cancel",
+    ]
+    assert confirm.parent.span_id == charge.get_span_context().span_id
+    assert lookup.parent.span_id == cancel.parent.span_id == retry.get_span_context().span_id
+    assert {s.kind for s in (confirm, lookup, cancel)} == {SpanKind.CLIENT}
+    assert [dict(s.attributes) for s in (confirm, lookup, cancel)] == [
+        {OPERATION_ATTRIBUTE: "confirm", ORDER_ATTRIBUTE: "r1", OUTCOME_ATTRIBUTE: "unknown"},
+        {OPERATION_ATTRIBUTE: "lookup", ORDER_ATTRIBUTE: "r1", OUTCOME_ATTRIBUTE: "found"},
+        {OPERATION_ATTRIBUTE: "cancel", ORDER_ATTRIBUTE: "r1", OUTCOME_ATTRIBUTE: "cancelled"},
+    ]
+    assert not confirm.status.is_ok  # outcome unknown: an error for operators
+    assert lookup.status.is_ok
+    assert cancel.status.is_ok
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "is_error"),
+    [
+        ("approve", "approved", False),
+        ("decline", "declined", False),
+        ("in_progress", "still processing", False),
+        ("down", "unknown", True),
+        ("unreachable", "not reached", True),
+        ("merchant", "merchant rejected", True),
+    ],
+)
+def test_a_gateway_spans_outcome_names_the_family_of_the_answer(
+    spans, mode: str, outcome: str, is_error: bool
+):
+    gateway = TracedPaymentGateway(ScriptedGateway(mode=mode))
+
+    with contextlib.suppress(PaymentDeclined, OutcomeUnknown):
+        gateway.confirm("r9", 100, "Wicked x1")
+
+    (span,) = gateway_spans(spans)
+    assert span.attributes[OUTCOME_ATTRIBUTE] == outcome
+    assert span.status.is_ok is not is_error
+    if mode == "decline":
+        assert span.attributes[DECLINE_CODE_ATTRIBUTE] == "REJECT_CARD_PAYMENT"
+
+
+def test_a_call_the_breaker_refuses_is_a_span_saying_so(store, clock, spans):
+    config = BreakerConfig(failure_threshold=1, open_seconds=60)
+    breaker = CircuitBreaker(store, config, clock=clock)
+    gateway = TracedPaymentGateway(GuardedPaymentGateway(ScriptedGateway(mode="down"), breaker))
+
+    for _ in range(2):
+        with contextlib.suppress(OutcomeUnknown):
+            gateway.lookup("r9")
+
+    assert [s.attributes[OUTCOME_ATTRIBUTE] for s in gateway_spans(spans)] == [
+        "unknown",
+        "breaker open",
+    ]
+
+
+def test_the_http_gateways_span_has_the_answers_status_and_never_the_secret_key(spans):
+    secret = "test_sk_do_not_leak_1234"
+    with (
+        FakeGateway() as fake,
+        HttpPaymentGateway(fake.url, 2.0, secret_key=secret) as http,
+    ):
+        gateway = TracedPaymentGateway(http)
+        gateway.confirm("r10", 100, "Wicked x1")
+        assert gateway.lookup("missing") is None
+        fake.set_mode("down")
+        with pytest.raises(OutcomeUnknown):
+            gateway.confirm("r11", 100, "Wicked x1")
+
+    confirmed, not_found, failed = gateway_spans(spans)
+    assert confirmed.attributes["http.response.status_code"] == 200
+    assert not_found.attributes["http.response.status_code"] == 404
+    assert not_found.attributes[OUTCOME_ATTRIBUTE] == "not found"
+    assert failed.attributes["http.response.status_code"] >= 500
+    recorded = json.dumps(
+        [[dict(s.attributes), s.status.description, s.name] for s in gateway_spans(spans)]
+    )
+    token = base64.b64encode(f"{secret}:".encode()).decode()
+    assert secret not in recorded
+    assert token not in recorded
