@@ -7,7 +7,8 @@ Two things make concurrent best-available requests cheap and keep them from coll
   unchanged version means an unchanged set. One read of the grade's counters replaces, for each
   section that did not change, a query of up to 1,000 seat items. A hold of this process that
   moved the version by exactly one from the one known adds its seats to what is known without a
-  read (nobody else wrote in between).
+  read (nobody else wrote in between); holds whose answers come back out of order wait until
+  the ones before them have (a version written by another process leaves a gap: re-read).
 - **Claims.** Seats that a request of this process has picked and is holding right now count
   as taken for the others. Without them every concurrent request reads the same seats, computes
   the same best ones, and all but one lose the race and read again. A claim lasts until its
@@ -31,6 +32,7 @@ from shared.ports import AsyncDocumentStore, Condition
 from shared.topology import PERFORMANCES
 
 _PAGE = 1000
+_MAX_PENDING = 1000
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class SeatBook:
         self._capacity = capacity
         self._known: dict[str, _Known] = {}
         self._claimed: dict[str, set[Seat]] = {}
+        # This process's holds whose answers came back before the one before them (out of order):
+        # by partition, the version each left the counter at, and its seats.
+        self._pending: dict[str, dict[int, frozenset[Seat]]] = {}
         self._lock = threading.Lock()
 
     async def taken(
@@ -83,11 +88,14 @@ class SeatBook:
         return found
 
     def add_held(self, partition: str, seats: Sequence[Seat], version: int) -> None:
-        """This process's hold of `seats` left the counter at `version`."""
+        """This process's hold of `seats` left the counter at `version`: what is known moves on
+        when it knew `version - 1` (at once, or once the holds before it have come back)."""
         with self._lock:
-            known = self._known.get(partition)
-            if known is not None and known.version == version - 1:
-                self._known[partition] = _Known(version, known.held | frozenset(seats))
+            pending = self._pending.setdefault(partition, {})
+            if len(pending) >= _MAX_PENDING:  # a gap nobody here will fill: start again
+                pending.clear()
+            pending[version] = frozenset(seats)
+            self._advance(partition)
 
     def forget(self, partition: str) -> None:
         """Read the partition's seats again next time (a hold there lost a race)."""
@@ -115,7 +123,22 @@ class SeatBook:
         with self._lock:
             if len(self._known) >= self._capacity:
                 self._known.clear()
+                self._pending.clear()
             self._known[partition] = known
+            self._advance(partition)
+
+    def _advance(self, partition: str) -> None:
+        """Apply the pending holds that follow what is known, in version order (lock held)."""
+        known, pending = self._known.get(partition), self._pending.get(partition)
+        if known is None or not pending:
+            return
+        version, held = known.version, known.held
+        while version + 1 in pending:
+            version += 1
+            held = held | pending.pop(version)
+        for passed in [v for v in pending if v <= version]:
+            del pending[passed]
+        self._known[partition] = _Known(version, held)
 
 
 async def held_seat_ids(

@@ -120,3 +120,22 @@ def test_a_hold_of_this_process_is_added_to_what_it_knows_without_a_read(
 
     assert counting.queries == []
     assert {seat.id for seat in taken["B"]} == set(chosen.seat_ids)
+
+
+def test_holds_whose_answers_come_back_out_of_order_are_known_once_the_gap_is_filled(
+    store, clock, directory, performance_id
+):
+    counting, book = CountingQueries(store), SeatBook()
+    partition = section_partition(performance_id, "B")
+    asyncio.run(book.taken(performance_id, ["B"], counting))  # known at version 0
+    first, second = [Seat("B", 1, 1)], [Seat("B", 1, 2)]
+    for seat in (*first, *second):  # two holds land: the counter goes to version 2
+        place(store, clock, directory, seats(performance_id, seat.id))
+
+    book.add_held(partition, second, 2)  # the second answer comes back first
+    book.add_held(partition, first, 1)
+    counting.queries.clear()
+    taken = asyncio.run(book.taken(performance_id, ["B"], counting))
+
+    assert counting.queries == []
+    assert taken["B"] == frozenset(first + second)
