@@ -8,7 +8,10 @@ Two things make concurrent best-available requests cheap and keep them from coll
   section that did not change, a query of up to 1,000 seat items. A hold of this process that
   moved the version by exactly one from the one known adds its seats to what is known without a
   read (nobody else wrote in between); holds whose answers come back out of order wait until
-  the ones before them have (a version written by another process leaves a gap: re-read).
+  the ones before them have (a version written by another process leaves a gap: re-read). For
+  best available, what is known may lag the counter by the holds of this process still in
+  flight there: their seats are claimed (below). A write of another process hidden in that lag
+  (a cancel freeing seats) is seen once the lag is gone: until then those seats look taken.
 - **Claims.** Seats that a request of this process has picked and is holding right now count
   as taken for the others. Without them every concurrent request reads the same seats, computes
   the same best ones, and all but one lose the race and read again. A claim lasts until its
@@ -48,6 +51,7 @@ class SeatBook:
         self._capacity = capacity
         self._known: dict[str, _Known] = {}
         self._claimed: dict[str, set[Seat]] = {}
+        self._in_flight: dict[str, int] = {}
         # This process's holds whose answers came back before the one before them (out of order):
         # by partition, the version each left the counter at, and its seats.
         self._pending: dict[str, dict[int, frozenset[Seat]]] = {}
@@ -57,7 +61,7 @@ class SeatBook:
         self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
     ) -> dict[str, frozenset[Seat]]:
         """The seats of each section that are held or claimed, as far as is known now."""
-        held = await self.held(performance_id, section_ids, store)
+        held = await self._held(performance_id, section_ids, store, claimed_too=True)
         return {
             section_id: seats | self._claims(section_partition(performance_id, section_id))
             for section_id, seats in held.items()
@@ -68,6 +72,18 @@ class SeatBook:
     ) -> dict[str, frozenset[Seat]]:
         """The held seats of each section now: as known when its counter did not change since,
         else read again."""
+        return await self._held(performance_id, section_ids, store, claimed_too=False)
+
+    async def _held(
+        self,
+        performance_id: str,
+        section_ids: Sequence[str],
+        store: AsyncDocumentStore,
+        claimed_too: bool,
+    ) -> dict[str, frozenset[Seat]]:
+        """`held`; with `claimed_too`, for callers that add the claimed seats themselves: what is
+        known may then lag the counter by as many versions as this process has holds in flight
+        there (committed, not yet answered), since their seats are claimed."""
         partitions = {s: section_partition(performance_id, s) for s in section_ids}
         keys = [(partition, COUNTER_ID) for partition in partitions.values()]
         counters = await store.read_many_async(PERFORMANCES.name, keys)
@@ -76,7 +92,10 @@ class SeatBook:
         for section_id, partition in partitions.items():
             version = versions.get(section_id)
             known = self._known.get(partition)
-            if known is None or version is None or known.version != version:
+            # Known at a version the counter had by then, or past it (a hold of this process
+            # answered while the counters were read): current enough.
+            lag = self._in_flight.get(partition, 0) if claimed_too else 0
+            if known is None or version is None or known.version < version - lag:
                 # Read after the counter: the set is at least as new as that version.
                 ids = await held_seat_ids(performance_id, section_id, store)
                 held = frozenset(Seat.parse(seat_id) for seat_id in ids)
@@ -106,6 +125,7 @@ class SeatBook:
     def claiming(self, partition: str, seats: Sequence[Seat]) -> Iterator[None]:
         with self._lock:
             self._claimed.setdefault(partition, set()).update(seats)
+            self._in_flight[partition] = self._in_flight.get(partition, 0) + 1
         try:
             yield
         finally:
@@ -114,6 +134,9 @@ class SeatBook:
                 claimed.difference_update(seats)
                 if not claimed:
                     self._claimed.pop(partition, None)
+                left = self._in_flight.pop(partition, 1) - 1
+                if left:
+                    self._in_flight[partition] = left
 
     def _claims(self, partition: str) -> frozenset[Seat]:
         with self._lock:

@@ -139,3 +139,21 @@ def test_holds_whose_answers_come_back_out_of_order_are_known_once_the_gap_is_fi
 
     assert counting.queries == []
     assert taken["B"] == frozenset(first + second)
+
+
+def test_what_is_known_may_lag_the_counter_by_this_process_s_holds_in_flight_for_a_pick(
+    store, clock, directory, performance_id
+):
+    counting, book = CountingQueries(store), SeatBook()
+    partition = section_partition(performance_id, "B")
+    asyncio.run(book.taken(performance_id, ["B"], counting))  # known at version 0
+    in_flight = [Seat("B", 2, 1)]
+    with book.claiming(partition, in_flight):
+        place(store, clock, directory, seats(performance_id, "B-2-1"))  # committed, unanswered
+        counting.queries.clear()
+        taken = asyncio.run(book.taken(performance_id, ["B"], counting))
+        listed = asyncio.run(book.held(performance_id, ["B"], counting))
+
+    assert taken["B"] == frozenset(in_flight)  # claimed: no read needed for a pick
+    assert counting.queries == [partition]  # the listing read it: it shows only what is held
+    assert listed["B"] == frozenset(in_flight)
