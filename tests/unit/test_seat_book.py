@@ -141,7 +141,7 @@ def test_holds_whose_answers_come_back_out_of_order_are_known_once_the_gap_is_fi
     assert taken["B"] == frozenset(first + second)
 
 
-def test_what_is_known_may_lag_the_counter_by_this_process_s_holds_in_flight_for_a_pick(
+def test_for_a_pick_what_is_known_may_lag_the_counter_by_the_holds_in_flight_there(
     store, clock, directory, performance_id
 ):
     counting, book = CountingQueries(store), SeatBook()
