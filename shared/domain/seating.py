@@ -10,10 +10,12 @@ reservation's seats, the reservation and its event in one transactional batch.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -174,13 +176,15 @@ def best_available(
 def _adjacent_in_nearest_row(
     sections: Sequence[Section], count: int, taken: Mapping[str, frozenset[Seat]]
 ) -> list[Seat] | None:
-    held_by_row = {section.id: _numbers_by_row(taken.get(section.id, ())) for section in sections}
+    held_by_row = {
+        section.id: _numbers_by_row(taken.get(section.id, frozenset())) for section in sections
+    }
     deepest = max(section.rows for section in sections)
     for row in range(1, deepest + 1):
         for section in sections:
             if row > section.rows or count > section.seats_per_row:
                 continue
-            held: set[int] = held_by_row[section.id].get(row, set())
+            held = held_by_row[section.id].get(row, frozenset())
             if section.seats_per_row - len(held) < count:
                 continue  # not that many free seats in this row at all
             run = 0
@@ -192,11 +196,14 @@ def _adjacent_in_nearest_row(
     return None
 
 
-def _numbers_by_row(seats: Iterable[Seat]) -> dict[int, set[int]]:
+@functools.lru_cache(maxsize=256)
+def _numbers_by_row(seats: frozenset[Seat]) -> Mapping[int, frozenset[int]]:
+    """The held numbers of each row. Cached: a section that did not change since the last
+    request hands over the very same set (shared.handlers.seat_book)."""
     by_row: dict[int, set[int]] = {}
     for seat in seats:
         by_row.setdefault(seat.row, set()).add(seat.number)
-    return by_row
+    return MappingProxyType({row: frozenset(numbers) for row, numbers in by_row.items()})
 
 
 def _nearest_in_one_section(
