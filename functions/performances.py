@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api.http import ApiRequest, endpoint, json_response
+from shared.api.http import ApiRequest, endpoint, json_response, json_text_response
 from shared.bootstrap import get_services
 from shared.handlers.performances import get_performance, seat_summary, section_seats
 
@@ -28,4 +28,4 @@ async def show_seats(request: ApiRequest) -> func.HttpResponse:
     seats = await section_seats(
         performance_id, section, services.async_store, services.performances
     )
-    return json_response(seats, request)
+    return json_text_response(seats, request)

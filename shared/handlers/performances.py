@@ -6,6 +6,7 @@ each in its own partition (see shared.domain.performances and docs/seating.md).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +29,14 @@ from shared.domain.performances import (
     SeatedMusical,
     SectionCounter,
 )
-from shared.domain.seating import SeatMap, Section
+from shared.domain.seating import Seat, SeatMap, Section
 from shared.domain.seating_commands import RegisterSeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.seat_book import SeatBook
 from shared.ports import AsyncDocumentStore, DocumentStore, NotFound
 from shared.topology import MUSICALS, PERFORMANCES
+
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 if TYPE_CHECKING:  # shared.handlers.musicals reads performances' counts: no import cycle
     from shared.handlers.musicals import MusicalDeps
@@ -116,6 +119,8 @@ class PerformanceDirectory:
         self._known: dict[str, Performance] = {}
         self._lock = threading.Lock()
         self.seats = SeatBook()
+        # Each section's listing as last written, with the held seats it was written from.
+        self.listings: dict[str, tuple[frozenset[Seat], str]] = {}
 
     def get(self, performance_id: str, store: DocumentStore) -> Performance:
         known = self._known.get(performance_id)
@@ -242,25 +247,37 @@ async def section_seats(
     section_id: str,
     store: AsyncDocumentStore,
     directory: PerformanceDirectory,
-) -> dict[str, Any]:
-    """`GET /performances/{id}/seats?section=ID`: each seat of the section, free or not."""
+) -> str:
+    """`GET /performances/{id}/seats?section=ID`: each seat of the section, free or not, as
+    JSON text. Written once per state of the section's held seats (`SeatBook`), which is what
+    a listing asked again and again while nobody buys costs: a lookup."""
     performance = await directory.get_async(performance_id, store)
     section = performance.seat_map.section(section_id)
     if section is None:
         raise NotFoundError(f"no section {section_id!r} in performance {performance_id}")
     held = (await directory.seats.held(performance.id, [section.id], store))[section.id]
-    return {
-        "performanceId": performance.id,
-        "section": section.id,
-        "grade": section.grade,
-        "price": performance.seat_map.grades[section.grade],
-        "seats": [
-            {
-                "id": seat.id,
-                "row": seat.row,
-                "number": seat.number,
-                "available": seat not in held,
-            }
-            for seat in section.seats()
-        ],
-    }
+    key = section_partition(performance.id, section.id)
+    written = directory.listings.get(key)
+    if written is not None and written[0] is held:
+        return written[1]
+    text = _listing(performance, section, held)
+    directory.listings[key] = (held, text)
+    return text
+
+
+def _listing(performance: Performance, section: Section, held: frozenset[Seat]) -> str:
+    """The listing's JSON, written directly: seat ids are letters, digits and dashes."""
+    seats = ",".join(
+        f'{{"id":"{seat.id}","row":{seat.row},"number":{seat.number},'
+        f'"available":{"false" if seat in held else "true"}}}'
+        for seat in section.seats()
+    )
+    head = _ENCODE_JSON(
+        {
+            "performanceId": performance.id,
+            "section": section.id,
+            "grade": section.grade,
+            "price": performance.seat_map.grades[section.grade],
+        }
+    )
+    return f'{head[:-1]},"seats":[{seats}]}}'

@@ -346,7 +346,7 @@ def test_someone_elses_seated_reservation_does_not_exist_for_you(
 def test_a_section_listing_marks_each_held_seat(store, clock, directory, performance_id):
     place(store, clock, directory, seats(performance_id, "B-2-3"))
 
-    listing = asyncio.run(section_seats(performance_id, "B", store, directory))
+    listing = json.loads(asyncio.run(section_seats(performance_id, "B", store, directory)))
 
     assert [s["id"] for s in listing["seats"] if not s["available"]] == ["B-2-3"]
     assert len(listing["seats"]) == 8
@@ -366,3 +366,19 @@ def test_a_general_admission_request_for_a_seated_musical_is_invalid(store, cloc
 
     with pytest.raises(InvalidSeatRequest):
         asyncio.run(place_reservation(command, ALICE, "corr", None, reservation_deps(store, clock)))
+
+
+def test_a_section_listing_is_written_once_per_state_of_its_held_seats(
+    store, clock, directory, performance_id
+):
+    def listing() -> str:
+        return asyncio.run(section_seats(performance_id, "C", store, directory))
+
+    first, again = listing(), listing()
+    place(store, clock, directory, seats(performance_id, "C-1-4"))
+    after = json.loads(listing())
+
+    assert again is first  # nobody bought: the same text, not written again
+    assert [s["id"] for s in after["seats"] if not s["available"]] == ["C-1-4"]
+    assert after["grade"] == "R"
+    assert after["price"] == 500
