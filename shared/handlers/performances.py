@@ -36,6 +36,7 @@ from shared.handlers.seat_book import SeatBook
 from shared.ports import AsyncDocumentStore, DocumentStore, NotFound
 from shared.topology import MUSICALS, PERFORMANCES
 
+_LISTINGS_KEPT = 1_000  # sections' listings kept per process (~40 KB each)
 _ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 if TYPE_CHECKING:  # shared.handlers.musicals reads performances' counts: no import cycle
@@ -261,6 +262,8 @@ async def section_seats(
     if written is not None and written[0] is held:
         return written[1]
     text = _listing(performance, section, held)
+    if len(directory.listings) >= _LISTINGS_KEPT:
+        directory.listings.clear()
     directory.listings[key] = (held, text)
     return text
 
