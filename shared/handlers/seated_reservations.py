@@ -191,7 +191,7 @@ async def _place(
     try:
         if isinstance(command, ReserveSeats):
             return await _hold(
-                seats, suffix, hold_key, performance, caller, correlation_id, store, now
+                seats, suffix, hold_key, performance, caller, correlation_id, store, now, book
             )
         return await _hold_best(
             command, suffix, hold_key, performance, caller, correlation_id, store, book, now
@@ -220,7 +220,7 @@ async def _hold(
     correlation_id: str,
     store: AsyncDocumentStore,
     now: datetime,
-    book: SeatBook | None = None,
+    book: SeatBook,
 ) -> Placed:
     """One batch in the section partition: the seats, the counter, the reservation, its event."""
     section_id = seats[0].section
@@ -282,8 +282,7 @@ async def _hold(
         raise
     reservation.etag = written(stored, len(held) + 1)["_etag"]
     counter = written(stored, len(held))
-    if book is not None:
-        book.add_held(partition, seats, counter["version"])
+    book.add_held(partition, seats, counter["version"])
     return Placed(reservation, created=True)
 
 
