@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.domain.errors import InvalidTransition
+from shared.domain.errors import InvalidTransition, ReservationExpired, ReservationRejected
 from shared.domain.timestamps import UtcTimestamp
 
 
@@ -152,6 +152,15 @@ class Reservation(StoredModel):
     @property
     def holds_seats(self) -> bool:
         return self.status in SEAT_HOLDING_STATUSES
+
+    def cancel_changes_it(self) -> bool:
+        """Whether a cancel has something to do: False when it is Cancelled already (the cancel
+        answers it unchanged); ReservationRejected or ReservationExpired when it ended so."""
+        if self.status is ReservationStatus.REJECTED:
+            raise ReservationRejected(f"reservation {self.id} was rejected; nothing to cancel")
+        if self.status is ReservationStatus.EXPIRED:
+            raise ReservationExpired(f"reservation {self.id} expired unpaid; nothing to cancel")
+        return self.status is not ReservationStatus.CANCELLED
 
     def seated_facts(self) -> dict[str, Any]:
         """What a seated reservation's events add (shared.domain.performances); none here."""

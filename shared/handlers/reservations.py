@@ -19,8 +19,6 @@ from shared.domain.commands import PlaceReservation
 from shared.domain.errors import (
     NotEnoughSeats,
     NotFoundError,
-    ReservationExpired,
-    ReservationRejected,
     SeatLimitReached,
 )
 from shared.domain.events import Event, EventType, reservation_event
@@ -255,16 +253,8 @@ def cancel_reservation(reservation_id: str, caller: Caller, deps: ReservationDep
 
     def attempt() -> Reservation:
         reservation = get_reservation(reservation_id, caller, store)
-        if reservation.status is ReservationStatus.CANCELLED:
+        if not reservation.cancel_changes_it():
             return reservation
-        if reservation.status is ReservationStatus.REJECTED:
-            raise ReservationRejected(
-                f"reservation {reservation_id} was rejected; nothing to cancel"
-            )
-        if reservation.status is ReservationStatus.EXPIRED:
-            raise ReservationExpired(
-                f"reservation {reservation_id} expired unpaid; nothing to cancel"
-            )
         return _transition(reservation, ReservationStatus.CANCELLED, store, now)
 
     return retry_on_race(attempt, f"reservation {reservation_id}")

@@ -23,8 +23,6 @@ from shared.domain.caller import Caller
 from shared.domain.errors import (
     NotEnoughSeats,
     NotFoundError,
-    ReservationExpired,
-    ReservationRejected,
     SeatLimitReached,
 )
 from shared.domain.events import Event, EventType, reservation_event
@@ -599,16 +597,8 @@ def cancel_seated_reservation(
 
     def attempt() -> SeatedReservation:
         reservation = get_seated_reservation(reservation_id, caller, store)
-        if reservation.status is ReservationStatus.CANCELLED:
+        if not reservation.cancel_changes_it():
             return reservation
-        if reservation.status is ReservationStatus.REJECTED:
-            raise ReservationRejected(
-                f"reservation {reservation_id} was rejected; nothing to cancel"
-            )
-        if reservation.status is ReservationStatus.EXPIRED:
-            raise ReservationExpired(
-                f"reservation {reservation_id} expired unpaid; nothing to cancel"
-            )
         terms = cancellation_terms(
             reservation.amount,
             reservation.starts_at,
