@@ -312,6 +312,30 @@ class SqliteReader:
         found = {(row[0], row[1]): row[2] for row in rows}
         return [json.loads(found[key]) for key in map(tuple, keys) if key in found]
 
+    async def read_many_json_async(
+        self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
+    ) -> list[str]:
+        """One statement for every key, each item's object of `fields` made by SQLite's JSON
+        functions as in `query_json_async` (inline, as `read_async`)."""
+        spec = self._container(container)
+        if not keys:
+            return []
+        pairs = ", ".join("(?, ?)" for _ in keys)
+        projection, projection_params = _json_object_of(fields)
+        with self._reader() as connection:
+            rows = connection.execute(
+                f"SELECT pk, id, {projection} FROM items WHERE container = ? AND {LIVE}"
+                f" AND (pk, id) IN (VALUES {pairs})",
+                [
+                    *projection_params,
+                    spec.name,
+                    self._clock(),
+                    *(part for key in keys for part in key),
+                ],
+            ).fetchall()
+        found: dict[tuple[str, str], str] = {(row[0], row[1]): row[2] for row in rows}
+        return [found[key] for key in map(tuple, keys) if key in found]
+
     async def query_json_async(
         self,
         container: str,
@@ -324,18 +348,17 @@ class SqliteReader:
     ) -> JsonPage:
         """`query`, the object of `fields` made by SQLite's JSON functions from the stored
         body (`->` keeps each value's JSON type), inline as `read_async`."""
-        projection = ", ".join("?, body -> ?" for _ in fields)
-        projection_params = [part for name in fields for part in (name, f'$."{name}"')]
         rows, token = self._page(
-            container,
-            partition_key,
-            where,
-            order_by,
-            limit,
-            continuation,
-            (f"json_object({projection})", projection_params),
+            container, partition_key, where, order_by, limit, continuation, _json_object_of(fields)
         )
         return JsonPage(items=[row[0] for row in rows], continuation=token)
+
+
+def _json_object_of(fields: Sequence[str]) -> Sql:
+    """SQL (and its parameters) of the JSON object of the stored body's top-level `fields`, in
+    that order; `->` keeps each value's JSON type, and a missing field is null."""
+    projection = ", ".join("?, body -> ?" for _ in fields)
+    return f"json_object({projection})", [part for name in fields for part in (name, f'$."{name}"')]
 
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:
