@@ -16,7 +16,13 @@ import json
 from dataclasses import dataclass
 
 from shared.domain.caller import Caller
-from shared.handlers.paging import list_scope, sealed_or_none, tokens_checked, unseal
+from shared.handlers.paging import (
+    list_scope,
+    page_json,
+    sealed_or_none,
+    tokens_checked,
+    unseal,
+)
 from shared.ports import AsyncDocumentStore, Condition, OrderBy
 from shared.projection.history_item import API_FIELDS
 from shared.topology import CUSTOMER_CENTER
@@ -36,10 +42,8 @@ class HistoryPage:
 
     def to_json(self) -> str:
         """The answer of GET /history, joined from the items' texts."""
-        return (
-            f'{{"customerId":{_ENCODE_JSON(self.customer_id)},"items":[{",".join(self.items)}],'
-            f'"continuationToken":{_ENCODE_JSON(self.continuation_token)}}}'
-        )
+        head = f'"customerId":{_ENCODE_JSON(self.customer_id)},'
+        return page_json(self.items, self.continuation_token, head)
 
 
 async def list_history(

@@ -103,7 +103,8 @@ def test_a_body_of_exactly_64_kib_is_read():
 
 
 def list_musicals(store, limit: int, token: str | None):
-    return asyncio.run(list_musicals_async(store, limit, token))
+    page = asyncio.run(list_musicals_async(store, limit, token))
+    return [json.loads(item) for item in page.items], page.continuation_token
 
 
 @pytest.fixture
