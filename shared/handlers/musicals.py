@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from shared.domain.commands import RegisterMusical
 from shared.domain.errors import NotFoundError
 from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
-from shared.handlers.paging import page_json, query_page
+from shared.handlers.paging import page_json, query_json_page
 from shared.ports import AsyncDocumentStore, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
@@ -78,16 +79,18 @@ async def list_musicals(
     partition, beside its reservations, so that a reservation holds its seats atomically),
     each as the JSON text of its API fields, served as stored (see `Musical.served`; a field
     that an older document lacks comes as null, the default of every field added since)."""
-    page = await query_page(
+    page = await query_json_page(
         store,
         MUSICALS.name,
         CatalogEntry.PARTITION,
+        ("id",),
         [Condition("type", "=", CatalogEntry.DOC_TYPE)],
         CATALOG_ORDER,
         limit,
         continuation,
     )
-    keys = [(entry["id"], entry["id"]) for entry in page.items]
+    ids = [json.loads(line)["id"] for line in page.items]
+    keys = [(musical_id, musical_id) for musical_id in ids]
     # A line whose musical was never written (see register_musical) is skipped.
     musicals = await store.read_many_json_async(MUSICALS.name, keys, Musical.served_fields())
     return CatalogPage(musicals, page.continuation)

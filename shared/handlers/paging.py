@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from shared.domain.errors import InvalidContinuationToken
-from shared.ports import AsyncDocumentStore, Condition, OrderBy, Page
+from shared.ports import AsyncDocumentStore, Condition, JsonPage, OrderBy
 
 _TAG_KEY = b"outerpark continuation token v1"
 _TAG_BYTES = 16
@@ -27,21 +27,25 @@ _REFUSED = "continuationToken is not one this list returned; start again without
 _ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
-async def query_page(
+async def query_json_page(
     store: AsyncDocumentStore,
     container: str,
     partition_key: str,
+    fields: Sequence[str],
     where: Sequence[Condition],
     order_by: Sequence[OrderBy],
     limit: int,
     continuation: str | None,
-) -> Page:
-    """The page; a continuation token this list did not issue is the client's error (422)."""
+) -> JsonPage:
+    """The page, each item as the JSON text of its `fields` (`query_json_async`); a
+    continuation token this list did not issue is the client's error (422)."""
     scope = list_scope(container, partition_key, where, order_by)
     inner = None if continuation is None else unseal(continuation, scope)
     with tokens_checked(inner):
-        page = await store.query_async(container, partition_key, where, order_by, limit, inner)
-    return Page(items=page.items, continuation=sealed_or_none(page.continuation, scope))
+        page = await store.query_json_async(
+            container, partition_key, fields, where, order_by, limit, inner
+        )
+    return JsonPage(items=page.items, continuation=sealed_or_none(page.continuation, scope))
 
 
 def page_json(items: Sequence[str], continuation_token: str | None, head: str = "") -> str:

@@ -22,7 +22,7 @@ from shared.domain.commands import RegisterMusical
 from shared.domain.errors import InvalidContinuationToken
 from shared.handlers.musicals import list_musicals as list_musicals_async
 from shared.handlers.musicals import register_musical
-from shared.handlers.paging import query_page, seal
+from shared.handlers.paging import query_json_page, seal
 from shared.ports import Condition, OrderBy
 from shared.topology import CUSTOMER_CENTER, MUSICALS
 
@@ -145,10 +145,11 @@ def test_a_token_the_server_never_issued_is_refused(catalog, token):
 
 def history_page(store, customer_id: str, token: str | None):
     return asyncio.run(
-        query_page(
+        query_json_page(
             store,
             CUSTOMER_CENTER.name,
             customer_id,
+            ("id",),
             [Condition("musicalTitle", ">=", "")],
             [OrderBy("createdAt", descending=True), OrderBy("id")],
             1,
