@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -102,4 +103,18 @@ def list_scope(
     container: str, partition_key: str, where: Sequence[Condition], order_by: Sequence[OrderBy]
 ) -> bytes:
     """What a token is sealed to: the container, the partition, the filter and the order."""
-    return repr((container, partition_key, tuple(where), tuple(order_by))).encode()
+    typed = tuple((condition, type(condition.value)) for condition in where)
+    return _scope(container, partition_key, typed, tuple(order_by))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(
+    container: str,
+    partition_key: str,
+    typed: tuple[tuple[Condition, type], ...],
+    order_by: tuple[OrderBy, ...],
+) -> bytes:
+    """Written once per list (a customer's history asks for its own on every page); keyed
+    with each value's type too (True == 1, but their lists differ)."""
+    where = tuple(condition for condition, _ in typed)
+    return repr((container, partition_key, where, order_by)).encode()
