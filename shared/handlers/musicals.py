@@ -89,8 +89,8 @@ async def list_musicals(
         limit,
         continuation,
     )
-    ids = [json.loads(line)["id"] for line in page.items]
-    keys = [(musical_id, musical_id) for musical_id in ids]
+    lines = json.loads(f"[{','.join(page.items)}]")  # one decode for the page, not one a line
+    keys = [(line["id"], line["id"]) for line in lines]
     # A line whose musical was never written (see register_musical) is skipped.
     musicals = await store.read_many_json_async(MUSICALS.name, keys, Musical.served_fields())
     return CatalogPage(musicals, page.continuation)
