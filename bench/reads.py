@@ -9,9 +9,9 @@ machine is shared and its speed drifts: the ratios travel, the absolute figures 
 its p50 and p99, and with the CPU time the HTTP host spent per request of each (the cost
 ratio, health's µs ÷ the read's, is what the throughput ratio tends to when the host is the
 bottleneck, and it moves less with the other loads of a shared machine); then the median of
-the rounds. On the larger views only health and the
-history are run: the history's ratio and p99 there, against the smallest view's, tell whether
-the read stays flat as the system grows.
+the rounds. On the larger views only health and the history are run: the history's ratio, p99
+and host CPU there, against the smallest view's, tell whether the read stays flat as the
+system grows.
 
     python -m bench.reads [--sizes 1000 100000] [--connections 8 32] [--rounds 3] [--duration 5]
 
@@ -191,7 +191,7 @@ def summary(runs: list[Run], sizes: list[int]) -> list[str]:
     for run in runs:
         grouped[(run.size, run.connections, run.read)].append(run)
     lines = []
-    medians: dict[tuple[int, int, str], tuple[float, float]] = {}
+    medians: dict[tuple[int, int, str], tuple[float, float, float]] = {}
     for (size, connections, read), taken in grouped.items():
         ratio = statistics.median(r.ratio for r in taken)
         p99 = statistics.median(r.result.p99_ms for r in taken)
@@ -199,7 +199,7 @@ def summary(runs: list[Run], sizes: list[int]) -> list[str]:
         health = statistics.median(r.health.requests_per_second for r in taken)
         cost_ratio = statistics.median(r.cost_ratio for r in taken)
         host_us = statistics.median(r.measured.host_us for r in taken)
-        medians[(size, connections, read)] = (ratio, p99)
+        medians[(size, connections, read)] = (ratio, p99, host_us)
         lines.append(
             f"{size:>7} items  c{connections:<3} {read:<12} median of {len(taken)}:"
             f" ratio {ratio:5.2f} ({rps:.0f} vs health {health:.0f} req/s), p99 {p99:.2f} ms"
@@ -216,7 +216,8 @@ def summary(runs: list[Run], sizes: list[int]) -> list[str]:
             lines.append(
                 f"history flatness c{connections}, {size} against {smallest} items:"
                 f" ratio {large[0] / small[0]:.2f}, p99 {large[1] / small[1]:.2f}"
-                " (bar: both within 0.75..1.25)"
+                " (bar: both within 0.75..1.25);"
+                f" host CPU a request {large[2] / small[2]:.2f}"
             )
     return lines
 
