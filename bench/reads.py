@@ -6,9 +6,12 @@ then, round after round, starts `python -m devhost` on each (the saga idle: noth
 during the run) and drives it with `wrk` at each of `--connections`: health first, then each
 read. Every read is reported as its requests/s against health's in the same round (this
 machine is shared and its speed drifts: the ratios travel, the absolute figures do not), with
-its p50 and p99; then the median of the rounds. On the larger views only health and the
-history are run: the history's ratio and p99 there, against the smallest view's, tell whether
-the read stays flat as the system grows.
+its p50 and p99, and with the CPU time the HTTP host spent per request of each (the cost
+ratio, health's µs ÷ the read's, is what the throughput ratio tends to when the host is the
+bottleneck, and it moves less with the other loads of a shared machine); then the median of
+the rounds. On the larger views only health and the history are run: the history's ratio, p99
+and host CPU there, against the smallest view's, tell whether the read stays flat as the
+system grows.
 
     python -m bench.reads [--sizes 1000 100000] [--connections 8 32] [--rounds 3] [--duration 5]
 
@@ -29,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.history_latency import TARGET, seed
+from bench.processes import cpu_seconds
 from bench.reservations import WrkResult, run_wrk
 from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.domain.models import CatalogEntry, Musical, Reservation, ReservationStatus
@@ -104,16 +108,43 @@ def reads_of(seeded: Seeded) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Measured:
+    """wrk's figures, and the HTTP host's CPU µs (user + system) per request meanwhile."""
+
+    wrk: WrkResult
+    host_us: float
+
+
+@dataclass(frozen=True)
 class Run:
     size: int
     connections: int
     read: str
-    result: WrkResult
-    health: WrkResult
+    measured: Measured
+    health_measured: Measured
+
+    @property
+    def result(self) -> WrkResult:
+        return self.measured.wrk
+
+    @property
+    def health(self) -> WrkResult:
+        return self.health_measured.wrk
 
     @property
     def ratio(self) -> float:
         return self.result.requests_per_second / self.health.requests_per_second
+
+    @property
+    def cost_ratio(self) -> float:
+        return self.health_measured.host_us / self.measured.host_us
+
+
+def measured_wrk(url: str, load: argparse.Namespace, script: Path, host_pid: int) -> Measured:
+    before = sum(cpu_seconds(host_pid))
+    result = run_wrk(url, load, script)
+    used = sum(cpu_seconds(host_pid)) - before
+    return Measured(result, used / max(result.requests, 1) * 1e6)
 
 
 def measure_host(
@@ -126,17 +157,19 @@ def measure_host(
     warm = argparse.Namespace(threads=args.threads, connections=8, duration=1)
     for path in reads.values():
         run_wrk(f"{base}{path}", warm, script)
+    assert host.process is not None
+    pid = host.process.pid
     runs = []
     for connections in args.connections:
         load = argparse.Namespace(
             threads=args.threads, connections=connections, duration=args.duration
         )
-        health = run_wrk(f"{base}{reads[HEALTH]}", load, script)
+        health = measured_wrk(f"{base}{reads[HEALTH]}", load, script, pid)
         for name, path in reads.items():
             if name == HEALTH:
                 continue
-            result = run_wrk(f"{base}{path}", load, script)
-            runs.append(Run(size, connections, name, result, health))
+            measured = measured_wrk(f"{base}{path}", load, script, pid)
+            runs.append(Run(size, connections, name, measured, health))
     return runs
 
 
@@ -146,6 +179,8 @@ def line(run: Run) -> str:
         f"{run.size:>7} items  c{run.connections:<3} {run.read:<12}"
         f" {result.requests_per_second:>7.0f} req/s (health {health.requests_per_second:>6.0f})"
         f"  ratio {run.ratio:5.2f}  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+        f"  host CPU {run.measured.host_us:4.0f} µs/request"
+        f" (health {run.health_measured.host_us:3.0f}, cost ratio {run.cost_ratio:4.2f})"
         f"  errors {result.errors + health.errors}"
     )
 
@@ -156,17 +191,20 @@ def summary(runs: list[Run], sizes: list[int]) -> list[str]:
     for run in runs:
         grouped[(run.size, run.connections, run.read)].append(run)
     lines = []
-    medians: dict[tuple[int, int, str], tuple[float, float]] = {}
+    medians: dict[tuple[int, int, str], tuple[float, float, float]] = {}
     for (size, connections, read), taken in grouped.items():
         ratio = statistics.median(r.ratio for r in taken)
         p99 = statistics.median(r.result.p99_ms for r in taken)
         rps = statistics.median(r.result.requests_per_second for r in taken)
         health = statistics.median(r.health.requests_per_second for r in taken)
-        medians[(size, connections, read)] = (ratio, p99)
+        cost_ratio = statistics.median(r.cost_ratio for r in taken)
+        host_us = statistics.median(r.measured.host_us for r in taken)
+        medians[(size, connections, read)] = (ratio, p99, host_us)
         lines.append(
             f"{size:>7} items  c{connections:<3} {read:<12} median of {len(taken)}:"
             f" ratio {ratio:5.2f} ({rps:.0f} vs health {health:.0f} req/s), p99 {p99:.2f} ms"
-            f" (rounds: {', '.join(f'{r.ratio:.2f}' for r in taken)})"
+            f" (rounds: {', '.join(f'{r.ratio:.2f}' for r in taken)});"
+            f" host CPU {host_us:.0f} µs/request, cost ratio {cost_ratio:.2f}"
         )
     smallest = sizes[0]
     for size in sizes[1:]:
@@ -178,7 +216,8 @@ def summary(runs: list[Run], sizes: list[int]) -> list[str]:
             lines.append(
                 f"history flatness c{connections}, {size} against {smallest} items:"
                 f" ratio {large[0] / small[0]:.2f}, p99 {large[1] / small[1]:.2f}"
-                " (bar: both within 0.75..1.25)"
+                " (bar: both within 0.75..1.25);"
+                f" host CPU a request {large[2] / small[2]:.2f}"
             )
     return lines
 

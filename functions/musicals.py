@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api.http import ApiRequest, endpoint, json_response
+from shared.api.http import ApiRequest, endpoint, json_response, json_text_response
 from shared.bootstrap import get_services
 from shared.domain.commands import RegisterMusical
 from shared.domain.musical_requests import MusicalRequest
@@ -29,8 +29,8 @@ def create_musical(request: ApiRequest) -> func.HttpResponse:
 @endpoint
 async def browse_musicals(request: ApiRequest) -> func.HttpResponse:
     limit, continuation = request.page_params()
-    musicals, token = await list_musicals(get_services().async_store, limit, continuation)
-    return json_response({"items": musicals, "continuationToken": token}, request)
+    page = await list_musicals(get_services().async_store, limit, continuation)
+    return json_text_response(page.to_json(), request)
 
 
 @bp.route(route="musicals/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

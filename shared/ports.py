@@ -278,6 +278,12 @@ class AsyncDocumentStore(Protocol):
         top-level `fields`, in that order (a field the item lacks is null): an answer made of
         stored JSON is joined from these texts, without decoding or encoding them."""
 
+    async def read_many_json_async(
+        self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
+    ) -> list[str]:
+        """`read_many_async`, each item given as `query_json_async` gives it: the JSON text of
+        an object of the top-level `fields`, in that order (a field the item lacks is null)."""
+
 
 @dataclass(frozen=True)
 class Change:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,9 +40,19 @@ def _json_types(value: JsonScalar) -> str:
 
 def condition_sql(conditions: Sequence[Condition], column: str = "body") -> tuple[str, SqlParams]:
     """One SQL boolean expression true when every condition holds on the JSON in `column`."""
+    sql, params = _condition_sql(tuple((c, type(c.value)) for c in conditions), column)
+    return sql, list(params)
+
+
+@functools.lru_cache(maxsize=512)
+def _condition_sql(
+    typed: tuple[tuple[Condition, type], ...], column: str
+) -> tuple[str, tuple[Any, ...]]:
+    """Built once per filter (a list's is the same on every request). Keyed with each value's
+    type too: True == 1, but they are compared with values of different JSON types."""
     clauses: list[str] = []
     params: SqlParams = []
-    for condition in conditions:
+    for condition, _ in typed:
         if condition.op not in _OPERATORS:
             raise ValueError(f"unknown operator {condition.op!r}")
         path = sqlite_json_path(condition.path)
@@ -56,7 +67,7 @@ def condition_sql(conditions: Sequence[Condition], column: str = "body") -> tupl
             f" AND json_extract({column}, ?) {condition.op} ?)"
         )
         params.extend([path, path, value])
-    return (" AND ".join(clauses) or "1"), params
+    return (" AND ".join(clauses) or "1"), tuple(params)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,12 @@ class Ordering:
 
 
 def ordering(order_by: Sequence[OrderBy], column: str = "body") -> Ordering:
+    """Built once per order (a list's is the same on every request); shared, never changed."""
+    return _ordering(tuple(order_by), column)
+
+
+@functools.lru_cache(maxsize=64)
+def _ordering(order_by: tuple[OrderBy, ...], column: str) -> Ordering:
     select: list[str] = []
     params: SqlParams = []
     order: list[str] = []

@@ -298,21 +298,41 @@ class SqliteReader:
     async def read_many_async(
         self, container: str, keys: Sequence[tuple[str, str]]
     ) -> list[Document]:
-        """One statement for every key (inline, as `read_async`): the keys joined to the items'
-        unique index, one indexed lookup each (`(pk, id) IN (VALUES …)` scanned the container)."""
+        """One statement for every key (inline, as `read_async`)."""
+        return [json.loads(body) for body in self._many(container, keys, ("body", []))]
+
+    async def read_many_json_async(
+        self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
+    ) -> list[str]:
+        """One statement for every key, each item's object of `fields` made by SQLite's JSON
+        functions as in `query_json_async` (inline, as `read_async`)."""
+        return self._many(container, keys, _json_object_of(fields))
+
+    def _many(self, container: str, keys: Sequence[tuple[str, str]], selected: Sql) -> list[Any]:
+        """`selected` (SQL and its parameters) of each live item of `keys`, in their order.
+
+        The keys drive the join (CROSS JOIN keeps them the outer loop): each is one search of
+        the primary index, whatever else the container holds. (`(pk, id) IN (VALUES ...)` was
+        planned as a scan of the whole container.)"""
         spec = self._container(container)
         if not keys:
             return []
+        select_sql, select_params = selected
         pairs = ", ".join("(?, ?)" for _ in keys)
         with self._reader() as connection:
             rows = connection.execute(
-                f"SELECT items.pk, items.id, items.body FROM (VALUES {pairs}) AS wanted"
-                " JOIN items ON items.container = ? AND items.pk = wanted.column1"
-                f" AND items.id = wanted.column2 WHERE {LIVE}",
-                [*(part for key in keys for part in key), spec.name, self._clock()],
+                f"SELECT k.column1, k.column2, {select_sql} FROM (VALUES {pairs}) AS k"
+                " CROSS JOIN items ON container = ? AND pk = k.column1 AND id = k.column2"
+                f" WHERE {LIVE}",
+                [
+                    *select_params,
+                    *(part for key in keys for part in key),
+                    spec.name,
+                    self._clock(),
+                ],
             ).fetchall()
         found = {(row[0], row[1]): row[2] for row in rows}
-        return [json.loads(found[key]) for key in map(tuple, keys) if key in found]
+        return [found[key] for key in map(tuple, keys) if key in found]
 
     async def query_json_async(
         self,
@@ -326,18 +346,17 @@ class SqliteReader:
     ) -> JsonPage:
         """`query`, the object of `fields` made by SQLite's JSON functions from the stored
         body (`->` keeps each value's JSON type), inline as `read_async`."""
-        projection = ", ".join("?, body -> ?" for _ in fields)
-        projection_params = [part for name in fields for part in (name, f'$."{name}"')]
         rows, token = self._page(
-            container,
-            partition_key,
-            where,
-            order_by,
-            limit,
-            continuation,
-            (f"json_object({projection})", projection_params),
+            container, partition_key, where, order_by, limit, continuation, _json_object_of(fields)
         )
         return JsonPage(items=[row[0] for row in rows], continuation=token)
+
+
+def _json_object_of(fields: Sequence[str]) -> Sql:
+    """SQL (and its parameters) of the JSON object of the stored body's top-level `fields`, in
+    that order; `->` keeps each value's JSON type, and a missing field is null."""
+    projection = ", ".join("?, body -> ?" for _ in fields)
+    return f"json_object({projection})", [part for name in fields for part in (name, f'$."{name}"')]
 
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:

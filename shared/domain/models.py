@@ -48,13 +48,14 @@ class StoredModel(CamelModel):
         validating it again: `to_document` wrote every field in that form. A document missing
         a field (written before the field existed) goes through the model."""
         try:
-            return {name: document[name] for name in cls._served_fields()}
+            return {name: document[name] for name in cls.served_fields()}
         except KeyError:
             return cls.from_document(document).to_json_dict()
 
     @classmethod
     @functools.cache
-    def _served_fields(cls) -> tuple[str, ...]:
+    def served_fields(cls) -> tuple[str, ...]:
+        """The API form's fields, in its order: the stored document's fields less its keys."""
         return tuple(
             field.alias or name for name, field in cls.model_fields.items() if not field.exclude
         )
@@ -89,6 +90,8 @@ class CatalogEntry(StoredModel):
     id: str
     title: str
     created_at: UtcTimestamp
+    seated: bool = False
+    """A seated musical (docs/seating.md): the catalog page serves it through its model."""
 
     def to_document(self) -> dict[str, Any]:
         return {**super().to_document(), "musicalId": self.PARTITION}

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 
 from shared.domain.caller import Caller
-from shared.handlers.paging import list_scope, sealed_or_none, tokens_checked, unseal
+from shared.handlers.paging import page_json, query_json_page
 from shared.ports import AsyncDocumentStore, Condition, OrderBy
 from shared.projection.history_item import API_FIELDS
 from shared.topology import CUSTOMER_CENTER
@@ -36,25 +36,21 @@ class HistoryPage:
 
     def to_json(self) -> str:
         """The answer of GET /history, joined from the items' texts."""
-        return (
-            f'{{"customerId":{_ENCODE_JSON(self.customer_id)},"items":[{",".join(self.items)}],'
-            f'"continuationToken":{_ENCODE_JSON(self.continuation_token)}}}'
-        )
+        head = f'"customerId":{_ENCODE_JSON(self.customer_id)},'
+        return page_json(self.items, self.continuation_token, head)
 
 
 async def list_history(
     caller: Caller, store: AsyncDocumentStore, limit: int, continuation: str | None
 ) -> HistoryPage:
-    scope = list_scope(CUSTOMER_CENTER.name, caller.customer_id, PLACED_ONLY, NEWEST_FIRST)
-    inner = None if continuation is None else unseal(continuation, scope)
-    with tokens_checked(inner):
-        page = await store.query_json_async(
-            CUSTOMER_CENTER.name,
-            caller.customer_id,
-            API_FIELDS,
-            PLACED_ONLY,
-            NEWEST_FIRST,
-            limit,
-            inner,
-        )
-    return HistoryPage(caller.customer_id, page.items, sealed_or_none(page.continuation, scope))
+    page = await query_json_page(
+        store,
+        CUSTOMER_CENTER.name,
+        caller.customer_id,
+        API_FIELDS,
+        PLACED_ONLY,
+        NEWEST_FIRST,
+        limit,
+        continuation,
+    )
+    return HistoryPage(caller.customer_id, page.items, page.continuation)

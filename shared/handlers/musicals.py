@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +13,13 @@ from shared.domain.ids import is_musical_id, new_musical_id
 from shared.domain.models import CatalogEntry, Musical
 from shared.domain.performances import SeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
-from shared.handlers.paging import query_page
+from shared.handlers.paging import page_json, query_json_page
 from shared.handlers.performances import performance_views
 from shared.ports import AsyncDocumentStore, Clock, Condition, DocumentStore, NotFound, OrderBy
 from shared.topology import MUSICALS
 
 CATALOG_ORDER = (OrderBy("createdAt"),)
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -81,26 +83,45 @@ async def read_musical(musical_id: str, store: AsyncDocumentStore) -> dict[str, 
     return Musical.served(document)
 
 
+@dataclass(frozen=True)
+class CatalogPage:
+    items: list[str]  # each a Musical (openapi.yaml), as JSON text
+    continuation_token: str | None
+
+    def to_json(self) -> str:
+        """The answer of GET /musicals, joined from the items' texts."""
+        return page_json(self.items, self.continuation_token)
+
+
 async def list_musicals(
     store: AsyncDocumentStore, limit: int, continuation: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> CatalogPage:
     """One page of the catalog, oldest first, with each musical's live seat count: the page of
     catalog lines (one query), then their musicals read all at once (each lives in its own
-    partition, beside its reservations, so that a reservation holds its seats atomically).
-    A seated musical lists its performances without counts (they are per section)."""
-    page = await query_page(
+    partition, beside its reservations, so that a reservation holds its seats atomically),
+    each as the JSON text of its API fields, served as stored (see `Musical.served`; a field
+    that an older document lacks comes as null, the default of every field added since).
+    A page with seated musicals (their catalog lines say so) is read whole and served through
+    the models instead; a seated one lists its performances without counts (they are per
+    section)."""
+    page = await query_json_page(
         store,
         MUSICALS.name,
         CatalogEntry.PARTITION,
+        ("id", "seated"),
         [Condition("type", "=", CatalogEntry.DOC_TYPE)],
         CATALOG_ORDER,
         limit,
         continuation,
     )
-    keys = [(entry["id"], entry["id"]) for entry in page.items]
+    lines = json.loads(f"[{','.join(page.items)}]")  # one decode for the page, not one a line
+    keys = [(line["id"], line["id"]) for line in lines]
     # A line whose musical was never written (see register_musical) is skipped.
-    musicals = await store.read_many_async(MUSICALS.name, keys)
-    return [_served(document) for document in musicals], page.continuation
+    if any(line.get("seated") for line in lines):
+        documents = await store.read_many_async(MUSICALS.name, keys)
+        return CatalogPage([_ENCODE_JSON(_served(d)) for d in documents], page.continuation)
+    musicals = await store.read_many_json_async(MUSICALS.name, keys, Musical.served_fields())
+    return CatalogPage(musicals, page.continuation)
 
 
 def _served(document: dict[str, Any]) -> dict[str, Any]:

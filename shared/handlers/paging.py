@@ -12,34 +12,49 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from shared.domain.errors import InvalidContinuationToken
-from shared.ports import AsyncDocumentStore, Condition, OrderBy, Page
+from shared.ports import AsyncDocumentStore, Condition, JsonPage, OrderBy
 
 _TAG_KEY = b"outerpark continuation token v1"
 _TAG_BYTES = 16
 _REFUSED = "continuationToken is not one this list returned; start again without it"
+_ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
-async def query_page(
+async def query_json_page(
     store: AsyncDocumentStore,
     container: str,
     partition_key: str,
+    fields: Sequence[str],
     where: Sequence[Condition],
     order_by: Sequence[OrderBy],
     limit: int,
     continuation: str | None,
-) -> Page:
-    """The page; a continuation token this list did not issue is the client's error (422)."""
+) -> JsonPage:
+    """The page, each item as the JSON text of its `fields` (`query_json_async`); a
+    continuation token this list did not issue is the client's error (422)."""
     scope = list_scope(container, partition_key, where, order_by)
     inner = None if continuation is None else unseal(continuation, scope)
     with tokens_checked(inner):
-        page = await store.query_async(container, partition_key, where, order_by, limit, inner)
-    return Page(items=page.items, continuation=sealed_or_none(page.continuation, scope))
+        page = await store.query_json_async(
+            container, partition_key, fields, where, order_by, limit, inner
+        )
+    return JsonPage(items=page.items, continuation=sealed_or_none(page.continuation, scope))
+
+
+def page_json(items: Sequence[str], continuation_token: str | None, head: str = "") -> str:
+    """A list's answer joined from its items' JSON texts (nothing decoded or encoded again):
+    `{<head>"items":[...],"continuationToken":...}`, `head` being the members before the items,
+    each followed by a comma."""
+    token = _ENCODE_JSON(continuation_token)
+    return f'{{{head}"items":[{",".join(items)}],"continuationToken":{token}}}'
 
 
 @contextmanager
@@ -88,4 +103,18 @@ def list_scope(
     container: str, partition_key: str, where: Sequence[Condition], order_by: Sequence[OrderBy]
 ) -> bytes:
     """What a token is sealed to: the container, the partition, the filter and the order."""
-    return repr((container, partition_key, tuple(where), tuple(order_by))).encode()
+    typed = tuple((condition, type(condition.value)) for condition in where)
+    return _scope(container, partition_key, typed, tuple(order_by))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(
+    container: str,
+    partition_key: str,
+    typed: tuple[tuple[Condition, type], ...],
+    order_by: tuple[OrderBy, ...],
+) -> bytes:
+    """Written once per list (a customer's history asks for its own on every page); keyed
+    with each value's type too (True == 1, but their lists differ)."""
+    where = tuple(condition for condition, _ in typed)
+    return repr((container, partition_key, where, order_by)).encode()

@@ -87,7 +87,7 @@ def register_seated_musical(command: RegisterSeatedMusical, deps: MusicalDeps) -
     )
     store.create(
         MUSICALS.name,
-        CatalogEntry(id=musical_id, title=command.title, created_at=now).to_document(),
+        CatalogEntry(id=musical_id, title=command.title, created_at=now, seated=True).to_document(),
     )
     documents = [p.to_document() for p in performances] + [
         _fresh_counter(p.id, section).to_document()

@@ -180,3 +180,36 @@ def test_a_json_query_gives_each_item_as_the_text_of_the_fields_asked(store: Sto
         {"name": "b", "n": 2, "flag": False, "tags": None, "missing": None},
     ]
     assert [list(json.loads(text)) for text in texts] == [fields, fields]
+
+
+def test_many_items_read_at_once_as_json_give_the_fields_asked_in_the_order_asked(
+    store: Store,
+) -> None:
+    store.create(C, doc("a", n=1, flag=True, tags=["x", {"y": None}], name="Évita"))
+    store.create(C, doc("b", "p2", n=2, name="b"))
+    fields = ["name", "n", "flag", "tags", "missing"]
+
+    async def scenario() -> list[list[str]]:
+        return [
+            await store.read_many_json_async(C, [("p2", "b"), ("p1", "a")], fields),
+            await store.read_many_json_async(C, [], fields),
+        ]
+
+    found, none = asyncio.run(scenario())
+
+    assert [json.loads(text) for text in found] == [
+        {"name": "b", "n": 2, "flag": None, "tags": None, "missing": None},
+        {"name": "Évita", "n": 1, "flag": True, "tags": ["x", {"y": None}], "missing": None},
+    ]
+    assert [list(json.loads(text)) for text in found] == [fields, fields]
+    assert none == []
+
+
+def test_many_items_read_at_once_as_json_leave_missing_ones_out(store: Store) -> None:
+    store.create(C, doc("a", n=1))
+    store.create(C, doc("b", "p2", n=2))
+    keys = [("p1", "missing"), ("p1", "a"), ("p1", "b")]  # b lives in p2
+
+    texts = asyncio.run(store.read_many_json_async(C, keys, ["n"]))
+
+    assert texts == ['{"n":1}']

@@ -515,6 +515,20 @@ def test_query_combines_conditions_with_and(store: Store) -> None:
     assert set(ids(page.items)) == {"i03", "i06"}
 
 
+def test_a_filter_on_true_and_one_on_1_each_find_only_their_own_type(store: Store) -> None:
+    """True == 1 in Python: a store that reuses what it built for one filter must not take
+    the other for it."""
+    store.create(C, doc("flag", on=True))
+    store.create(C, doc("number", on=1))
+
+    on_true = store.query(C, "p1", [Condition("on", "=", True)])
+    on_one = store.query(C, "p1", [Condition("on", "=", 1)])
+    on_true_again = store.query(C, "p1", [Condition("on", "=", True)])
+
+    assert (ids(on_true.items), ids(on_one.items)) == (["flag"], ["number"])
+    assert ids(on_true_again.items) == ["flag"]
+
+
 def test_query_sees_only_its_partition(store: Store) -> None:
     seed(store, 3, "p1")
     seed(store, 4, "p2")

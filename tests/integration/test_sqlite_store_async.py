@@ -108,3 +108,41 @@ def test_failures_inside_one_group_undo_only_their_own_changes(tmp_path: Path) -
     assert {reopened.read(MUSICALS.name, id, id)["id"] for id in ("m2", "m3")} == {"m2", "m3"}
     reopened.close()
     assert commits == 2  # the setup's create, then the five writes together
+
+
+def test_reading_many_items_costs_the_same_however_many_others_their_container_holds(
+    tmp_path: Path,
+) -> None:
+    """Each key is one search of the primary index: the catalog's musicals are read as fast
+    beside 2,000 reservations as beside none (SQLite's virtual-machine steps, counted)."""
+    store = SqliteDocumentStore(tmp_path)
+    keys = [(f"m{n}", f"m{n}") for n in range(5)]
+    for partition, _ in keys:
+        store.create(MUSICALS.name, musical(partition))
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def steps_to_read_many() -> int:
+        nonlocal steps
+        with store._reader() as connection:  # the pool's only connection: the read's own
+            connection.set_progress_handler(count, 1)
+        steps = 0
+        asyncio.run(store.read_many_async(MUSICALS.name, keys))
+        asyncio.run(store.read_many_json_async(MUSICALS.name, keys, ["availableSeats"]))
+        return steps
+
+    alone = steps_to_read_many()
+    for n in range(20):
+        store.batch(
+            MUSICALS.name,
+            "crowded",
+            [Create({"id": f"r{n}-{m}", "musicalId": "crowded"}) for m in range(100)],
+        )
+    try:
+        assert steps_to_read_many() == alone
+    finally:
+        store.close()

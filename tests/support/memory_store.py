@@ -246,15 +246,12 @@ class MemoryDocumentStore:
         continuation: str | None = None,
     ) -> JsonPage:
         page = self.query(container, partition_key, where, order_by, limit, continuation)
-        items = [
-            json.dumps(
-                {field: item.get(field) for field in fields},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-            for item in page.items
-        ]
-        return JsonPage(items=items, continuation=page.continuation)
+        return JsonPage(items=_json_texts(page.items, fields), continuation=page.continuation)
+
+    async def read_many_json_async(
+        self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
+    ) -> list[str]:
+        return _json_texts(await self.read_many_async(container, keys), fields)
 
     # ------------------------------------------------------------------ ChangeFeed
 
@@ -505,3 +502,13 @@ class _Ordered:
 
 def _sort_key(directions: Sequence[bool], values: Sequence[Any], id: str) -> tuple[Any, ...]:
     return (*(_Ordered(v, d) for v, d in zip(values, directions, strict=True)), id)
+
+
+def _json_texts(items: Sequence[Document], fields: Sequence[str]) -> list[str]:
+    """Each item's object of `fields` as JSON text (a missing field is null)."""
+    return [
+        json.dumps(
+            {field: item.get(field) for field in fields}, separators=(",", ":"), ensure_ascii=False
+        )
+        for item in items
+    ]

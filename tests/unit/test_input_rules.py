@@ -22,7 +22,7 @@ from shared.domain.commands import RegisterMusical
 from shared.domain.errors import InvalidContinuationToken
 from shared.handlers.musicals import MusicalDeps, register_musical
 from shared.handlers.musicals import list_musicals as list_musicals_async
-from shared.handlers.paging import query_page, seal
+from shared.handlers.paging import query_json_page, seal
 from shared.ports import Condition, OrderBy
 from shared.topology import CUSTOMER_CENTER, MUSICALS
 
@@ -103,7 +103,8 @@ def test_a_body_of_exactly_64_kib_is_read():
 
 
 def list_musicals(store, limit: int, token: str | None):
-    return asyncio.run(list_musicals_async(store, limit, token))
+    page = asyncio.run(list_musicals_async(store, limit, token))
+    return [json.loads(item) for item in page.items], page.continuation_token
 
 
 @pytest.fixture
@@ -146,10 +147,11 @@ def test_a_token_the_server_never_issued_is_refused(catalog, token):
 
 def history_page(store, customer_id: str, token: str | None):
     return asyncio.run(
-        query_page(
+        query_json_page(
             store,
             CUSTOMER_CENTER.name,
             customer_id,
+            ("id",),
             [Condition("musicalTitle", ">=", "")],
             [OrderBy("createdAt", descending=True), OrderBy("id")],
             1,

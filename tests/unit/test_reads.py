@@ -81,11 +81,26 @@ def test_the_catalog_is_one_query_and_one_read_of_its_musicals(store, clock):
     ]
     counting = CountingStore(store)
 
-    served, token = asyncio.run(list_musicals(counting, 50, None))
+    page = asyncio.run(list_musicals(counting, 50, None))
 
-    assert served == [musical.to_api() for musical in registered]
-    assert token is None
-    assert counting.calls == ["query_async", "read_many_async"]
+    assert json.loads(page.to_json()) == {
+        "items": [musical.to_api() for musical in registered],
+        "continuationToken": None,
+    }
+    assert [list(json.loads(item)) for item in page.items] == [
+        list(musical.to_api()) for musical in registered
+    ]
+    assert counting.calls == ["query_json_async", "read_many_json_async"]
+
+
+def test_a_listed_musical_missing_a_later_field_has_it_null_as_its_model_would(store, musical):
+    document = store.read(MUSICALS.name, musical.id, musical.id)
+    del document["maxSeatsPerCustomer"]
+    store.replace(MUSICALS.name, document)
+
+    page = asyncio.run(list_musicals(store, 50, None))
+
+    assert [json.loads(item) for item in page.items] == [Musical.from_document(document).to_api()]
 
 
 def test_a_catalog_line_without_its_musical_is_skipped(store, musical, clock):
@@ -94,6 +109,6 @@ def test_a_catalog_line_without_its_musical_is_skipped(store, musical, clock):
         MUSICALS.name, {**orphan.to_document(), "type": "catalogEntry", "musicalId": "catalog"}
     )
 
-    served, _ = asyncio.run(list_musicals(store, 50, None))
+    page = asyncio.run(list_musicals(store, 50, None))
 
-    assert [item["id"] for item in served] == [musical.id]
+    assert [json.loads(item)["id"] for item in page.items] == [musical.id]

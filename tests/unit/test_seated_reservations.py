@@ -14,7 +14,7 @@ from shared.domain.commands import PlaceReservation
 from shared.domain.errors import NotEnoughSeats, NotFoundError, SeatLimitReached
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.ids import seated_partition_of
-from shared.domain.models import ReservationStatus
+from shared.domain.models import Musical, ReservationStatus
 from shared.domain.performances import SeatAllowance
 from shared.domain.seating_commands import (
     RegisterSeatedMusical,
@@ -22,7 +22,7 @@ from shared.domain.seating_commands import (
     ReserveSeats,
 )
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
-from shared.handlers.musicals import MusicalDeps
+from shared.handlers.musicals import MusicalDeps, list_musicals
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
@@ -382,3 +382,18 @@ def test_a_section_listing_is_written_once_per_state_of_its_held_seats(
     assert [s["id"] for s in after["seats"] if not s["available"]] == ["C-1-4"]
     assert after["grade"] == "R"
     assert after["price"] == 500
+
+
+def test_a_catalog_page_serves_a_seated_musical_through_its_model_in_catalog_order(
+    store, clock, musical
+):
+    seated = register_seated_musical(hall(), MusicalDeps(store, clock))
+
+    page = json.loads(asyncio.run(list_musicals(store, 10, None)).to_json())
+
+    general, listed = page["items"]
+    assert (general["id"], listed["id"]) == (musical.id, seated["id"])
+    assert set(general) == set(Musical.served_fields())
+    assert listed["availableSeats"] is None
+    assert listed["grades"] == {"VIP": 1000, "R": 500}
+    assert [p["id"] for p in listed["performances"]] == [p["id"] for p in seated["performances"]]
