@@ -48,6 +48,17 @@ def _reserve(api, who, **body) -> httpx.Response:
     return api.http.post("/reservations", json=body, headers=who)
 
 
+def _listed(api, musical_id: str) -> dict:
+    """The musical as GET /musicals lists it (paging through the catalog)."""
+    params: dict[str, str | int] = {"limit": 100}
+    while True:
+        page = api.http.get("/musicals", params=params).json()
+        found = [item for item in page["items"] if item["id"] == musical_id]
+        if found or page["continuationToken"] is None:
+            return found[0]
+        params["continuationToken"] = page["continuationToken"]
+
+
 def test_a_seated_musical_lists_its_performances_and_its_seat_map(api):
     musical = _seated(api, [_in_days(20), _in_days(21)])
 
@@ -60,6 +71,9 @@ def test_a_seated_musical_lists_its_performances_and_its_seat_map(api):
     assert first["startsAt"].endswith("+09:00")
     shown = api.http.get(f"/musicals/{musical['id']}").json()
     assert [p["id"] for p in shown["performances"]] == [p["id"] for p in musical["performances"]]
+    listed = _listed(api, musical["id"])
+    assert [p["id"] for p in listed["performances"]] == [p["id"] for p in musical["performances"]]
+    assert listed["grades"] == {"VIP": 150_000, "R": 100_000}
     performance = api.http.get(f"/performances/{first['id']}")
     assert performance.status_code == 200
     assert performance.json()["availableSeats"] == 36
