@@ -158,6 +158,8 @@ class SeatAllowance(StoredModel):
     customer_id: str
     seats: int = 0
     holds: dict[str, AllowanceHold] = {}
+    updated_at: UtcTimestamp | None = None
+    """When a hold was last taken (the sweeper reads an allowance once it has been quiet)."""
 
     @staticmethod
     def id_for(customer_id: str) -> str:

@@ -48,6 +48,7 @@ from shared.domain.performances import (
 from shared.domain.seating import Seat, best_available
 from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
+from shared.domain.timestamps import format_timestamp
 from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.reservations import Placed
 from shared.handlers.seat_book import SeatBook
@@ -363,7 +364,11 @@ async def _take_allowance(
                 [
                     Patch(
                         allowance_id,
-                        [Incr("seats", count), Set(f"holds.{key}", hold.to_json_dict())],
+                        [
+                            Incr("seats", count),
+                            Set(f"holds.{key}", hold.to_json_dict()),
+                            Set("updatedAt", format_timestamp(hold.at)),
+                        ],
                         condition=[Condition("seats", "<=", cap - count)],
                     )
                 ],
@@ -382,6 +387,7 @@ async def _take_allowance(
             customer_id=caller.customer_id,
             seats=count,
             holds={key: hold},
+            updated_at=hold.at,
         )
         try:
             await store.create_async(PERFORMANCES.name, first.to_document())

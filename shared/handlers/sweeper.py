@@ -486,20 +486,29 @@ def _all(
 def _check_allowances(
     performance_id: str, deps: SweepDeps, now: datetime, report: SweepReport
 ) -> None:
-    """Each hold of the performance's allowances older than `repair_after` that the sweeper has
-    not seen placed: its reservation is looked for; found holding seats, the hold is marked
-    placed (never looked at again: its give-back comes with its seats, or by `_drive_moved_on`);
-    found without seats, or never placed (a crash between the allowance and the hold), it is
-    given back."""
-    where = [Condition("type", "=", SeatAllowance.DOC_TYPE)]
+    """The performance's allowances taken from since the sweeper's cursor and at least
+    `repair_after` ago (`updatedAt`, set by every take): each hold of theirs that the sweeper
+    has not seen placed is looked for; found holding seats, the hold is marked placed (its
+    give-back comes with its seats, or by `_drive_moved_on`); found without seats, or never
+    placed (a crash between the allowance and the hold), it is given back. Each allowance is
+    read once after it quiets, as the reservations are: not every customer's on every sweep."""
     quiet_since = now - deps.policy.repair_after
+    cursor_id = f"sweeper.allowances.{performance_id}"
+    since = _cursor(deps.store, cursor_id)
+    where = [
+        Condition("type", "=", SeatAllowance.DOC_TYPE),
+        Condition("updatedAt", "<", format_timestamp(quiet_since)),
+    ]
+    if since is not None:
+        where.append(Condition("updatedAt", ">=", since))
     partition = _Partition(PERFORMANCES.name, performance_id)
-    for document in list(_all(deps.store, partition, where)):
-        allowance = SeatAllowance.from_document(document)
+    allowances = [SeatAllowance.from_document(d) for d in _all(deps.store, partition, where)]
+    for allowance in allowances:
         for key, hold in allowance.holds.items():
-            if hold.placed or hold.at >= quiet_since:
-                continue
-            _check_hold(allowance, key, hold, deps, report)
+            if not hold.placed and hold.at < quiet_since:
+                _check_hold(allowance, key, hold, deps, report)
+    if allowances:
+        deps.store.upsert(CONTROL.name, {"id": cursor_id, "since": format_timestamp(quiet_since)})
 
 
 def _check_hold(

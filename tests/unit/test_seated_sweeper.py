@@ -282,3 +282,28 @@ def test_the_sweep_leaves_performances_long_over_alone(store, clock, sweep_deps,
     sweep(sweep_deps)
 
     assert not [pk for pk in queried if pk.startswith(performance_id)]
+
+
+def test_an_allowance_is_read_by_the_sweeper_once_it_is_quiet_not_on_every_sweep(
+    store, clock, sweep_deps, monkeypatch
+):
+    (performance_id,) = register(store, clock, starts_in=timedelta(days=10), cap=4)
+    place(store, clock, performance_id, "A-1-1")
+    read: list[str] = []
+    query = store.query
+
+    def recording(container, partition_key, *args, **kwargs):
+        page = query(container, partition_key, *args, **kwargs)
+        if partition_key == performance_id:
+            read.extend(item["id"] for item in page.items)
+        return page
+
+    monkeypatch.setattr(store, "query", recording)
+    sweep(sweep_deps)  # too young yet
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+    sweep(sweep_deps)  # quiet: read, its hold seen placed
+    clock.advance(REPAIR_AFTER.total_seconds() + 1)
+    sweep(sweep_deps)
+
+    assert read == [SeatAllowance.id_for("alice")]
+    assert [hold["placed"] for hold in allowance(store, performance_id)["holds"].values()] == [True]
