@@ -27,6 +27,8 @@ from shared.domain.ids import (
     is_musical_id,
     musical_id_of,
     new_reservation_id,
+    seated_partition_of,
+    section_partition,
 )
 from shared.domain.models import (
     IdempotencyRecord,
@@ -34,6 +36,7 @@ from shared.domain.models import (
     ReservationStatus,
     SeatHolding,
 )
+from shared.domain.performances import SeatedReservation
 from shared.handlers.musicals import MusicalDirectory, MusicalFacts
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
@@ -53,7 +56,7 @@ from shared.ports import (
     Replace,
     written,
 )
-from shared.topology import IDEMPOTENCY, MUSICALS
+from shared.topology import IDEMPOTENCY, MUSICALS, PERFORMANCES
 
 
 async def _admit_all() -> None:
@@ -106,6 +109,8 @@ async def place_reservation(
 
     async def attempt() -> Placed:
         record = await _idempotency_record(record_id, caller, store)
+        if isinstance(record, Reservation):  # the key's first request placed a seated one
+            return Placed(record, created=False)
         existing = await _find_async(record.reservation_id, store) if record else None
         if existing is not None:
             return Placed(existing, created=False)
@@ -329,12 +334,20 @@ def _transition(
 
 async def _idempotency_record(
     record_id: str, caller: Caller, store: AsyncDocumentStore
-) -> IdempotencyRecord | None:
+) -> IdempotencyRecord | Reservation | None:
+    """The key's record; or, when its first request was a seated one (docs/seating.md), the
+    reservation that request placed (LostRace while it has not: the key is taken)."""
     try:
         document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
     except NotFound:
         return None
-    return IdempotencyRecord.from_document(document)
+    if document.get("type") == IdempotencyRecord.DOC_TYPE:
+        return IdempotencyRecord.from_document(document)
+    placed = document.get("reservationId")
+    seated = None if placed is None else await find_reservation_async(placed, store)
+    if seated is None:
+        raise LostRace
+    return seated
 
 
 async def _hold_idempotency_key(
@@ -403,6 +416,25 @@ async def _find_async(reservation_id: str, store: AsyncDocumentStore) -> Reserva
         return _as_reservation(await store.read_async(MUSICALS.name, musical_id, reservation_id))
     except NotFound:
         return None
+
+
+async def find_reservation_async(
+    reservation_id: str, store: AsyncDocumentStore
+) -> Reservation | None:
+    """Any reservation by id: general admission in its musical's partition, seated in its
+    section's (the Idempotency-Key answers whichever kind its first request placed)."""
+    located = seated_partition_of(reservation_id)
+    if located is None:
+        return await _find_async(reservation_id, store)
+    try:
+        document = await store.read_async(
+            PERFORMANCES.name, section_partition(*located), reservation_id
+        )
+    except NotFound:
+        return None
+    if document.get("type") != Reservation.DOC_TYPE:
+        return None
+    return SeatedReservation.from_document(document)
 
 
 def _as_reservation(document: Document) -> Reservation | None:

@@ -34,7 +34,7 @@ from shared.domain.ids import (
     seated_reservation_id,
     section_partition,
 )
-from shared.domain.models import ReservationStatus
+from shared.domain.models import Reservation, ReservationStatus
 from shared.domain.performances import (
     COUNTER_ID,
     PARTITION_FIELD,
@@ -50,7 +50,7 @@ from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
 from shared.domain.timestamps import format_timestamp
 from shared.handlers.performances import PerformanceDirectory
-from shared.handlers.reservations import Placed
+from shared.handlers.reservations import Placed, find_reservation_async
 from shared.handlers.seat_book import SeatBook
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
@@ -122,10 +122,12 @@ async def place_seated_reservation(
         return await _place(
             command, suffix, performance, caller, correlation_id, store, performances.seats, now
         )
-    record_id = idempotency_record_id(f"seated\n{idempotency_key}")
+    record_id = idempotency_record_id(idempotency_key)
 
     async def attempt() -> Placed:
         order = await _read_order(record_id, caller, store)
+        if isinstance(order, Reservation):  # the key's first request placed a general one
+            return Placed(order, created=False)
         if order is not None:
             existing = await _placed_by(order, store, performances)
             if existing is not None:
@@ -137,7 +139,7 @@ async def place_seated_reservation(
             raise LostRace from None  # another request with this key moved first: look again
         first = await performances.get_async(order.performance_id, store)
         try:
-            return await _place(
+            placed = await _place(
                 _command_of(order),
                 order.suffix,
                 first,
@@ -153,6 +155,13 @@ async def place_seated_reservation(
                     IDEMPOTENCY.name, caller.customer_id, order.id, if_match=order.etag
                 )
             raise
+        if order.reservation_id is None:  # best available: its reservation is known now
+            named = order.model_copy(update={"reservation_id": placed.reservation.id})
+            with contextlib.suppress(NotFound, PreconditionFailed):  # a replay did it first
+                await store.replace_async(
+                    IDEMPOTENCY.name, named.to_document(), if_match=order.etag
+                )
+        return placed
 
     return await retry_on_race_async(attempt, f"Idempotency-Key {idempotency_key!r}")
 
@@ -444,12 +453,19 @@ def give_allowance_back(
 
 async def _read_order(
     record_id: str, caller: Caller, store: AsyncDocumentStore
-) -> SeatedOrder | None:
+) -> SeatedOrder | Reservation | None:
+    """The key's order; or, when its first request was a general-admission one, the
+    reservation it placed (LostRace while it has not: the key is taken)."""
     try:
         document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
     except NotFound:
         return None
-    return SeatedOrder.from_document(document)
+    if document.get("type") == SeatedOrder.DOC_TYPE:
+        return SeatedOrder.from_document(document)
+    general = await find_reservation_async(document["reservationId"], store)
+    if general is None:
+        raise LostRace
+    return general
 
 
 async def _placed_by(

@@ -22,7 +22,7 @@ from shared.domain.seating_commands import (
     ReserveSeats,
 )
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
-from shared.handlers.musicals import MusicalDeps, list_musicals
+from shared.handlers.musicals import MusicalDeps, get_musical, list_musicals
 from shared.handlers.performances import (
     PerformanceDirectory,
     get_performance,
@@ -397,3 +397,43 @@ def test_a_catalog_page_serves_a_seated_musical_through_its_model_in_catalog_ord
     assert listed["availableSeats"] is None
     assert listed["grades"] == {"VIP": 1000, "R": 500}
     assert [p["id"] for p in listed["performances"]] == [p["id"] for p in seated["performances"]]
+
+
+def test_a_key_first_used_for_seats_answers_a_general_admission_request_with_those_seats(
+    store, clock, directory, performance_id, musical
+):
+    seated = place(store, clock, directory, best(performance_id, 2), key="k3").reservation
+
+    again = asyncio.run(
+        place_reservation(
+            PlaceReservation(musical_id=musical.id, seats=1),
+            ALICE,
+            "corr",
+            "k3",
+            reservation_deps(store, clock),
+        )
+    )
+
+    assert not again.created
+    assert again.reservation.id == seated.id
+    assert get_musical(musical.id, store).available_seats == 10  # nothing more held
+
+
+def test_a_key_first_used_for_general_admission_answers_a_seated_request_with_that_one(
+    store, clock, directory, performance_id, musical
+):
+    general = asyncio.run(
+        place_reservation(
+            PlaceReservation(musical_id=musical.id, seats=1),
+            ALICE,
+            "corr",
+            "k4",
+            reservation_deps(store, clock),
+        )
+    ).reservation
+
+    again = place(store, clock, directory, best(performance_id, 2), key="k4")
+
+    assert not again.created
+    assert again.reservation.id == general.id
+    assert available(store, directory, performance_id) == 24
