@@ -13,7 +13,8 @@ family; the HTTP client adds the answer's status code. Never the secret key, nev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -24,18 +25,23 @@ from shared.breaker import BreakerOpen
 from shared.observability import OUTCOME_ATTRIBUTE, TRACE_CONTEXT_FIELD, trace_context
 from shared.ports import (
     AlreadyProcessed,
+    BatchFailed,
     BatchOperation,
+    Conflict,
     Create,
     Document,
     GatewayNotReached,
     GatewayPayment,
     MerchantRejected,
+    NotFound,
     OutboundMessage,
     PaymentApproval,
     PaymentDeclined,
     PaymentGateway,
+    PreconditionFailed,
     Replace,
     StillProcessing,
+    StoreError,
     Upsert,
 )
 
@@ -116,8 +122,14 @@ class TracedDocumentStore:
             return await self.inner.batch_async(container, partition_key, operations)
 
 
-def _batch_span(container: str, operations: Sequence[BatchOperation]) -> Any:
-    return _tracer.start_as_current_span(
+@contextlib.contextmanager
+def _batch_span(container: str, operations: Sequence[BatchOperation]) -> Iterator[trace.Span]:
+    """A batch's client span. A batch the store refused (an item missing or already there, a
+    condition that did not hold) is an answer the use case reads, not a failure of the store:
+    the span names the operation and the cause, and its status stays unset. Anything else is
+    an error. Neither records a stack trace: formatting one costs more CPU than the whole
+    batch does on the reservation path."""
+    with _tracer.start_as_current_span(
         f"batch {container}",
         kind=SpanKind.CLIENT,
         attributes={
@@ -126,7 +138,34 @@ def _batch_span(container: str, operations: Sequence[BatchOperation]) -> Any:
             "db.operation.name": "batch",
             "db.operation.batch.size": len(operations),
         },
-    )
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except BatchFailed as refused:
+            _batch_refused(span, refused)
+            raise
+        except Exception as error:
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+
+
+_BATCH_STATUS_CODES: tuple[tuple[type[StoreError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (PreconditionFailed, 412),
+)
+
+
+def _batch_refused(span: trace.Span, refused: BatchFailed) -> None:
+    cause = refused.cause
+    code = next((code for kind, code in _BATCH_STATUS_CODES if isinstance(cause, kind)), None)
+    if code is None:
+        span.set_status(Status(StatusCode.ERROR, f"{type(refused).__name__}: {refused}"))
+        return
+    span.set_attribute("db.response.status_code", str(code))
+    span.set_attribute(OUTCOME_ATTRIBUTE, f"operation {refused.index}: {type(cause).__name__}")
 
 
 class TracedPublisher:

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from devhost.servicebus_trigger import function_message
 from shared.adapters.payment_gateway import HttpPaymentGateway
@@ -33,6 +33,7 @@ from shared.adapters.tracing import (
 )
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
 from shared.domain.commands import PlaceReservation
+from shared.domain.errors import NotEnoughSeats
 from shared.domain.events import Event
 from shared.handlers.payments import (
     PaymentDeps,
@@ -52,7 +53,13 @@ from shared.observability import (
     traced_changes,
     traced_message,
 )
-from shared.ports import OutboundMessage, OutcomeUnknown, PaymentApproval, PaymentDeclined
+from shared.ports import (
+    OutboundMessage,
+    OutcomeUnknown,
+    PaymentApproval,
+    PaymentDeclined,
+    TooManyRequests,
+)
 from shared.topology import MUSICALS, PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
 from tests.support.fake_gateway import FakeGateway
 from tests.support.handler_deps import reservation_deps
@@ -206,6 +213,39 @@ def test_a_failing_function_ends_its_spans_with_the_error_as_outcome(spans):
     (failed,) = [s for s in spans.get_finished_spans() if s.name.startswith("project")]
     assert failed.attributes["outerpark.outcome"] == "error: RuntimeError"
     assert not failed.status.is_ok
+
+
+def test_a_batch_the_store_refuses_is_a_span_naming_the_operation_and_its_cause(
+    store, musical, customer, clock, spans
+):
+    """Sold out is an answer, not a store failure: no error status, no stack trace event."""
+    deps = reservation_deps(TracedDocumentStore(store), clock)
+    six = PlaceReservation(musical_id=musical.id, seats=6)  # of 10
+    asyncio.run(place_reservation(six, customer, "corr-8", None, deps))
+    with pytest.raises(NotEnoughSeats):
+        asyncio.run(place_reservation(six, customer, "corr-9", None, deps))
+
+    placed, refused = [s for s in spans.get_finished_spans() if s.name == f"batch {MUSICALS.name}"]
+    assert "db.response.status_code" not in placed.attributes
+    assert refused.attributes["db.response.status_code"] == "412"
+    assert refused.attributes[OUTCOME_ATTRIBUTE] == "operation 0: PreconditionFailed"
+    assert refused.status.status_code is StatusCode.UNSET
+    assert refused.events == ()
+
+
+def test_a_batch_that_fails_otherwise_is_an_error_span(store, spans):
+    class Throttling:
+        read = patch = delete = query = None  # not called
+
+        def batch(self, container, partition_key, operations):
+            raise TooManyRequests("the store is throttling")
+
+    with pytest.raises(TooManyRequests):
+        TracedDocumentStore(Throttling()).batch(MUSICALS.name, "m", [])
+
+    (batch,) = [s for s in spans.get_finished_spans() if s.name == f"batch {MUSICALS.name}"]
+    assert batch.status.status_code is StatusCode.ERROR
+    assert batch.status.description == "TooManyRequests: the store is throttling"
 
 
 def gateway_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
