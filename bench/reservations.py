@@ -5,13 +5,15 @@ the whole saga runs behind the load as it would), then drives it with `wrk` at 3
 health first, then reservations:
 
     python -m bench.reservations [--duration 10] [--connections 32] [--threads 2] [--rounds 3]
-                                 [--max-seats-per-customer 100] [--customers 50]
+                                 [--max-seats-per-customer 100] [--customers 200]
 
 The musicals have a `maxSeatsPerCustomer` (100 unless `--max-seats-per-customer 0`), so every
 reservation takes its seats in the customer's holding too (CONTRACT §3), spread over
 `--customers` customers so that none of them reaches the cap during a run (room for
-musicals * customers * cap = 40,000 reservations by default). A customer's first reservation in
-a musical creates its holding (one more batch), so short runs pay that more often than long ones.
+musicals * customers * cap = 160,000 reservations by default, several times what a round
+places; with 50 customers, a round at 3,000 reservations/s ran some of them into the cap). A
+customer's first reservation in a musical creates its holding (one more batch), so short runs
+pay that more often than long ones.
 
 Each round does that on a fresh host, and prints requests/s and latency percentiles of both
 endpoints, their ratio, the error count, the seats held against the 201s answered, the CPU time
@@ -289,7 +291,7 @@ def main() -> int:
         metavar="0..100",
         help="the musicals' maxSeatsPerCustomer (0: no cap)",
     )
-    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--customers", type=int, default=200)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

@@ -34,6 +34,8 @@ PROCESS_ATTRIBUTE = "outerpark.process"
 RECORD_SPANS = "OUTERPARK_RECORD_SPANS"
 # Spans reach the file within half a second: `devhost trace` shows a saga as it runs.
 _EXPORT_DELAY_MS = 500
+# One encoder for every line: `json.dumps` with separators builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def traces_dir(data_dir: Path) -> Path:
@@ -80,10 +82,8 @@ class JsonLinesSpanExporter(SpanExporter):
         self._process = process
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(
-            json.dumps(span_line(span, self._process), separators=(",", ":")) + "\n"
-            for span in spans
-        ).encode()
+        encode = _ENCODER.encode
+        lines = "".join(encode(span_line(span, self._process)) + "\n" for span in spans).encode()
         try:
             if self._size > 0 and self._size + len(lines) > self._max_bytes:
                 self._rotate()
