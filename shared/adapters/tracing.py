@@ -14,7 +14,7 @@ family; the HTTP client adds the answer's status code. Never the secret key, nev
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -22,7 +22,12 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.breaker import BreakerOpen
-from shared.observability import OUTCOME_ATTRIBUTE, TRACE_CONTEXT_FIELD, trace_context
+from shared.observability import (
+    OUTCOME_ATTRIBUTE,
+    TRACE_CONTEXT_FIELD,
+    span_scope,
+    trace_context,
+)
 from shared.ports import (
     AlreadyProcessed,
     BatchFailed,
@@ -122,33 +127,28 @@ class TracedDocumentStore:
             return await self.inner.batch_async(container, partition_key, operations)
 
 
-@contextlib.contextmanager
-def _batch_span(container: str, operations: Sequence[BatchOperation]) -> Iterator[trace.Span]:
+def _batch_span(
+    container: str, operations: Sequence[BatchOperation]
+) -> contextlib.AbstractContextManager[trace.Span]:
     """A batch's client span. A batch the store refused (an item missing or already there, a
     condition that did not hold) is an answer the use case reads, not a failure of the store:
     the span names the operation and the cause, and its status stays unset. Anything else is
     an error. Neither records a stack trace: formatting one costs more CPU than the whole
     batch does on the reservation path."""
-    with _tracer.start_as_current_span(
-        f"batch {container}",
-        kind=SpanKind.CLIENT,
-        attributes={
-            "db.system.name": "azure.cosmosdb",
-            "db.collection.name": container,
-            "db.operation.name": "batch",
-            "db.operation.batch.size": len(operations),
-        },
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            yield span
-        except BatchFailed as refused:
-            _batch_refused(span, refused)
-            raise
-        except Exception as error:
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-            raise
+    attributes: dict[str, str | int] = {
+        "db.system.name": "azure.cosmosdb",
+        "db.collection.name": container,
+        "db.operation.name": "batch",
+        "db.operation.batch.size": len(operations),
+    }
+    return span_scope(_tracer, f"batch {container}", SpanKind.CLIENT, attributes, _batch_failed)
+
+
+def _batch_failed(span: trace.Span, error: BaseException) -> None:
+    if isinstance(error, BatchFailed):
+        _batch_refused(span, error)
+    elif isinstance(error, Exception):
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 _BATCH_STATUS_CODES: tuple[tuple[type[StoreError], int], ...] = (
@@ -241,18 +241,11 @@ class TracedPaymentGateway:
 def _gateway_call(
     operation: str, order_id: str, call: Callable[[], R], outcome: Callable[[R], str]
 ) -> R:
-    with _gateway_tracer.start_as_current_span(
-        f"gateway {operation}",
-        kind=SpanKind.CLIENT,
-        attributes={OPERATION_ATTRIBUTE: operation, ORDER_ATTRIBUTE: order_id},
-        record_exception=False,
-        set_status_on_exception=False,
+    attributes = {OPERATION_ATTRIBUTE: operation, ORDER_ATTRIBUTE: order_id}
+    with span_scope(
+        _gateway_tracer, f"gateway {operation}", SpanKind.CLIENT, attributes, _gateway_failed
     ) as span:
-        try:
-            result = call()
-        except Exception as error:
-            _gateway_failed(span, error)
-            raise
+        result = call()
         span.set_attribute(OUTCOME_ATTRIBUTE, outcome(result))
         return result
 
@@ -268,8 +261,10 @@ _FAILURES: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-def _gateway_failed(span: trace.Span, error: Exception) -> None:
+def _gateway_failed(span: trace.Span, error: BaseException) -> None:
     """Name the outcome of a call that raised: a working gateway's answer is no error."""
+    if not isinstance(error, Exception):
+        return
     if isinstance(error, PaymentDeclined):
         span.set_attribute(OUTCOME_ATTRIBUTE, "declined")
         span.set_attribute(DECLINE_CODE_ATTRIBUTE, error.code)
