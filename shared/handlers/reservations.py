@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from shared.domain.models import (
     SeatHolding,
 )
 from shared.domain.performances import SeatedReservation
+from shared.handlers.known_holdings import KnownHoldings
 from shared.handlers.musicals import MusicalDirectory, MusicalFacts
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
@@ -74,6 +75,7 @@ class ReservationDeps:
     musicals: MusicalDirectory
     clock: Clock
     admit: Callable[[], Awaitable[None]] = _admit_all
+    holdings: KnownHoldings = field(default_factory=KnownHoldings)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ async def place_reservation(
     if idempotency_key is None:
         await admit()
         reservation_id = new_reservation_id(command.musical_id)
-        return await _place(command, reservation_id, caller, correlation_id, store, musicals, now)
+        return await _place(command, reservation_id, caller, correlation_id, deps, now)
     await musicals.facts_async(command.musical_id, store)  # unknown: refused before any write
     record_id = idempotency_record_id(idempotency_key)
 
@@ -122,7 +124,7 @@ async def place_reservation(
         first_request = PlaceReservation(musical_id=record.musical_id, seats=record.seats)
         try:
             return await _place(
-                first_request, record.reservation_id, caller, correlation_id, store, musicals, now
+                first_request, record.reservation_id, caller, correlation_id, deps, now
             )
         except (NotEnoughSeats, SeatLimitReached, NotFoundError):
             # A parallel request with this key may have placed the reservation while this one
@@ -141,11 +143,11 @@ async def _place(
     reservation_id: str,
     caller: Caller,
     correlation_id: str,
-    store: AsyncDocumentStore,
-    musicals: MusicalDirectory,
+    deps: ReservationDeps,
     now: datetime,
 ) -> Placed:
-    musical = await musicals.facts_async(command.musical_id, store)
+    store = deps.async_store
+    musical = await deps.musicals.facts_async(command.musical_id, store)
     seats = command.seats
     limit = musical.max_seats_per_customer
     if limit is not None and seats > limit:
@@ -173,7 +175,8 @@ async def _place(
         Create(reservation.to_document()),
         Create(_event_document(placed, musical.id)),
     ]
-    holding_exists = True  # the usual case once a customer has reserved here
+    holding_key = (musical.id, caller.customer_id)
+    holding_exists = holding_key in deps.holdings
 
     async def attempt() -> Placed:
         nonlocal holding_exists
@@ -183,9 +186,12 @@ async def _place(
         except BatchFailed as failure:
             if failure.index == HOLDING_INDEX and isinstance(failure.cause, NotFound | Conflict):
                 holding_exists = isinstance(failure.cause, Conflict)  # first hold, or a race
+                deps.holdings.learn(holding_key, holding_exists)
                 raise LostRace from None
             return await _refused(failure, reservation, seats, store)
         reservation.etag = written(stored, 1)["_etag"]  # ours alone until returned: no copy needed
+        if limit:
+            deps.holdings.learn(holding_key, exists=True)
         return Placed(reservation, created=True)
 
     return await retry_on_race_async(attempt, f"the seat holding of {caller.customer_id}")

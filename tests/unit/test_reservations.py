@@ -22,6 +22,7 @@ from shared.domain.errors import (
 from shared.domain.events import Event, EventType, PaymentFacts
 from shared.domain.ids import idempotency_record_id
 from shared.domain.models import Musical, ReservationStatus, SeatHolding
+from shared.handlers.known_holdings import KnownHoldings
 from shared.handlers.musicals import MusicalDeps, MusicalDirectory, get_musical, register_musical
 from shared.handlers.reservations import (
     apply_payment_outcome,
@@ -456,3 +457,72 @@ def test_a_request_refused_by_the_cap_releases_its_idempotency_key(store, clock,
 
     with pytest.raises(NotFound):
         store.read(IDEMPOTENCY.name, customer.customer_id, idempotency_record_id("k"))
+
+
+class CountingBatches:
+    """The store, counting the transactional batches the async use cases send it."""
+
+    def __init__(self, inner: DocumentStore) -> None:
+        self.inner = inner
+        self.batches = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def batch_async(self, container, partition_key, operations):
+        self.batches += 1
+        return await self.inner.batch_async(container, partition_key, operations)
+
+
+def test_a_first_booking_creates_the_holding_and_a_repeat_patches_it_each_in_one_batch(
+    store, clock, customer, capped
+):
+    counting, holdings = CountingBatches(store), KnownHoldings()
+
+    place_in(counting, capped.id, customer, clock.now(), seats=1, holdings=holdings)
+    place_in(counting, capped.id, customer, clock.now(), seats=2, holdings=holdings)
+
+    assert counting.batches == 2
+    assert held_by(store, capped, customer) == 3
+
+
+def test_a_process_that_has_not_met_the_holding_patches_it_after_one_conflict(
+    store, clock, customer, capped
+):
+    place_in(store, capped.id, customer, clock.now(), seats=1, holdings=KnownHoldings())
+    counting, elsewhere = CountingBatches(store), KnownHoldings()
+
+    place_in(counting, capped.id, customer, clock.now(), seats=2, holdings=elsewhere)
+    place_in(counting, capped.id, customer, clock.now(), seats=1, holdings=elsewhere)
+
+    assert counting.batches == 3  # Create refused (Conflict), Patch; then Patch at once
+    assert held_by(store, capped, customer) == 4
+
+
+def test_a_holding_wrongly_believed_to_exist_is_created_after_one_refusal(
+    store, clock, customer, capped
+):
+    counting, holdings = CountingBatches(store), KnownHoldings()
+    holdings.learn((capped.id, customer.customer_id), exists=True)
+
+    placed = place_in(counting, capped.id, customer, clock.now(), seats=2, holdings=holdings)
+
+    assert placed.created
+    assert counting.batches == 2  # Patch refused (NotFound), Create
+    assert held_by(store, capped, customer) == 2
+
+
+def test_known_holdings_forget_the_least_recently_used_beyond_their_capacity():
+    holdings = KnownHoldings(capacity=2)
+    holdings.learn(("m", "a"), exists=True)
+    holdings.learn(("m", "b"), exists=True)
+    assert ("m", "a") in holdings  # now the most recently used
+
+    holdings.learn(("m", "c"), exists=True)
+    holdings.learn(("m", "a"), exists=False)
+
+    assert [key in holdings for key in (("m", "a"), ("m", "b"), ("m", "c"))] == [
+        False,
+        False,
+        True,
+    ]
