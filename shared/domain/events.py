@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from shared.domain.models import CamelModel, Payment, Reservation
+from shared.domain.models import CamelModel, Payment, Reservation, ReservationStatus
 from shared.domain.timestamps import UtcTimestamp
 
 
@@ -29,6 +29,20 @@ class EventType(StrEnum):
     PAYMENT_DECLINED = "PaymentDeclined"
     PAYMENT_DEFERRED = "PaymentDeferred"
     PAYMENT_CANCELLED = "PaymentCancelled"
+
+
+# The status each reservation event brings its reservation to (one event per status).
+RESERVATION_EVENT_STATUS: dict[EventType, ReservationStatus] = {
+    EventType.RESERVATION_PLACED: ReservationStatus.RESERVED,
+    EventType.RESERVATION_CONFIRMED: ReservationStatus.CONFIRMED,
+    EventType.RESERVATION_REJECTED: ReservationStatus.REJECTED,
+    EventType.RESERVATION_CANCELLED: ReservationStatus.CANCELLED,
+    EventType.RESERVATION_EXPIRED: ReservationStatus.EXPIRED,
+}
+# The event a reservation raises on reaching each status.
+STATUS_EVENT: dict[ReservationStatus, EventType] = {
+    status: event_type for event_type, status in RESERVATION_EVENT_STATUS.items()
+}
 
 
 class EventStream(StrEnum):

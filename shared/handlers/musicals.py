@@ -15,7 +15,15 @@ from shared.domain.performances import SeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.paging import page_json, query_json_page
 from shared.handlers.performances import performance_views
-from shared.ports import AsyncDocumentStore, Clock, Condition, DocumentStore, NotFound, OrderBy
+from shared.ports import (
+    AsyncDocumentStore,
+    Clock,
+    Condition,
+    Document,
+    DocumentStore,
+    NotFound,
+    OrderBy,
+)
 from shared.topology import MUSICALS
 
 CATALOG_ORDER = (OrderBy("createdAt"),)
@@ -71,16 +79,21 @@ def _musical_of(document: dict[str, Any]) -> Musical | SeatedMusical:
 async def read_musical(musical_id: str, store: AsyncDocumentStore) -> dict[str, Any]:
     """GET /musicals/{id}: the musical as stored, served without a model (`Musical.served`);
     a seated one with its performances' live counts."""
-    if not is_musical_id(musical_id):
-        raise NotFoundError(f"no musical {musical_id!r}")
-    try:
-        document = await store.read_async(MUSICALS.name, musical_id, musical_id)
-    except NotFound:
-        raise NotFoundError(f"no musical {musical_id!r}") from None
+    document = await _musical_document(musical_id, store)
     if document.get("type") == SeatedMusical.DOC_TYPE:
         seated = SeatedMusical.from_document(document)
         return seated.to_api(await performance_views(seated, store))
     return Musical.served(document)
+
+
+async def _musical_document(musical_id: str, store: AsyncDocumentStore) -> Document:
+    """The musical's stored document; NotFoundError for an id no musical can have, or none."""
+    if not is_musical_id(musical_id):
+        raise NotFoundError(f"no musical {musical_id!r}")
+    try:
+        return await store.read_async(MUSICALS.name, musical_id, musical_id)
+    except NotFound:
+        raise NotFoundError(f"no musical {musical_id!r}") from None
 
 
 @dataclass(frozen=True)
@@ -161,13 +174,7 @@ class MusicalDirectory:
         known = self._known.get(musical_id)
         if known is not None:
             return known
-        if not is_musical_id(musical_id):
-            raise NotFoundError(f"no musical {musical_id!r}")
-        try:
-            document = await store.read_async(MUSICALS.name, musical_id, musical_id)
-        except NotFound:
-            raise NotFoundError(f"no musical {musical_id!r}") from None
-        return self._remember(_musical_of(document))
+        return self._remember(_musical_of(await _musical_document(musical_id, store)))
 
     def _remember(self, musical: Musical | SeatedMusical) -> MusicalFacts:
         if isinstance(musical, SeatedMusical):

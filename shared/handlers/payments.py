@@ -201,13 +201,7 @@ def _confirm(attempt: Payment, deps: PaymentDeps) -> Payment:
         return _defer(attempt, deps, uncount_attempt=True)
     except OutcomeUnknown:
         return _defer(attempt, deps)
-    approved = attempt.model_copy(
-        update={"status": PaymentStatus.APPROVED, "payment_key": approval.payment_key}
-    )
-    try:
-        return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
-    except LostRace:
-        return _keep_charge(attempt.reservation_id, approval.payment_key, deps)
+    return _approved(attempt, approval.payment_key, deps)
 
 
 def _adopt_charge(attempt: Payment, deps: PaymentDeps) -> Payment:
@@ -230,13 +224,19 @@ def _adopt_charge(attempt: Payment, deps: PaymentDeps) -> Payment:
             update={"status": PaymentStatus.DECLINED, "decline_code": code}
         )
         return _write(attempt, declined, EventType.PAYMENT_DECLINED, deps, reason=code)
+    return _approved(attempt, found.payment_key, deps)
+
+
+def _approved(attempt: Payment, payment_key: str, deps: PaymentDeps) -> Payment:
+    """Record the charge `payment_key` as this payment's approval; should the payment have
+    changed meanwhile (a cancel landed), `_keep_charge` records the charge all the same."""
     approved = attempt.model_copy(
-        update={"status": PaymentStatus.APPROVED, "payment_key": found.payment_key}
+        update={"status": PaymentStatus.APPROVED, "payment_key": payment_key}
     )
     try:
         return _write(attempt, approved, EventType.PAYMENT_APPROVED, deps)
     except LostRace:
-        return _keep_charge(attempt.reservation_id, found.payment_key, deps)
+        return _keep_charge(attempt.reservation_id, payment_key, deps)
 
 
 def _keep_charge(reservation_id: str, payment_key: str, deps: PaymentDeps) -> Payment:

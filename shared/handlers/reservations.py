@@ -21,7 +21,7 @@ from shared.domain.errors import (
     NotFoundError,
     SeatLimitReached,
 )
-from shared.domain.events import Event, EventType, reservation_event
+from shared.domain.events import STATUS_EVENT, Event, EventType, reservation_event
 from shared.domain.ids import (
     idempotency_record_id,
     is_musical_id,
@@ -309,14 +309,6 @@ def _move_if_possible(
     return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
-_EVENT_OF: dict[ReservationStatus, EventType] = {
-    ReservationStatus.CONFIRMED: EventType.RESERVATION_CONFIRMED,
-    ReservationStatus.REJECTED: EventType.RESERVATION_REJECTED,
-    ReservationStatus.CANCELLED: EventType.RESERVATION_CANCELLED,
-    ReservationStatus.EXPIRED: EventType.RESERVATION_EXPIRED,
-}
-
-
 def _transition(
     reservation: Reservation, target: ReservationStatus, store: DocumentStore, now: datetime
 ) -> Reservation:
@@ -325,7 +317,9 @@ def _transition(
     moved = reservation.moved_to(target, now)
     operations: list[BatchOperation] = [
         Replace(moved.to_document(), if_match=reservation.etag),
-        Create(_event_document(reservation_event(_EVENT_OF[target], moved, now), moved.musical_id)),
+        Create(
+            _event_document(reservation_event(STATUS_EVENT[target], moved, now), moved.musical_id)
+        ),
     ]
     if reservation.holds_seats and not moved.holds_seats:
         operations.extend(_seats_back(moved))

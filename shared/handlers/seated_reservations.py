@@ -25,7 +25,7 @@ from shared.domain.errors import (
     NotFoundError,
     SeatLimitReached,
 )
-from shared.domain.events import Event, EventType, reservation_event
+from shared.domain.events import STATUS_EVENT, Event, EventType, reservation_event
 from shared.domain.fees import cancellation_terms
 from shared.domain.ids import (
     idempotency_record_id,
@@ -675,14 +675,6 @@ def _move(
     return retry_on_race(attempt, f"reservation {reservation_id}")
 
 
-_EVENT_OF: dict[ReservationStatus, EventType] = {
-    ReservationStatus.CONFIRMED: EventType.RESERVATION_CONFIRMED,
-    ReservationStatus.REJECTED: EventType.RESERVATION_REJECTED,
-    ReservationStatus.CANCELLED: EventType.RESERVATION_CANCELLED,
-    ReservationStatus.EXPIRED: EventType.RESERVATION_EXPIRED,
-}
-
-
 def _transition(
     reservation: SeatedReservation,
     moved: SeatedReservation,
@@ -693,7 +685,7 @@ def _transition(
     back, the seat items deleted and the counter raised. Then the allowance back (another
     partition: a crash in between leaves it taken until the sweeper gives it back)."""
     partition = section_partition(moved.performance_id, moved.section_id)
-    event = reservation_event(_EVENT_OF[moved.status], moved, now)
+    event = reservation_event(STATUS_EVENT[moved.status], moved, now)
     operations: list[BatchOperation] = [
         Replace(moved.to_document(), if_match=reservation.etag),
         Create(event.to_document(PARTITION_FIELD, partition)),

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.domain.events import Event, EventType
+from shared.domain.events import RESERVATION_EVENT_STATUS, STATUS_EVENT, Event, EventType
 from shared.domain.models import (
     CamelModel,
     Notice,
@@ -40,21 +40,11 @@ log = logging.getLogger("outerpark.history")
 
 NOTICE_SENT = "NoticeSent"
 
-RESERVATION_EVENT_STATUS: dict[EventType, ReservationStatus] = {
-    EventType.RESERVATION_PLACED: ReservationStatus.RESERVED,
-    EventType.RESERVATION_CONFIRMED: ReservationStatus.CONFIRMED,
-    EventType.RESERVATION_REJECTED: ReservationStatus.REJECTED,
-    EventType.RESERVATION_CANCELLED: ReservationStatus.CANCELLED,
-    EventType.RESERVATION_EXPIRED: ReservationStatus.EXPIRED,
-}
 PAYMENT_EVENT_STATUS: dict[EventType, PaymentStatus] = {
     EventType.PAYMENT_APPROVED: PaymentStatus.APPROVED,
     EventType.PAYMENT_DECLINED: PaymentStatus.DECLINED,
     EventType.PAYMENT_DEFERRED: PaymentStatus.DEFERRED,
     EventType.PAYMENT_CANCELLED: PaymentStatus.CANCELLED,
-}
-_STEP_OF_STATUS: dict[ReservationStatus, EventType] = {
-    status: event_type for event_type, status in RESERVATION_EVENT_STATUS.items()
 }
 
 
@@ -179,9 +169,7 @@ def _from_reservation(document: Mapping[str, Any]) -> list[HistoryFact]:
         at=reservation.updated_at,
         details=details,
         reservation_status=reservation.status,
-        step=TimelineStep(
-            type=_STEP_OF_STATUS[reservation.status].value, at=reservation.updated_at
-        ),
+        step=TimelineStep(type=STATUS_EVENT[reservation.status].value, at=reservation.updated_at),
         cancellation_fee=getattr(reservation, "cancellation_fee", None),
         refund_amount=getattr(reservation, "refund_amount", None),
     )
