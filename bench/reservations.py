@@ -49,9 +49,7 @@ import httpx
 
 from bench.processes import CpuUse, snapshot, steal_seconds, used_between
 from bench.saga_backlog import POLL_SECONDS, Drain, follow_drain, in_history
-from devhost.tokens import issue_token
-from shared.settings import Settings
-from tests.support.devhost_process import TEST_JWT_SECRET, DevHost, auth
+from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
 
@@ -144,11 +142,9 @@ def write_reserve_script(path: Path, musical_ids: list[str], tokens: str | list[
 
 
 def customer_tokens(host: DevHost, count: int) -> list[str]:
-    """`count` customers' bearer tokens, signed as `python -m devhost token` signs them (one
+    """`count` customers' bearer tokens, signed in this process (one `python -m devhost token`
     subprocess per token would take minutes)."""
-    settings = Settings(OUTERPARK_LOCAL_DEV=True, OUTERPARK_JWT_SECRET=TEST_JWT_SECRET)
-    assert host.env.get("OUTERPARK_JWT_SECRET") == TEST_JWT_SECRET
-    return [issue_token(f"bench-customer-{n}", settings=settings) for n in range(count)]
+    return [host.signed_token(f"bench-customer-{n}") for n in range(count)]
 
 
 def reservation_load(

@@ -139,7 +139,7 @@ def test_an_unknown_performance_is_404_and_a_general_admission_body_for_a_seated
 
 def test_the_same_seat_raced_by_fifty_customers_is_won_by_exactly_one(api):
     performance = _seated(api, [_in_days(30)])["performances"][0]
-    customers = [auth(api.host.token(f"racer-{n}")) for n in range(50)]
+    customers = [auth(api.host.signed_token(f"racer-{n}")) for n in range(50)]
 
     def attempt(who: dict[str, str]) -> int:
         return _reserve(api, who, performanceId=performance["id"], seatIds=["B-2-2"]).status_code
@@ -155,7 +155,7 @@ def test_best_available_under_two_hundred_attempts_never_sells_a_seat_twice(api)
     performance = _seated(api, [_in_days(30)])["performances"][0]  # 24 R seats
 
     def attempt(n: int) -> httpx.Response:
-        who = auth(api.host.token(f"crowd-{n}"))
+        who = auth(api.host.signed_token(f"crowd-{n}"))
         return _reserve(api, who, performanceId=performance["id"], grade="R", seats=2)
 
     with ThreadPoolExecutor(16) as pool:

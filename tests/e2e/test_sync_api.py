@@ -273,7 +273,7 @@ def test_unknown_routes_and_methods_are_problems(api):
 
 def test_300_concurrent_attempts_on_60_seats_hold_exactly_60(api):
     musical = api.musical(seats=60)
-    customers = [auth(api.host.token(f"fan-{i}")) for i in range(5)]
+    customers = [auth(api.host.signed_token(f"fan-{i}")) for i in range(5)]
 
     def attempt(i: int) -> int:
         with httpx.Client(base_url=api.host.base_url, timeout=30) as client:
