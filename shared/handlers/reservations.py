@@ -35,6 +35,7 @@ from shared.domain.models import (
     Reservation,
     ReservationStatus,
     SeatHolding,
+    StoredModel,
 )
 from shared.domain.performances import SeatedReservation
 from shared.handlers.known_holdings import KnownHoldings
@@ -358,10 +359,10 @@ async def _hold_idempotency_key(
     store: AsyncDocumentStore,
     now: datetime,
 ) -> IdempotencyRecord:
-    """Create the key's record, or rewrite the existing one (same content, new ETag) so that
-    an earlier request that fails cannot release the key under this one."""
-    if record is None:
-        fresh = IdempotencyRecord(
+    """Create the key's record, or rewrite the existing one (see `hold_key_record`)."""
+
+    def fresh() -> IdempotencyRecord:
+        return IdempotencyRecord(
             id=record_id,
             customer_id=caller.customer_id,
             musical_id=command.musical_id,
@@ -369,12 +370,21 @@ async def _hold_idempotency_key(
             reservation_id=new_reservation_id(command.musical_id),
             created_at=now,
         )
-        stored = await store.create_async(IDEMPOTENCY.name, fresh.to_document())
-    else:
-        stored = await store.replace_async(
-            IDEMPOTENCY.name, record.to_document(), if_match=record.etag
-        )
-    return IdempotencyRecord.from_document(stored)
+
+    return IdempotencyRecord.from_document(await hold_key_record(record, fresh, store))
+
+
+async def hold_key_record(
+    existing: StoredModel | None, fresh: Callable[[], StoredModel], store: AsyncDocumentStore
+) -> Document:
+    """An Idempotency-Key's record created (`fresh()`), or the existing one rewritten with the
+    same content and a new ETag, so that an earlier request with the key that fails cannot
+    release it under this one. Conflict or PreconditionFailed: another request moved first."""
+    if existing is None:
+        return await store.create_async(IDEMPOTENCY.name, fresh().to_document())
+    return await store.replace_async(
+        IDEMPOTENCY.name, existing.to_document(), if_match=existing.etag
+    )
 
 
 async def _release_idempotency_key(record: IdempotencyRecord, store: AsyncDocumentStore) -> None:

@@ -50,7 +50,7 @@ from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
 from shared.domain.timestamps import format_timestamp
 from shared.handlers.performances import PerformanceDirectory
-from shared.handlers.reservations import Placed, find_reservation_async
+from shared.handlers.reservations import Placed, find_reservation_async, hold_key_record
 from shared.handlers.seat_book import SeatBook
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
@@ -517,13 +517,13 @@ async def _hold_order(
     store: AsyncDocumentStore,
     now: datetime,
 ) -> SeatedOrder:
-    """Create the key's record, or rewrite it (new ETag) so that an earlier request that
-    fails cannot release the key under this one."""
-    if order is None:
+    """Create the key's record, or rewrite the existing one (see `hold_key_record`)."""
+
+    def fresh() -> SeatedOrder:
         suffix = new_reservation_suffix()
         if isinstance(command, ReserveSeats):
             section = Seat.parse(command.seat_ids[0]).section
-            fresh = SeatedOrder(
+            return SeatedOrder(
                 id=record_id,
                 customer_id=caller.customer_id,
                 performance_id=performance.id,
@@ -533,22 +533,17 @@ async def _hold_order(
                 reservation_id=seated_reservation_id(performance.id, section, suffix),
                 created_at=now,
             )
-        else:
-            fresh = SeatedOrder(
-                id=record_id,
-                customer_id=caller.customer_id,
-                performance_id=performance.id,
-                suffix=suffix,
-                grade=command.grade,
-                seats=command.seats,
-                created_at=now,
-            )
-        stored = await store.create_async(IDEMPOTENCY.name, fresh.to_document())
-    else:
-        stored = await store.replace_async(
-            IDEMPOTENCY.name, order.to_document(), if_match=order.etag
+        return SeatedOrder(
+            id=record_id,
+            customer_id=caller.customer_id,
+            performance_id=performance.id,
+            suffix=suffix,
+            grade=command.grade,
+            seats=command.seats,
+            created_at=now,
         )
-    return SeatedOrder.from_document(stored)
+
+    return SeatedOrder.from_document(await hold_key_record(order, fresh, store))
 
 
 def _command_of(order: SeatedOrder) -> SeatedCommand:
