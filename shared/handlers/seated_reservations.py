@@ -521,25 +521,24 @@ async def _hold_order(
 
     def fresh() -> SeatedOrder:
         suffix = new_reservation_suffix()
+        seat_ids: list[str] | None = None
+        grade: str | None = None
+        reservation_id: str | None = None  # best available: known once its section is chosen
         if isinstance(command, ReserveSeats):
-            section = Seat.parse(command.seat_ids[0]).section
-            return SeatedOrder(
-                id=record_id,
-                customer_id=caller.customer_id,
-                performance_id=performance.id,
-                suffix=suffix,
-                seat_ids=command.seat_ids,
-                seats=len(command.seat_ids),
-                reservation_id=seated_reservation_id(performance.id, section, suffix),
-                created_at=now,
-            )
+            seat_ids, seats = command.seat_ids, len(command.seat_ids)
+            section = Seat.parse(seat_ids[0]).section
+            reservation_id = seated_reservation_id(performance.id, section, suffix)
+        else:
+            grade, seats = command.grade, command.seats
         return SeatedOrder(
             id=record_id,
             customer_id=caller.customer_id,
             performance_id=performance.id,
             suffix=suffix,
-            grade=command.grade,
-            seats=command.seats,
+            seat_ids=seat_ids,
+            grade=grade,
+            seats=seats,
+            reservation_id=reservation_id,
             created_at=now,
         )
 
