@@ -207,9 +207,8 @@ class SqliteReader:
         if continuation is not None:
             values, last_id = decode_token(continuation, order.fingerprint)
             keyset, keyset_params = keyset_sql(order.directions, values, last_id)
-        # The page's keys first, its selected JSON after, for its rows only: SQLite sorts
-        # whole result rows, so selecting in the sorted query built the JSON of every item of
-        # the partition that passes the filter (a 300-item history: ~2 ms a page, now ~0.4).
+        # Sort the keys, then select the page's rows by rowid: SQLite sorts whole result rows,
+        # so selecting in the sorted query would build the JSON of every matching item.
         keys = "".join(f", page.k{index}" for index in range(len(order.directions)))
         sql = (
             f"SELECT (SELECT {select_sql} FROM items WHERE rowid = page.r), page.id{keys}"
