@@ -10,12 +10,11 @@ reservation's seats, the reservation and its event in one transactional batch.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from types import MappingProxyType
+from itertools import islice, zip_longest
 from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -153,8 +152,66 @@ class SeatMap(CamelModel):
         return section, seats
 
 
+@dataclass(frozen=True)
+class HeldSeats:
+    """The held seats of one section as a bit mask per row: bit `n - 1` of `rows[r - 1]` is
+    seat `n` of row `r`. Choosing seats then costs a few integer operations per row, where a set
+    of seats cost a pass over each of up to 10,000 seats on every request."""
+
+    section: str
+    rows: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, section: str, seats: Iterable[Seat]) -> HeldSeats:
+        return cls(section).adding(seats)
+
+    def adding(self, seats: Iterable[Seat]) -> HeldSeats:
+        """These seats and `seats` (which must lie in this section)."""
+        rows = list(self.rows)
+        for seat in seats:
+            if seat.section != self.section:
+                raise ValueError(f"seat {seat.id} is not in section {self.section}")
+            rows.extend([0] * (seat.row - len(rows)))
+            rows[seat.row - 1] |= 1 << (seat.number - 1)
+        return HeldSeats(self.section, tuple(rows))
+
+    def __or__(self, other: HeldSeats) -> HeldSeats:
+        if other.section != self.section:
+            raise ValueError(f"section {other.section} is not section {self.section}")
+        rows = tuple(a | b for a, b in zip_longest(self.rows, other.rows, fillvalue=0))
+        return HeldSeats(self.section, rows)
+
+    def in_row(self, row: int) -> int:
+        """The mask of the held numbers of `row`."""
+        return self.rows[row - 1] if row <= len(self.rows) else 0
+
+    def __contains__(self, seat: object) -> bool:
+        return (
+            isinstance(seat, Seat)
+            and seat.section == self.section
+            and bool(self.in_row(seat.row) >> (seat.number - 1) & 1)
+        )
+
+    def __len__(self) -> int:
+        return sum(mask.bit_count() for mask in self.rows)
+
+    def __iter__(self) -> Iterator[Seat]:
+        return _seats(self.section, self.rows)
+
+
+def _seats(section: str, rows: Iterable[int]) -> Iterator[Seat]:
+    """The seats whose bits are set in the masks of `rows`, nearest the stage first, then by
+    number."""
+    for row, mask in enumerate(rows, start=1):
+        left = mask
+        while left:
+            lowest = left & -left
+            yield Seat(section, row, lowest.bit_length())
+            left ^= lowest
+
+
 def best_available(
-    seat_map: SeatMap, grade: str, count: int, taken: Mapping[str, frozenset[Seat]]
+    seat_map: SeatMap, grade: str, count: int, taken: Mapping[str, HeldSeats]
 ) -> list[Seat] | None:
     """The seats of `grade` that a "best available" request for `count` seats gets, or None.
 
@@ -167,60 +224,50 @@ def best_available(
     if grade not in seat_map.grades:
         raise KeyError(grade)
     sections = seat_map.sections_of(grade)
-    adjacent = _adjacent_in_nearest_row(sections, count, taken)
+    free = {
+        section.id: _free_rows(section, taken.get(section.id, HeldSeats(section.id)))
+        for section in sections
+    }
+    adjacent = _adjacent_in_nearest_row(sections, count, free)
     if adjacent is not None:
         return adjacent
-    return _nearest_in_one_section(sections, count, taken)
+    return _nearest_in_one_section(sections, count, free)
+
+
+def _free_rows(section: Section, held: HeldSeats) -> list[int]:
+    """The mask of the free numbers of each row of `section` (index `row - 1`)."""
+    every = (1 << section.seats_per_row) - 1
+    return [every & ~held.in_row(row) for row in range(1, section.rows + 1)]
 
 
 def _adjacent_in_nearest_row(
-    sections: Sequence[Section], count: int, taken: Mapping[str, frozenset[Seat]]
+    sections: Sequence[Section], count: int, free: Mapping[str, list[int]]
 ) -> list[Seat] | None:
-    held_by_row = {
-        section.id: _numbers_by_row(taken.get(section.id, frozenset())) for section in sections
-    }
     deepest = max(section.rows for section in sections)
     for row in range(1, deepest + 1):
         for section in sections:
-            if row > section.rows or count > section.seats_per_row:
+            if row > section.rows:
                 continue
-            held = held_by_row[section.id].get(row, frozenset())
-            if section.seats_per_row - len(held) < count:
-                continue  # not that many free seats in this row at all
-            run = 0
-            for number in range(1, section.seats_per_row + 1):
-                run = 0 if number in held else run + 1
-                if run == count:
-                    first = number - count + 1
-                    return [Seat(section.id, row, n) for n in range(first, number + 1)]
+            # A bit stays set in `runs` where `count` free seats start: each step keeps the bits
+            # whose next seat is free too.
+            runs = free[section.id][row - 1]
+            for _ in range(count - 1):
+                runs &= runs >> 1
+            if runs:
+                first = (runs & -runs).bit_length()
+                return [Seat(section.id, row, n) for n in range(first, first + count)]
     return None
 
 
-@functools.lru_cache(maxsize=256)
-def _numbers_by_row(seats: frozenset[Seat]) -> Mapping[int, frozenset[int]]:
-    """The held numbers of each row. Cached: a section that did not change since the last
-    request hands over the very same set (shared.handlers.seat_book)."""
-    by_row: dict[int, set[int]] = {}
-    for seat in seats:
-        by_row.setdefault(seat.row, set()).add(seat.number)
-    return MappingProxyType({row: frozenset(numbers) for row, numbers in by_row.items()})
-
-
 def _nearest_in_one_section(
-    sections: Sequence[Section], count: int, taken: Mapping[str, frozenset[Seat]]
+    sections: Sequence[Section], count: int, free: Mapping[str, list[int]]
 ) -> list[Seat] | None:
     best: list[Seat] | None = None
     best_rows: list[int] = []
     for section in sections:
-        held = taken.get(section.id, frozenset())
-        if section.total_seats - len(held) < count:
+        chosen = list(islice(_seats(section.id, free[section.id]), count))
+        if len(chosen) < count:
             continue
-        chosen: list[Seat] = []
-        for seat in section.seats():
-            if seat not in held:
-                chosen.append(seat)
-                if len(chosen) == count:
-                    break
         rows = [seat.row for seat in chosen]
         if best is None or rows < best_rows:  # strictly nearer: an earlier section wins ties
             best, best_rows = chosen, rows

@@ -29,7 +29,7 @@ from shared.domain.performances import (
     SeatedMusical,
     SectionCounter,
 )
-from shared.domain.seating import Seat, SeatMap, Section
+from shared.domain.seating import HeldSeats, SeatMap, Section
 from shared.domain.seating_commands import RegisterSeatedMusical
 from shared.domain.seating_errors import InvalidSeatRequest
 from shared.handlers.seat_book import SeatBook
@@ -121,7 +121,7 @@ class PerformanceDirectory:
         self._lock = threading.Lock()
         self.seats = SeatBook()
         # Each section's listing as last written, with the held seats it was written from.
-        self.listings: dict[str, tuple[frozenset[Seat], str]] = {}
+        self.listings: dict[str, tuple[HeldSeats, str]] = {}
 
     def get(self, performance_id: str, store: DocumentStore) -> Performance:
         known = self._known.get(performance_id)
@@ -268,7 +268,7 @@ async def section_seats(
     return text
 
 
-def _listing(performance: Performance, section: Section, held: frozenset[Seat]) -> str:
+def _listing(performance: Performance, section: Section, held: HeldSeats) -> str:
     """The listing's JSON, written directly: seat ids are letters, digits and dashes."""
     seats = ",".join(
         f'{{"id":"{seat.id}","row":{seat.row},"number":{seat.number},'

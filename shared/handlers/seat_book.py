@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from shared.domain.ids import section_partition
 from shared.domain.performances import COUNTER_ID, HeldSeat
-from shared.domain.seating import Seat
+from shared.domain.seating import HeldSeats, Seat
 from shared.ports import AsyncDocumentStore, Condition
 from shared.topology import PERFORMANCES
 
@@ -41,7 +41,7 @@ _MAX_PENDING = 1000
 @dataclass(frozen=True)
 class _Known:
     version: int
-    held: frozenset[Seat]
+    held: HeldSeats
 
 
 class SeatBook:
@@ -54,22 +54,22 @@ class SeatBook:
         self._in_flight: dict[str, int] = {}
         # This process's holds whose answers came back before the one before them (out of order):
         # by partition, the version each left the counter at, and its seats.
-        self._pending: dict[str, dict[int, frozenset[Seat]]] = {}
+        self._pending: dict[str, dict[int, tuple[Seat, ...]]] = {}
         self._lock = threading.Lock()
 
     async def taken(
         self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
-    ) -> dict[str, frozenset[Seat]]:
+    ) -> dict[str, HeldSeats]:
         """The seats of each section that are held or claimed, as far as is known now."""
         held = await self._held(performance_id, section_ids, store, claimed_too=True)
         return {
-            section_id: seats | self._claims(section_partition(performance_id, section_id))
+            section_id: seats.adding(self._claims(section_partition(performance_id, section_id)))
             for section_id, seats in held.items()
         }
 
     async def held(
         self, performance_id: str, section_ids: Sequence[str], store: AsyncDocumentStore
-    ) -> dict[str, frozenset[Seat]]:
+    ) -> dict[str, HeldSeats]:
         """The held seats of each section now: as known when its counter did not change since,
         else read again."""
         return await self._held(performance_id, section_ids, store, claimed_too=False)
@@ -80,7 +80,7 @@ class SeatBook:
         section_ids: Sequence[str],
         store: AsyncDocumentStore,
         claimed_too: bool,
-    ) -> dict[str, frozenset[Seat]]:
+    ) -> dict[str, HeldSeats]:
         """`held`; with `claimed_too`, for callers that add the claimed seats themselves: what is
         known may then lag the counter by as many versions as this process has holds in flight
         there (committed, not yet answered), since their seats are claimed."""
@@ -88,7 +88,7 @@ class SeatBook:
         keys = [(partition, COUNTER_ID) for partition in partitions.values()]
         counters = await store.read_many_async(PERFORMANCES.name, keys)
         versions = {counter["sectionId"]: counter.get("version", 0) for counter in counters}
-        found: dict[str, frozenset[Seat]] = {}
+        found: dict[str, HeldSeats] = {}
         for section_id, partition in partitions.items():
             version = versions.get(section_id)
             known = self._known.get(partition)
@@ -98,7 +98,7 @@ class SeatBook:
             if known is None or version is None or known.version < version - lag:
                 # Read after the counter: the set is at least as new as that version.
                 ids = await held_seat_ids(performance_id, section_id, store)
-                held = frozenset(Seat.parse(seat_id) for seat_id in ids)
+                held = HeldSeats.of(section_id, (Seat.parse(seat_id) for seat_id in ids))
                 if version is not None:
                     self._remember(partition, _Known(version, held))
             else:
@@ -113,7 +113,7 @@ class SeatBook:
             pending = self._pending.setdefault(partition, {})
             if len(pending) >= _MAX_PENDING:  # a gap nobody here will fill: start again
                 pending.clear()
-            pending[version] = frozenset(seats)
+            pending[version] = tuple(seats)
             self._advance(partition)
 
     def forget(self, partition: str) -> None:
@@ -138,9 +138,9 @@ class SeatBook:
                 if left:
                     self._in_flight[partition] = left
 
-    def _claims(self, partition: str) -> frozenset[Seat]:
+    def _claims(self, partition: str) -> tuple[Seat, ...]:
         with self._lock:
-            return frozenset(self._claimed.get(partition, ()))
+            return tuple(self._claimed.get(partition, ()))
 
     def _remember(self, partition: str, known: _Known) -> None:
         with self._lock:
@@ -158,7 +158,7 @@ class SeatBook:
         version, held = known.version, known.held
         while version + 1 in pending:
             version += 1
-            held = held | pending.pop(version)
+            held = held.adding(pending.pop(version))
         for passed in [v for v in pending if v <= version]:
             del pending[passed]
         self._known[partition] = _Known(version, held)

@@ -47,7 +47,10 @@ def test_held_seats_are_read_again_only_for_a_section_whose_counter_changed(
     taken = asyncio.run(book.taken(performance_id, ["B", "C"], counting))
 
     assert counting.queries == [section_partition(performance_id, "C")]
-    assert taken == {"B": frozenset(), "C": frozenset({Seat("C", 1, 1)})}
+    assert {section: set(held) for section, held in taken.items()} == {
+        "B": set(),
+        "C": {Seat("C", 1, 1)},
+    }
 
 
 def test_seats_claimed_by_a_request_in_flight_count_as_taken_until_its_hold_answers(
@@ -62,8 +65,8 @@ def test_seats_claimed_by_a_request_in_flight_count_as_taken_until_its_hold_answ
         during = asyncio.run(book.taken(performance_id, ["B"], store))
     after = asyncio.run(book.taken(performance_id, ["B"], store))
 
-    assert during["B"] == frozenset(claimed)
-    assert after["B"] == frozenset()
+    assert set(during["B"]) == set(claimed)
+    assert not after["B"]
 
 
 class YieldingBatches:
@@ -138,7 +141,7 @@ def test_holds_whose_answers_come_back_out_of_order_are_known_once_the_gap_is_fi
     taken = asyncio.run(book.taken(performance_id, ["B"], counting))
 
     assert counting.queries == []
-    assert taken["B"] == frozenset(first + second)
+    assert set(taken["B"]) == {*first, *second}
 
 
 def test_for_a_pick_what_is_known_may_lag_the_counter_by_the_holds_in_flight_there(
@@ -154,6 +157,6 @@ def test_for_a_pick_what_is_known_may_lag_the_counter_by_the_holds_in_flight_the
         taken = asyncio.run(book.taken(performance_id, ["B"], counting))
         listed = asyncio.run(book.held(performance_id, ["B"], counting))
 
-    assert taken["B"] == frozenset(in_flight)  # claimed: no read needed for a pick
+    assert set(taken["B"]) == set(in_flight)  # claimed: no read needed for a pick
     assert counting.queries == [partition]  # the listing read it: it shows only what is held
-    assert listed["B"] == frozenset(in_flight)
+    assert set(listed["B"]) == set(in_flight)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.domain.seating import Seat, SeatMap, Section, best_available
+from shared.domain.seating import HeldSeats, Seat, SeatMap, Section, best_available
 
 
 def hall(*sections: tuple[str, str, int, int], grades: dict[str, int] | None = None) -> SeatMap:
@@ -18,12 +20,12 @@ def hall(*sections: tuple[str, str, int, int], grades: dict[str, int] | None = N
     )
 
 
-def taken(*seat_ids: str) -> dict[str, frozenset[Seat]]:
+def taken(*seat_ids: str) -> dict[str, HeldSeats]:
     by_section: dict[str, set[Seat]] = {}
     for seat_id in seat_ids:
         seat = Seat.parse(seat_id)
         by_section.setdefault(seat.section, set()).add(seat)
-    return {section: frozenset(seats) for section, seats in by_section.items()}
+    return {section: HeldSeats.of(section, seats) for section, seats in by_section.items()}
 
 
 def ids(seats: list[Seat] | None) -> list[str] | None:
@@ -159,3 +161,68 @@ class TestBestAvailable:
             holds.update(chosen)
         assert len(holds) == 40
         assert best_available(seat_map, "R", 1, taken(*holds)) is None
+
+
+class TestHeldSeats:
+    def test_holds_the_seats_it_was_given_and_no_other(self) -> None:
+        held = HeldSeats.of("A", [Seat("A", 2, 3), Seat("A", 1, 100)])
+        assert Seat("A", 2, 3) in held
+        assert Seat("A", 1, 100) in held
+        assert Seat("A", 2, 4) not in held
+        assert Seat("B", 2, 3) not in held
+        assert Seat("A", 7, 1) not in held  # a row beyond the last held one
+        assert len(held) == 2
+        assert list(held) == [Seat("A", 1, 100), Seat("A", 2, 3)]  # nearest the stage first
+
+    def test_adding_and_joining_give_the_union_and_leave_the_original_as_it_was(self) -> None:
+        first = HeldSeats.of("A", [Seat("A", 1, 1)])
+        more = first.adding([Seat("A", 3, 2)])
+        joined = first | HeldSeats.of("A", [Seat("A", 1, 1), Seat("A", 5, 9)])
+        assert set(first) == {Seat("A", 1, 1)}
+        assert set(more) == {Seat("A", 1, 1), Seat("A", 3, 2)}
+        assert set(joined) == {Seat("A", 1, 1), Seat("A", 5, 9)}
+
+    def test_a_seat_of_another_section_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="not in section A"):
+            HeldSeats.of("A", [Seat("B", 1, 1)])
+        with pytest.raises(ValueError, match="is not section A"):
+            HeldSeats("A") | HeldSeats("B")
+
+
+def _best_by_the_rule(
+    seat_map: SeatMap, grade: str, count: int, held: set[Seat]
+) -> list[Seat] | None:
+    """The rule of `best_available`, written the plain way, seat by seat."""
+    sections = seat_map.sections_of(grade)
+    for row in range(1, max(section.rows for section in sections) + 1):
+        for section in sections:
+            if row > section.rows:
+                continue
+            for first in range(1, section.seats_per_row - count + 2):
+                run = [Seat(section.id, row, n) for n in range(first, first + count)]
+                if not held.intersection(run):
+                    return run
+    nearest: list[Seat] | None = None
+    for section in sections:
+        free = [seat for seat in section.seats() if seat not in held][:count]
+        if len(free) == count and (
+            nearest is None or [s.row for s in free] < [s.row for s in nearest]
+        ):
+            nearest = free
+    return nearest
+
+
+class TestBestAvailableFollowsTheRule:
+    @given(
+        shape=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 8)), min_size=1, max_size=3),
+        count=st.integers(1, 5),
+        data=st.data(),
+    )
+    def test_on_any_hall_and_any_held_seats(
+        self, shape: list[tuple[int, int]], count: int, data: st.DataObject
+    ) -> None:
+        seat_map = hall(*[(f"S{i}", "R", rows, per_row) for i, (rows, per_row) in enumerate(shape)])
+        every = [seat for section in seat_map.sections for seat in section.seats()]
+        held = set(data.draw(st.lists(st.sampled_from(every), unique=True)))
+        chosen = best_available(seat_map, "R", count, taken(*(seat.id for seat in held)))
+        assert chosen == _best_by_the_rule(seat_map, "R", count, held)
