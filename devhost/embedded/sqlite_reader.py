@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from devhost.embedded.projections import ProjectionCache
 from devhost.embedded.sqlite_query import (
     condition_sql,
     decode_token,
@@ -77,6 +78,7 @@ class SqliteReader:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._changes_cv = threading.Condition()
         self._commits = 0
+        self._projections = ProjectionCache()
 
     # ------------------------------------------------------------------ connections
 
@@ -101,10 +103,22 @@ class SqliteReader:
         except queue.Empty:
             connection = self._connect()
             connection.execute("PRAGMA query_only=1")
+            connection.execute("PRAGMA mmap_size=268435456")
         try:
             yield connection
         finally:
             self._readers.put(connection)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection inside one read transaction: its statements see one state of
+        the file."""
+        with self._reader() as connection:
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.execute("COMMIT")
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -182,11 +196,15 @@ class SqliteReader:
         limit: int = 100,
         continuation: str | None = None,
     ) -> Page:
-        rows, token = self._page(container, partition_key, where, order_by, limit, continuation)
-        return Page(items=[json.loads(row[0]) for row in rows], continuation=token)
+        with self._reader() as connection:
+            rows, token = self._page(
+                connection, container, partition_key, where, order_by, limit, continuation
+            )
+        return Page(items=[json.loads(row[1]) for row in rows], continuation=token)
 
     def _page(
         self,
+        connection: sqlite3.Connection,
         container: str,
         partition_key: str,
         where: Sequence[Condition],
@@ -195,8 +213,8 @@ class SqliteReader:
         continuation: str | None,
         selected: tuple[str, list[Any]] = ("body", []),
     ) -> tuple[list[Any], str | None]:
-        """One keyset page: the rows whose first column is `selected` (SQL and its parameters),
-        and the token of the next page."""
+        """One keyset page: rows of (rowid, `selected` (SQL and its parameters), id, sort
+        keys...), and the token of the next page."""
         spec = self._container(container)
         if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
@@ -211,7 +229,7 @@ class SqliteReader:
         # so selecting in the sorted query would build the JSON of every matching item.
         keys = "".join(f", page.k{index}" for index in range(len(order.directions)))
         sql = (
-            f"SELECT (SELECT {select_sql} FROM items WHERE rowid = page.r), page.id{keys}"
+            f"SELECT page.r, (SELECT {select_sql} FROM items WHERE rowid = page.r), page.id{keys}"
             f" FROM (SELECT * FROM (SELECT rowid AS r, id{order.select_sql} FROM items"
             f" WHERE container = ? AND pk = ? AND {LIVE} AND {filter_sql})"
             f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?) AS page"
@@ -227,12 +245,11 @@ class SqliteReader:
             *keyset_params,
             limit + 1,
         ]
-        with self._reader() as connection:
-            rows = connection.execute(sql, params).fetchall()
+        rows = connection.execute(sql, params).fetchall()
         token = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            token = encode_token(order.fingerprint, list(last[2:]), last[1])
+            token = encode_token(order.fingerprint, list(last[3:]), last[2])
         return rows[:limit], token
 
     # ------------------------------------------------------------------ ChangeFeed
@@ -304,17 +321,27 @@ class SqliteReader:
         self, container: str, keys: Sequence[tuple[str, str]]
     ) -> list[Document]:
         """One statement for every key (inline, as `read_async`)."""
-        return [json.loads(body) for body in self._many(container, keys, ("body", []))]
+        with self._reader() as connection:
+            found = self._many(connection, container, keys, "body")
+        return [json.loads(body) for (body,) in found]
 
     async def read_many_json_async(
         self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
     ) -> list[str]:
-        """One statement for every key, each item's object of `fields` made by SQLite's JSON
-        functions as in `query_json_async` (inline, as `read_async`)."""
-        return self._many(container, keys, _json_object_of(fields))
+        """One statement for every key, each item's object of `fields` as in
+        `query_json_async` (inline, as `read_async`)."""
+        with self._snapshot() as connection:
+            versions = self._many(connection, container, keys, "items.rowid, lsn")
+            return self._projections.texts(connection, container, versions, fields)
 
-    def _many(self, container: str, keys: Sequence[tuple[str, str]], selected: Sql) -> list[Any]:
-        """`selected` (SQL and its parameters) of each live item of `keys`, in their order.
+    def _many(
+        self,
+        connection: sqlite3.Connection,
+        container: str,
+        keys: Sequence[tuple[str, str]],
+        selected: str,
+    ) -> list[tuple[Any, ...]]:
+        """The `selected` columns of each live item of `keys`, in their order.
 
         The keys drive the join (CROSS JOIN keeps them the outer loop): each is one search of
         the primary index, whatever else the container holds. (`(pk, id) IN (VALUES ...)` was
@@ -322,21 +349,14 @@ class SqliteReader:
         spec = self._container(container)
         if not keys:
             return []
-        select_sql, select_params = selected
         pairs = ", ".join("(?, ?)" for _ in keys)
-        with self._reader() as connection:
-            rows = connection.execute(
-                f"SELECT k.column1, k.column2, {select_sql} FROM (VALUES {pairs}) AS k"
-                " CROSS JOIN items ON container = ? AND pk = k.column1 AND id = k.column2"
-                f" WHERE {LIVE}",
-                [
-                    *select_params,
-                    *(part for key in keys for part in key),
-                    spec.name,
-                    self._clock(),
-                ],
-            ).fetchall()
-        found = {(row[0], row[1]): row[2] for row in rows}
+        rows = connection.execute(
+            f"SELECT k.column1, k.column2, {selected} FROM (VALUES {pairs}) AS k"
+            " CROSS JOIN items ON container = ? AND pk = k.column1 AND id = k.column2"
+            f" WHERE {LIVE}",
+            [*(part for key in keys for part in key), spec.name, self._clock()],
+        ).fetchall()
+        found = {(row[0], row[1]): row[2:] for row in rows}
         return [found[key] for key in map(tuple, keys) if key in found]
 
     async def query_json_async(
@@ -349,19 +369,22 @@ class SqliteReader:
         limit: int = 100,
         continuation: str | None = None,
     ) -> JsonPage:
-        """`query`, the object of `fields` made by SQLite's JSON functions from the stored
-        body (`->` keeps each value's JSON type), inline as `read_async`."""
-        rows, token = self._page(
-            container, partition_key, where, order_by, limit, continuation, _json_object_of(fields)
-        )
-        return JsonPage(items=[row[0] for row in rows], continuation=token)
-
-
-def _json_object_of(fields: Sequence[str]) -> Sql:
-    """SQL (and its parameters) of the JSON object of the stored body's top-level `fields`, in
-    that order; `->` keeps each value's JSON type, and a missing field is null."""
-    projection = ", ".join("?, body -> ?" for _ in fields)
-    return f"json_object({projection})", [part for name in fields for part in (name, f'$."{name}"')]
+        """`query`, each item as the object of `fields` taken from the stored body (see
+        `ProjectionCache`), inline as `read_async`."""
+        with self._snapshot() as connection:
+            rows, token = self._page(
+                connection,
+                container,
+                partition_key,
+                where,
+                order_by,
+                limit,
+                continuation,
+                ("lsn", []),
+            )
+            versions = [(row[0], row[1]) for row in rows]
+            items = self._projections.texts(connection, container, versions, fields)
+        return JsonPage(items=items, continuation=token)
 
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:

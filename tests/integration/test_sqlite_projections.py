@@ -1,0 +1,71 @@
+"""The embedded store keeps the JSON of an item's chosen fields by the item's version: a page
+read again builds no JSON, and an item written since is served as it is now."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+from devhost.embedded.projections import ProjectionCache
+from devhost.embedded.sqlite_store import SqliteDocumentStore
+from shared.ports import OrderBy, Set
+from shared.topology import ContainerSpec
+
+ITEMS = ContainerSpec("items", "/pk", default_ttl=-1)
+BY_N = (OrderBy("n"),)
+
+
+class TracedStore(SqliteDocumentStore):
+    """Keeps the SQL its connections run."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.statements: list[str] = []  # before the writer's connection is made
+        super().__init__(data_dir, {ITEMS.name: ITEMS})
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = super()._connect()
+        connection.set_trace_callback(self.statements.append)
+        return connection
+
+    def json_built(self) -> int:
+        return sum("json_object" in statement for statement in self.statements)
+
+
+def page(store: SqliteDocumentStore) -> list[dict[str, object]]:
+    texts = asyncio.run(store.query_json_async(ITEMS.name, "p", ["id", "n"], order_by=BY_N))
+    return [json.loads(text) for text in texts.items]
+
+
+def test_a_page_read_again_builds_no_json_and_a_written_item_is_served_as_it_is_now(
+    tmp_path: Path,
+) -> None:
+    store = TracedStore(tmp_path)
+    for n in range(3):
+        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    try:
+        first = page(store)
+        built = store.json_built()
+        again = page(store)
+        assert store.json_built() == built  # nothing built the second time
+        store.patch(ITEMS.name, "p", "i1", [Set("n", 10)])
+        after = page(store)
+        many = asyncio.run(store.read_many_json_async(ITEMS.name, [("p", "i1")], ["n"]))
+    finally:
+        store.close()
+    assert first == again == [{"id": "i0", "n": 0}, {"id": "i1", "n": 1}, {"id": "i2", "n": 2}]
+    assert after == [{"id": "i0", "n": 0}, {"id": "i2", "n": 2}, {"id": "i1", "n": 10}]
+    assert many == ['{"n":10}']
+
+
+def test_a_full_cache_starts_again_and_still_answers_every_item(tmp_path: Path) -> None:
+    store = SqliteDocumentStore(tmp_path, {ITEMS.name: ITEMS})
+    store._projections = ProjectionCache(capacity=2)
+    for n in range(5):
+        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    try:
+        assert [item["n"] for item in page(store)] == [0, 1, 2, 3, 4]
+        assert [item["n"] for item in page(store)] == [0, 1, 2, 3, 4]
+    finally:
+        store.close()
