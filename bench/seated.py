@@ -8,9 +8,9 @@ Two performances of 20,000 seats (20 sections of 10 rows x 100 seats, grades VIP
 - explicit-seat reservations on the second (2 adjacent seats picked at random; a 409
   seats-taken counts);
 then one section's listing (1,000 seats) of the first, on one connection. The runs last 5 s
-by default: best available sells the first house out in about 7 s on this machine. It prints requests/s,
-the ratio to health and p99 of each, and checks for each performance that no seat was sold
-twice: the seat ids of every 201 (wrk's Lua writes each answer to a file per thread) are
+by default: best available sells the first house out in about 7 s on this machine. It prints
+requests/s, the ratio to health and p99 of each, and checks for each performance that no seat
+was sold twice: the seat ids of every 201 (wrk's Lua writes each answer to a file per thread) are
 distinct, they are among the seats listed as held, and the sections' counters agree with that
 list. Needs `wrk` (Debian package `wrk`).
 
