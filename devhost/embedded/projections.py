@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
+from typing import cast
 
 
 class ProjectionCache:
@@ -34,27 +35,26 @@ class ProjectionCache:
         read `versions` in the read transaction `connection` is in, so the rows are still at
         those versions."""
         chosen = tuple(fields)
-        keys = [(container, lsn, chosen) for _, lsn in versions]
-        known = {key: text for key in keys if (text := self._texts.get(key)) is not None}
-        missing = [
-            rowid for (rowid, _), key in zip(versions, keys, strict=True) if key not in known
+        found = [self._texts.get((container, lsn, chosen)) for _, lsn in versions]
+        missing = [rowid for (rowid, _), text in zip(versions, found, strict=True) if text is None]
+        if not missing:
+            return cast(list[str], found)  # every text was known
+        select_sql, select_params = json_object_of(chosen)
+        marks = ", ".join("?" for _ in missing)
+        built: dict[int, str] = dict(
+            connection.execute(
+                f"SELECT lsn, {select_sql} FROM items WHERE rowid IN ({marks})",
+                [*select_params, *missing],
+            ).fetchall()
+        )
+        with self._lock:
+            if len(self._texts) + len(built) > self._capacity:
+                self._texts.clear()
+            self._texts.update(((container, lsn, chosen), text) for lsn, text in built.items())
+        return [
+            built[lsn] if text is None else text
+            for (_, lsn), text in zip(versions, found, strict=True)
         ]
-        if missing:
-            select_sql, select_params = json_object_of(chosen)
-            marks = ", ".join("?" for _ in missing)
-            built = {
-                (container, lsn, chosen): text
-                for lsn, text in connection.execute(
-                    f"SELECT lsn, {select_sql} FROM items WHERE rowid IN ({marks})",
-                    [*select_params, *missing],
-                )
-            }
-            known.update(built)
-            with self._lock:
-                if len(self._texts) + len(built) > self._capacity:
-                    self._texts.clear()
-                self._texts.update(built)
-        return [known[key] for key in keys]
 
 
 def json_object_of(fields: Sequence[str]) -> tuple[str, list[str]]:
