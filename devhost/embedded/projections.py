@@ -30,10 +30,11 @@ class ProjectionCache:
         container: str,
         versions: Sequence[tuple[int, int]],
         fields: Sequence[str],
-    ) -> list[str]:
-        """The object of `fields` of each item given as (rowid, lsn), in that order. The caller
-        read `versions` in the read transaction `connection` is in, so the rows are still at
-        those versions."""
+    ) -> list[str] | None:
+        """The object of `fields` of each item given as (rowid, lsn), in that order; None when
+        one of them is no longer at that version (written since `versions` was read, which
+        cannot happen when both reads are in one read transaction). Every text built is kept
+        under the version it was built from."""
         chosen = tuple(fields)
         found = [self._texts.get((container, lsn, chosen)) for _, lsn in versions]
         missing = [rowid for (rowid, _), text in zip(versions, found, strict=True) if text is None]
@@ -51,10 +52,11 @@ class ProjectionCache:
             if len(self._texts) + len(built) > self._capacity:
                 self._texts.clear()
             self._texts.update(((container, lsn, chosen), text) for lsn, text in built.items())
-        return [
-            built[lsn] if text is None else text
+        texts = [
+            built.get(lsn) if text is None else text
             for (_, lsn), text in zip(versions, found, strict=True)
         ]
+        return None if None in texts else cast(list[str], texts)
 
 
 def json_object_of(fields: Sequence[str]) -> tuple[str, list[str]]:

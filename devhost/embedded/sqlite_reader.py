@@ -330,9 +330,29 @@ class SqliteReader:
     ) -> list[str]:
         """One statement for every key, each item's object of `fields` as in
         `query_json_async` (inline, as `read_async`)."""
-        with self._snapshot() as connection:
-            versions = self._many(connection, container, keys, "items.rowid, lsn")
-            return self._projections.texts(connection, container, versions, fields)
+        return self._texts(
+            container, fields, lambda c: self._many(c, container, keys, "items.rowid, lsn")
+        )
+
+    def _texts(
+        self,
+        container: str,
+        fields: Sequence[str],
+        versions_of: Callable[[sqlite3.Connection], Sequence[tuple[int, int]]],
+    ) -> list[str]:
+        """The object of `fields` of each item whose (rowid, lsn) `versions_of` reads, in its
+        order (`ProjectionCache`). When every text is known, that read is the only statement; when
+        an item was written between it and the statement building the missing texts, both run
+        again in one read transaction."""
+        with self._reader() as connection:
+            texts = self._projections.texts(connection, container, versions_of(connection), fields)
+        if texts is None:
+            with self._snapshot() as connection:
+                texts = self._projections.texts(
+                    connection, container, versions_of(connection), fields
+                )
+        assert texts is not None  # one read transaction: the versions read are still there
+        return texts
 
     def _many(
         self,
@@ -371,7 +391,10 @@ class SqliteReader:
     ) -> JsonPage:
         """`query`, each item as the object of `fields` taken from the stored body (see
         `ProjectionCache`), inline as `read_async`."""
-        with self._snapshot() as connection:
+        token: str | None = None
+
+        def versions_of(connection: sqlite3.Connection) -> list[tuple[int, int]]:
+            nonlocal token
             rows, token = self._page(
                 connection,
                 container,
@@ -382,8 +405,9 @@ class SqliteReader:
                 continuation,
                 ("lsn", []),
             )
-            versions = [(row[0], row[1]) for row in rows]
-            items = self._projections.texts(connection, container, versions, fields)
+            return [(row[0], row[1]) for row in rows]
+
+        items = self._texts(container, fields, versions_of)
         return JsonPage(items=items, continuation=token)
 
 

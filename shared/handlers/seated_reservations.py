@@ -329,16 +329,10 @@ async def _hold_best(
 async def _held_by_others(
     partition: str, seats: Sequence[Seat], reservation_id: str, store: AsyncDocumentStore
 ) -> list[str]:
-    """The seats among `seats` that another reservation holds (re-read after a conflict)."""
-    taken: list[str] = []
-    for seat in seats:
-        try:
-            document = await store.read_async(PERFORMANCES.name, partition, seat.id)
-        except NotFound:
-            continue
-        if document.get("reservationId") != reservation_id:
-            taken.append(seat.id)
-    return taken
+    """The seats among `seats` that another reservation holds (re-read, all at once, after a
+    conflict)."""
+    held = await store.read_many_async(PERFORMANCES.name, [(partition, seat.id) for seat in seats])
+    return [document["id"] for document in held if document.get("reservationId") != reservation_id]
 
 
 async def _existing(reservation_id: str, store: AsyncDocumentStore) -> Placed:

@@ -69,3 +69,21 @@ def test_a_full_cache_starts_again_and_still_answers_every_item(tmp_path: Path) 
         assert [item["n"] for item in page(store)] == [0, 1, 2, 3, 4]
     finally:
         store.close()
+
+
+def test_an_item_written_since_its_version_was_read_gives_no_texts(tmp_path: Path) -> None:
+    """The reader then reads the page and its texts again, in one read transaction."""
+    store = SqliteDocumentStore(tmp_path, {ITEMS.name: ITEMS})
+    store.create(ITEMS.name, {"id": "i0", "pk": "p", "n": 0})
+    cache = ProjectionCache()
+    try:
+        with store._reader() as connection:
+            read = connection.execute("SELECT rowid, lsn FROM items WHERE id = 'i0'").fetchall()
+            store.patch(ITEMS.name, "p", "i0", [Set("n", 1)])
+            stale = cache.texts(connection, ITEMS.name, read, ["n"])
+            now = connection.execute("SELECT rowid, lsn FROM items WHERE id = 'i0'").fetchall()
+            fresh = cache.texts(connection, ITEMS.name, now, ["n"])
+    finally:
+        store.close()
+    assert stale is None
+    assert fresh == ['{"n":1}']
