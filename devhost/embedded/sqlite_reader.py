@@ -103,7 +103,6 @@ class SqliteReader:
         except queue.Empty:
             connection = self._connect()
             connection.execute("PRAGMA query_only=1")
-            connection.execute("PRAGMA mmap_size=268435456")
         try:
             yield connection
         finally:

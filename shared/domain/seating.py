@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import islice, zip_longest
+from itertools import islice
 from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -174,12 +174,6 @@ class HeldSeats:
             rows.extend([0] * (seat.row - len(rows)))
             rows[seat.row - 1] |= 1 << (seat.number - 1)
         return HeldSeats(self.section, tuple(rows))
-
-    def __or__(self, other: HeldSeats) -> HeldSeats:
-        if other.section != self.section:
-            raise ValueError(f"section {other.section} is not section {self.section}")
-        rows = tuple(a | b for a, b in zip_longest(self.rows, other.rows, fillvalue=0))
-        return HeldSeats(self.section, rows)
 
     def in_row(self, row: int) -> int:
         """The mask of the held numbers of `row`."""
