@@ -25,10 +25,7 @@ from shared.domain.events import STATUS_EVENT, Event, EventType, reservation_eve
 from shared.domain.ids import (
     idempotency_record_id,
     is_musical_id,
-    musical_id_of,
     new_reservation_id,
-    seated_partition_of,
-    section_partition,
 )
 from shared.domain.models import (
     IdempotencyRecord,
@@ -37,9 +34,9 @@ from shared.domain.models import (
     SeatHolding,
     StoredModel,
 )
-from shared.domain.performances import SeatedReservation
 from shared.handlers.known_holdings import KnownHoldings
 from shared.handlers.musicals import MusicalDirectory, MusicalFacts
+from shared.handlers.reservation_reads import find_reservation, find_reservation_async
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
@@ -58,7 +55,7 @@ from shared.ports import (
     Replace,
     written,
 )
-from shared.topology import IDEMPOTENCY, MUSICALS, PERFORMANCES
+from shared.topology import IDEMPOTENCY, MUSICALS
 
 
 async def _admit_all() -> None:
@@ -114,7 +111,7 @@ async def place_reservation(
         record = await _idempotency_record(record_id, caller, store)
         if isinstance(record, Reservation):  # the key's first request placed a seated one
             return Placed(record, created=False)
-        existing = await _find_async(record.reservation_id, store) if record else None
+        existing = await find_reservation_async(record.reservation_id, store) if record else None
         if existing is not None:
             return Placed(existing, created=False)
         await admit()
@@ -130,7 +127,7 @@ async def place_reservation(
         except (NotEnoughSeats, SeatLimitReached, NotFoundError):
             # A parallel request with this key may have placed the reservation while this one
             # lost the seats to it: then that reservation is the answer, and the key stays.
-            placed = await _find_async(record.reservation_id, store)
+            placed = await find_reservation_async(record.reservation_id, store)
             if placed is not None:
                 return Placed(placed, created=False)
             await _release_idempotency_key(record, store)
@@ -242,7 +239,7 @@ async def _refused(
         )
     if failure.index == 1 and isinstance(failure.cause, Conflict):
         # The same idempotent request won a race against us: answer with its result.
-        existing = await _find_async(reservation.id, store)
+        existing = await find_reservation_async(reservation.id, store)
         if existing is None:
             raise NotFoundError(f"no reservation {reservation.id!r}")
         return Placed(existing, created=False)
@@ -251,7 +248,7 @@ async def _refused(
 
 def get_reservation(reservation_id: str, caller: Caller, store: DocumentStore) -> Reservation:
     """The reservation, if the caller owns it or is an admin; otherwise it does not exist."""
-    reservation = _find(reservation_id, store)
+    reservation = find_reservation(reservation_id, store)
     if reservation is None or not (
         caller.is_admin or reservation.customer_id == caller.customer_id
     ):
@@ -302,7 +299,7 @@ def _move_if_possible(
     """Move the reservation to `target` unless it is gone or can no longer make that move."""
 
     def attempt() -> Reservation | None:
-        reservation = _find(reservation_id, store)
+        reservation = find_reservation(reservation_id, store)
         if reservation is None or not reservation.can_become(target):
             return reservation
         return _transition(reservation, target, store, now)
@@ -406,47 +403,3 @@ def _seats_back(reservation: Reservation) -> list[Patch]:
 
 def _event_document(event: Event, musical_id: str) -> Document:
     return event.to_document("musicalId", musical_id)
-
-
-def _find(reservation_id: str, store: DocumentStore) -> Reservation | None:
-    musical_id = musical_id_of(reservation_id)
-    if musical_id is None:
-        return None
-    try:
-        return _as_reservation(store.read(MUSICALS.name, musical_id, reservation_id))
-    except NotFound:
-        return None
-
-
-async def _find_async(reservation_id: str, store: AsyncDocumentStore) -> Reservation | None:
-    musical_id = musical_id_of(reservation_id)
-    if musical_id is None:
-        return None
-    try:
-        return _as_reservation(await store.read_async(MUSICALS.name, musical_id, reservation_id))
-    except NotFound:
-        return None
-
-
-async def find_reservation_async(
-    reservation_id: str, store: AsyncDocumentStore
-) -> Reservation | None:
-    """Any reservation by id: general admission in its musical's partition, seated in its
-    section's (the Idempotency-Key answers whichever kind its first request placed)."""
-    located = seated_partition_of(reservation_id)
-    if located is None:
-        return await _find_async(reservation_id, store)
-    try:
-        document = await store.read_async(
-            PERFORMANCES.name, section_partition(*located), reservation_id
-        )
-    except NotFound:
-        return None
-    if document.get("type") != Reservation.DOC_TYPE:
-        return None
-    return SeatedReservation.from_document(document)
-
-
-def _as_reservation(document: Document) -> Reservation | None:
-    """The reservation stored in `document`; None when the id names another kind of item."""
-    return Reservation.from_document(document) if document.get("type") == "reservation" else None

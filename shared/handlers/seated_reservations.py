@@ -17,7 +17,6 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from shared.domain.caller import Caller
 from shared.domain.errors import (
@@ -30,7 +29,6 @@ from shared.domain.fees import cancellation_terms
 from shared.domain.ids import (
     idempotency_record_id,
     new_reservation_suffix,
-    seated_partition_of,
     seated_reservation_id,
     section_partition,
 )
@@ -50,7 +48,8 @@ from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken, TooLateToCancel
 from shared.domain.timestamps import format_timestamp
 from shared.handlers.performances import PerformanceDirectory
-from shared.handlers.reservations import Placed, find_reservation_async, hold_key_record
+from shared.handlers.reservation_reads import find_reservation, find_reservation_async
+from shared.handlers.reservations import Placed, hold_key_record
 from shared.handlers.seat_book import SeatBook
 from shared.optimistic import LostRace, retry_on_race, retry_on_race_async
 from shared.ports import (
@@ -485,9 +484,8 @@ async def find_by_suffix(
         for section_id in section_ids
     ]
     for document in await store.read_many_async(PERFORMANCES.name, keys):
-        found = _as_seated(document)
-        if found is not None:
-            return found
+        if document.get("type") == SeatedReservation.DOC_TYPE:
+            return SeatedReservation.from_document(document)
     return None
 
 
@@ -551,36 +549,15 @@ def _command_of(order: SeatedOrder) -> SeatedCommand:
 
 
 def find_seated(reservation_id: str, store: DocumentStore) -> SeatedReservation | None:
-    partition = _partition_of(reservation_id)
-    if partition is None:
-        return None
-    try:
-        return _as_seated(store.read(PERFORMANCES.name, partition, reservation_id))
-    except NotFound:
-        return None
+    found = find_reservation(reservation_id, store)
+    return found if isinstance(found, SeatedReservation) else None
 
 
 async def find_seated_async(
     reservation_id: str, store: AsyncDocumentStore
 ) -> SeatedReservation | None:
-    partition = _partition_of(reservation_id)
-    if partition is None:
-        return None
-    try:
-        return _as_seated(await store.read_async(PERFORMANCES.name, partition, reservation_id))
-    except NotFound:
-        return None
-
-
-def _partition_of(reservation_id: str) -> str | None:
-    located = seated_partition_of(reservation_id)
-    return section_partition(*located) if located else None
-
-
-def _as_seated(document: dict[str, Any]) -> SeatedReservation | None:
-    if document.get("type") != SeatedReservation.DOC_TYPE:
-        return None
-    return SeatedReservation.from_document(document)
+    found = await find_reservation_async(reservation_id, store)
+    return found if isinstance(found, SeatedReservation) else None
 
 
 def get_seated_reservation(
