@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from devhost.embedded.page_cache import PageCache, PageKey, PartitionState
 from devhost.embedded.projections import ProjectionCache
 from devhost.embedded.sqlite_query import (
     condition_sql,
@@ -79,6 +80,7 @@ class SqliteReader:
         self._changes_cv = threading.Condition()
         self._commits = 0
         self._projections = ProjectionCache()
+        self._pages = PageCache()
 
     # ------------------------------------------------------------------ connections
 
@@ -211,9 +213,11 @@ class SqliteReader:
         limit: int,
         continuation: str | None,
         selected: tuple[str, list[Any]] = ("body", []),
+        kept: bool = False,
     ) -> tuple[list[Any], str | None]:
         """One keyset page: rows of (rowid, `selected` (SQL and its parameters), id, sort
-        keys...), and the token of the next page."""
+        keys...), and the token of the next page. `kept`: served from the `PageCache` while
+        the partition stays as it was."""
         spec = self._container(container)
         if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}")
@@ -234,22 +238,51 @@ class SqliteReader:
             f" WHERE {keyset} ORDER BY {order.order_sql} LIMIT ?) AS page"
             f" ORDER BY {order.order_sql}"
         )
-        params = [
-            *select_params,
-            *order.select_params,
-            spec.name,
-            partition_key,
-            self._clock(),
-            *filter_params,
-            *keyset_params,
-            limit + 1,
-        ]
-        rows = connection.execute(sql, params).fetchall()
+        before = (*select_params, *order.select_params, spec.name, partition_key)
+        after = (*filter_params, *keyset_params, limit + 1)
+        now = self._clock()
+
+        def read() -> list[Any]:
+            return connection.execute(sql, [*before, now, *after]).fetchall()
+
+        key = (sql, (*before, *after))
+        rows = self._kept(connection, key, spec.name, partition_key, now, read) if kept else read()
         token = None
         if len(rows) > limit:
             last = rows[limit - 1]
             token = encode_token(order.fingerprint, list(last[3:]), last[2])
         return rows[:limit], token
+
+    def _kept(
+        self,
+        connection: sqlite3.Connection,
+        key: PageKey,
+        container: str,
+        partition_key: str,
+        now: float,
+        read: Callable[[], list[Any]],
+    ) -> list[Any]:
+        """The page `read` gives, from the `PageCache` while the partition's state is the one
+        it was kept at; a page read between two equal states is kept (nothing was written
+        between them, or nothing that is still there). The states and the page are taken at
+        the same time `now`, which decides what has expired."""
+        state = self._state(connection, container, partition_key, now)
+        rows = self._pages.get(key, state)
+        if rows is None:
+            rows = read()
+            if self._state(connection, container, partition_key, now) == state:
+                self._pages.put(key, state, rows)
+        return rows
+
+    def _state(
+        self, connection: sqlite3.Connection, container: str, partition_key: str, now: float
+    ) -> PartitionState:
+        """How many items of the partition are live at `now`, and their highest `lsn`."""
+        count, highest = connection.execute(
+            f"SELECT count(*), max(lsn) FROM items WHERE container = ? AND pk = ? AND {LIVE}",
+            [container, partition_key, now],
+        ).fetchone()
+        return count, highest
 
     # ------------------------------------------------------------------ ChangeFeed
 
@@ -403,6 +436,7 @@ class SqliteReader:
                 limit,
                 continuation,
                 ("lsn", []),
+                kept=True,
             )
             return [(row[0], row[1]) for row in rows]
 

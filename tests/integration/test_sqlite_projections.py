@@ -1,5 +1,7 @@
-"""The embedded store keeps the JSON of an item's chosen fields by the item's version: a page
-read again builds no JSON, and an item written since is served as it is now."""
+"""What the embedded store keeps between reads of the API's lists: the JSON of an item's chosen
+fields by the item's version, and a query's page while its partition stays as it was. A page
+read again builds no JSON and sorts nothing; an item written, deleted or expired since is
+served as it is now."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from devhost.embedded.sqlite_store import SqliteDocumentStore
 from shared.ports import OrderBy, Set
 from shared.topology import ContainerSpec
 
-ITEMS = ContainerSpec("items", "/pk", default_ttl=-1)
+ITEMS = ContainerSpec("items", "/pk", default_ttl=-1)  # TTL on, none by default
 BY_N = (OrderBy("n"),)
 
 
@@ -87,3 +89,50 @@ def test_an_item_written_since_its_version_was_read_gives_no_texts(tmp_path: Pat
         store.close()
     assert stale is None
     assert fresh == ['{"n":1}']
+
+
+def test_a_page_read_again_sorts_nothing_and_follows_every_write_of_its_partition(
+    tmp_path: Path,
+) -> None:
+    store = TracedStore(tmp_path)
+    for n in range(3):
+        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+
+    def sorted_now() -> list[object]:
+        before = sum("ORDER BY" in statement for statement in store.statements)
+        items = [item["id"] for item in page(store)]
+        return [items, sum("ORDER BY" in statement for statement in store.statements) - before]
+
+    try:
+        first, again = sorted_now(), sorted_now()
+        store.create(ITEMS.name, {"id": "i3", "pk": "p", "n": -1})
+        created = sorted_now()
+        store.patch(ITEMS.name, "p", "i0", [Set("n", 9)])
+        patched = sorted_now()
+        store.delete(ITEMS.name, "p", "i3")
+        deleted = sorted_now()
+        store.create(ITEMS.name, {"id": "elsewhere", "pk": "q", "n": 0})
+        other_partition = sorted_now()
+    finally:
+        store.close()
+    assert first == [["i0", "i1", "i2"], 1]
+    assert again == [["i0", "i1", "i2"], 0]
+    assert created == [["i3", "i0", "i1", "i2"], 1]
+    assert patched == [["i3", "i1", "i2", "i0"], 1]
+    assert deleted == [["i1", "i2", "i0"], 1]
+    assert other_partition == [["i1", "i2", "i0"], 0]
+
+
+def test_an_item_that_expires_leaves_a_kept_page(tmp_path: Path) -> None:
+    now = [1_000.0]
+    store = SqliteDocumentStore(tmp_path, {ITEMS.name: ITEMS}, clock=lambda: now[0])
+    store.create(ITEMS.name, {"id": "short", "pk": "p", "n": 0, "ttl": 1})
+    store.create(ITEMS.name, {"id": "long", "pk": "p", "n": 1})
+    try:
+        before = [item["id"] for item in page(store)]
+        now[0] += 2.5
+        after = [item["id"] for item in page(store)]
+    finally:
+        store.close()
+    assert before == ["short", "long"]
+    assert after == ["long"]
