@@ -31,7 +31,7 @@ class PageCache:
         return kept[1] if kept is not None and kept[0] == state else None
 
     def put(self, key: PageKey, state: PartitionState, rows: list[Any]) -> None:
-        """Keep `rows`, read while the partition was at `state` (before and after the read)."""
+        """Keep `rows`, read in the same read transaction as `state`."""
         with self._lock:
             if len(self._pages) >= self._capacity:
                 self._pages.clear()

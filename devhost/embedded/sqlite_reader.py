@@ -114,12 +114,8 @@ class SqliteReader:
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A reader connection inside one read transaction: its statements see one state of
         the file."""
-        with self._reader() as connection:
-            connection.execute("BEGIN")
-            try:
-                yield connection
-            finally:
-                connection.execute("COMMIT")
+        with self._reader() as connection, _one_snapshot(connection):
+            yield connection
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -263,15 +259,14 @@ class SqliteReader:
         read: Callable[[], list[Any]],
     ) -> list[Any]:
         """The page `read` gives, from the `PageCache` while the partition's state is the one
-        it was kept at; a page read between two equal states is kept (nothing was written
-        between them, or nothing that is still there). The states and the page are taken at
-        the same time `now`, which decides what has expired."""
-        state = self._state(connection, container, partition_key, now)
-        rows = self._pages.get(key, state)
+        it was kept at; else read with the state, in one read transaction, and kept. The state
+        and the page are taken at the same time `now`, which decides what has expired."""
+        rows = self._pages.get(key, self._state(connection, container, partition_key, now))
         if rows is None:
-            rows = read()
-            if self._state(connection, container, partition_key, now) == state:
-                self._pages.put(key, state, rows)
+            with _one_snapshot(connection):
+                state = self._state(connection, container, partition_key, now)
+                rows = read()
+            self._pages.put(key, state, rows)
         return rows
 
     def _state(
@@ -442,6 +437,20 @@ class SqliteReader:
 
         items = self._texts(container, fields, versions_of)
         return JsonPage(items=items, continuation=token)
+
+
+@contextmanager
+def _one_snapshot(connection: sqlite3.Connection) -> Iterator[None]:
+    """The statements inside see one state of the file: a read transaction, unless the
+    connection is in one already."""
+    if connection.in_transaction:
+        yield
+        return
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")
 
 
 def _describe(spec: topology.ContainerSpec) -> ContainerLayout:
