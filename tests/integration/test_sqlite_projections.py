@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -31,8 +32,17 @@ class TracedStore(SqliteDocumentStore):
         connection.set_trace_callback(self.statements.append)
         return connection
 
-    def json_built(self) -> int:
-        return sum("json_object" in statement for statement in self.statements)
+    def ran(self, fragment: str) -> int:
+        """How many statements run so far held `fragment`."""
+        return sum(fragment in statement for statement in self.statements)
+
+
+def traced_store(data_dir: Path, items: int = 3) -> TracedStore:
+    """A traced store holding items i0.. in partition "p", `n` = their number."""
+    store = TracedStore(data_dir)
+    for n in range(items):
+        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    return store
 
 
 def page(store: SqliteDocumentStore) -> list[dict[str, object]]:
@@ -43,14 +53,12 @@ def page(store: SqliteDocumentStore) -> list[dict[str, object]]:
 def test_a_page_read_again_builds_no_json_and_a_written_item_is_served_as_it_is_now(
     tmp_path: Path,
 ) -> None:
-    store = TracedStore(tmp_path)
-    for n in range(3):
-        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    store = traced_store(tmp_path)
     try:
         first = page(store)
-        built = store.json_built()
+        built = store.ran("json_object")
         again = page(store)
-        assert store.json_built() == built  # nothing built the second time
+        assert store.ran("json_object") == built  # nothing built the second time
         store.patch(ITEMS.name, "p", "i1", [Set("n", 10)])
         after = page(store)
         many = asyncio.run(store.read_many_json_async(ITEMS.name, [("p", "i1")], ["n"]))
@@ -62,15 +70,25 @@ def test_a_page_read_again_builds_no_json_and_a_written_item_is_served_as_it_is_
 
 
 def test_a_full_cache_starts_again_and_still_answers_every_item(tmp_path: Path) -> None:
-    store = SqliteDocumentStore(tmp_path, {ITEMS.name: ITEMS})
-    store._projections = ProjectionCache(capacity=2)
-    for n in range(5):
-        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    store = traced_store(tmp_path, items=5)
+    store._projections = ProjectionCache(capacity=5)
     try:
-        assert [item["n"] for item in page(store)] == [0, 1, 2, 3, 4]
-        assert [item["n"] for item in page(store)] == [0, 1, 2, 3, 4]
+        first = [item["n"] for item in page(store)]  # the cache now full
+        store.patch(ITEMS.name, "p", "i4", [Set("n", 9)])
+        # Four texts known, one to build: the cache is emptied before it is kept.
+        after_write = [item["n"] for item in page(store)]
+        built = store.ran("json_object")
+        store.patch(ITEMS.name, "p", "i4", [Set("n", 10)])
+        again = [item["n"] for item in page(store)]
     finally:
         store.close()
+    assert first == [0, 1, 2, 3, 4]
+    assert after_write == [0, 1, 2, 3, 9]
+    assert again == [0, 1, 2, 3, 10]
+    [rebuilt] = [statement for statement in store.statements if "json_object" in statement][built:]
+    rowids = re.search(r"rowid IN \(([^)]*)\)", rebuilt)
+    assert rowids is not None
+    assert len(rowids[1].split(",")) == 5  # the four others built again with it, at once
 
 
 def test_an_item_written_since_its_version_was_read_gives_no_texts(tmp_path: Path) -> None:
@@ -94,14 +112,12 @@ def test_an_item_written_since_its_version_was_read_gives_no_texts(tmp_path: Pat
 def test_a_page_read_again_sorts_nothing_and_follows_every_write_of_its_partition(
     tmp_path: Path,
 ) -> None:
-    store = TracedStore(tmp_path)
-    for n in range(3):
-        store.create(ITEMS.name, {"id": f"i{n}", "pk": "p", "n": n})
+    store = traced_store(tmp_path)
 
     def sorted_now() -> list[object]:
-        before = sum("ORDER BY" in statement for statement in store.statements)
+        before = store.ran("ORDER BY")
         items = [item["id"] for item in page(store)]
-        return [items, sum("ORDER BY" in statement for statement in store.statements) - before]
+        return [items, store.ran("ORDER BY") - before]
 
     try:
         first, again = sorted_now(), sorted_now()
