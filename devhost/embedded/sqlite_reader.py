@@ -241,8 +241,11 @@ class SqliteReader:
         def read() -> list[Any]:
             return connection.execute(sql, [*before, now, *after]).fetchall()
 
-        key = (sql, (*before, *after))
-        rows = self._kept(connection, key, spec.name, partition_key, now, read) if kept else read()
+        if kept:
+            query = (sql, (*before, *after))  # without `now`: the partition's state stands for it
+            rows = self._kept(connection, query, spec.name, partition_key, now, read)
+        else:
+            rows = read()
         token = None
         if len(rows) > limit:
             last = rows[limit - 1]
