@@ -186,7 +186,11 @@ def run(args: argparse.Namespace, host: DevHost, directory: Path) -> None:
         time.monotonic(),
         SAGA_IDLE_TIMEOUT_SECONDS,
     )
-    idle = "idle" if idle_after is not None else f"NOT idle after {SAGA_IDLE_TIMEOUT_SECONDS} s"
+    idle = (
+        f"idle, {idle_after:.0f} s later"
+        if idle_after is not None
+        else f"NOT idle after {SAGA_IDLE_TIMEOUT_SECONDS} s"
+    )
     listing = run_wrk(listing_url, one)
     print(line("listing 1,000", listing, None, f"(one connection, the saga {idle})"))
 
