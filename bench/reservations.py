@@ -8,7 +8,7 @@ health first, then reservations:
                                  [--max-seats-per-customer 100] [--customers 200]
 
 The musicals have a `maxSeatsPerCustomer` (100 unless `--max-seats-per-customer 0`), so every
-reservation takes its seats in the customer's holding too (CONTRACT §3), spread over
+reservation takes its seats in the customer's holding too (openapi.yaml), spread over
 `--customers` customers so that none of them reaches the cap during a run (room for
 musicals * customers * cap = 160,000 reservations by default, several times what a round
 places; with 50 customers, a round at 3,000 reservations/s ran some of them into the cap). A

@@ -14,7 +14,7 @@ from devhost.commands import deadletters, rebuild_history, serve, token, trace
 COMMANDS = (serve, token, rebuild_history, deadletters, trace)
 DEFAULT_COMMAND = "serve"
 # Said explicitly to the app (shared.settings.Settings.local_dev) and inherited by every
-# process the host starts: only the local host may use local HS256 tokens (CONTRACT §2).
+# process the host starts: only the local host may use local HS256 tokens (docs/security.md).
 LOCAL_DEV_FLAG = "OUTERPARK_LOCAL_DEV"
 
 

@@ -8,7 +8,7 @@ thread:
     ... PAYMENT_GATEWAY_URL = simulator.url ...
     simulator.stop()
 
-API (CONTRACT §4):
+API:
 
 - `POST /v1/payments/confirm`, `Idempotency-Key` header, `{orderId, amount, orderName}` →
   200 Payment (`DONE`), 403 `REJECT_CARD_PAYMENT`, or 400 `ALREADY_PROCESSED_PAYMENT` when the
@@ -176,7 +176,7 @@ class PaymentLedger:
         if self._awkward.merchant_key_refused:
             return _error(401, "UNAUTHORIZED_KEY", "the merchant's secret key is refused")
         if self._rng.random() < self._awkward.unknown_code_rate:
-            return _error(400, "SIMULATED_UNKNOWN_CODE", "an answer CONTRACT §4 does not list")
+            return _error(400, "SIMULATED_UNKNOWN_CODE", "an answer the gateway API does not list")
         return None
 
     def begin(self, key: str, fingerprint: tuple[str, int]) -> Answer | None:

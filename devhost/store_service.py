@@ -53,9 +53,8 @@ log = logging.getLogger("devhost.store")
 
 NOTICE_INTERVAL_SECONDS = 0.01
 _COMMITTED_NOTICE = frame([None, COMMITTED, None])
-# Writes per group commit. Against `python -m devhost` under load, 6 to 8 did best: a cap of 4
-# committed too often, and 16 or more let one group keep the HTTP host waiting on its answers
-# (see SqliteDocumentStore).
+# Writes per group commit: fewer commit too often, more keep the HTTP host waiting on one
+# group's answers (docs/performance.md).
 MAX_GROUP = 8
 
 

@@ -62,10 +62,9 @@ _FORBIDDEN_ID_CHARACTERS = set("/\\?#")
 # Built once: json.dumps with options builds an encoder on every call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-# The writer copies the WAL into the database once it holds this many pages (~40 MB; SQLite's
-# default is 1,000). Hot pages (a musical's seats, the indexes' upper levels) are then copied
-# once per checkpoint instead of ten times: measured, the store service's CPU per reservation
-# fell by a sixth (the checkpoint runs inside a commit, on the writer).
+# WAL pages before the writer checkpoints (~40 MB; SQLite's default is 1,000): hot pages (a
+# musical's seats, the indexes' upper levels) are copied once per checkpoint, not ten times, and
+# the checkpoint runs inside a commit, on the writer (docs/performance.md).
 WAL_CHECKPOINT_PAGES = 10_000
 
 

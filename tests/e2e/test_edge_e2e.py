@@ -1,4 +1,4 @@
-"""The edge through `python -m devhost` (CONTRACT §3): correlation ids kept only in their shape,
+"""The edge through `python -m devhost` (openapi.yaml): correlation ids kept only in their shape,
 continuation tokens only as issued, oversized bodies refused before they are sent, and the
 per-customer seat cap, sequentially and under parallel requests of one customer."""
 

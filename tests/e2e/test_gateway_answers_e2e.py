@@ -1,4 +1,4 @@
-"""The awkward answers of a real card gateway (CONTRACT §4), end to end through devhost.
+"""The awkward answers of a real card gateway (docs/payment-gateway.md), end to end through devhost.
 
 A hand-made gateway (tests/support/fake_gateway.py) answers as the contract says, and loses
 answers, refuses the merchant's key, answers unknown codes, or fails refunds on demand. The

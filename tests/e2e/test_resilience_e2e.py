@@ -124,9 +124,9 @@ def test_a_failing_gateway_defers_payments_without_hammering_it_and_all_complete
 
         window = 3.0
         # A slow gateway still completes the charges it was sent, and replays those answers
-        # (CONTRACT §4): each replayed 200 is one call that succeeds and may close the breaker,
-        # which then lets calls through until BREAKER_FAILURE_THRESHOLD failures in a row open
-        # it again. Allowed: one call a payment and one such run (alone this counts 11-12
+        # (docs/payment-gateway.md): each replayed 200 is one call that succeeds and may close the
+        # breaker, which then lets calls through until BREAKER_FAILURE_THRESHOLD failures in a row
+        # open it again. Allowed: one call a payment and one such run (alone this counts 11-12
         # calls; under the whole suite's load it once made 15). Retrying every payment at its
         # backoff, unguarded, would make about 5 calls each.
         replays = len(ids) + BREAKER_FAILURE_THRESHOLD if failure == "slow" else 0

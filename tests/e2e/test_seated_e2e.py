@@ -1,5 +1,6 @@
-"""Seated musicals end to end through `python -m devhost` (CONTRACT §6): the seat map, explicit
-seats, best available under contention, the cap per performance, cancellation fees."""
+"""Seated musicals end to end through `python -m devhost` (openapi.yaml, docs/seating.md): the
+seat map, explicit seats, best available under contention, the cap per performance, cancellation
+fees."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ Modes:
 - `decline`: confirm answers 403 `REJECT_CARD_PAYMENT`; cancel works.
 - `lose_answer`: confirm charges, then answers 500 (a lost answer: not stored).
 - `merchant_refused`: every call answers 401 `UNAUTHORIZED_KEY`.
-- `unknown_4xx`: every call answers 400 with a code CONTRACT §4 does not list.
+- `unknown_4xx`: every call answers 400 with a code docs/payment-gateway.md does not list.
 - `refund_down`: confirm and lookup work; cancel answers 503.
 - `scripted`: every call gets the answer given to `script(status, body, content_type)`, for
   the odd cases (an HTML error page, a 429, a 200 with a body that is not the API's).

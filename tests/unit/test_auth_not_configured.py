@@ -1,4 +1,4 @@
-"""An app not run by the local host and without its token settings (CONTRACT §2): every
+"""An app not run by the local host and without its token settings (docs/security.md): every
 authenticated function answers 503 auth-not-configured, whatever token it is shown (the
 development secret's included), and readiness answers 503. Called as the Functions worker calls
 them, over the real embedded store."""

@@ -1,5 +1,5 @@
 """Entra ID v2 access tokens: RS256 tokens signed by a test key whose JWKS is served over a real
-local HTTP server, verified as a deployed app verifies them (CONTRACT §2)."""
+local HTTP server, verified as a deployed app verifies them (docs/security.md)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ RETRY_SECONDS = 5.0
 
 @dataclass
 class ScriptedGateway:
-    """Behaves as CONTRACT §4 says, in `mode`: approve, decline, down (5xx), unreachable
+    """Behaves as docs/payment-gateway.md says, in `mode`: approve, decline, down (5xx), unreachable
     (connection refused), merchant (401), in_progress (409), or approve_then_timeout (charges,
     then the answer is lost). A lost answer is not stored: confirming that order again answers
     "already processed". `refund_mode` "down" makes cancels fail; `admitting` False is an open

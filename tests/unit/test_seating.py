@@ -1,4 +1,5 @@
-"""The seat map, seat ids and the choice of the best available seats (CONTRACT §6 rules)."""
+"""The seat map, seat ids and the choice of the best available seats (openapi.yaml,
+docs/seating.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validation of the seated-musical commands of CONTRACT §6, field by field."""
+"""Validation of the seated-musical commands (openapi.yaml), field by field."""
 
 from __future__ import annotations
 
