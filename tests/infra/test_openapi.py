@@ -28,6 +28,24 @@ def _spec() -> dict[str, Any]:
     return yaml.safe_load((REPO / "openapi.yaml").read_text(encoding="utf-8"))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a mapping naming one key twice (safe_load keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"keys given twice: {twice}", node.start_mark
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_no_mapping_names_a_key_twice() -> None:
+    text = (REPO / "openapi.yaml").read_text(encoding="utf-8")
+    assert yaml.load(text, Loader=_UniqueKeyLoader) == _spec()
+
+
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (method, path, operation)
