@@ -203,9 +203,9 @@ class SeatedReservation(Reservation):
 class SeatedOrder(StoredModel):
     """What an Idempotency-Key stands for in a seated request (idempotency container, a day).
 
-    The reservation id is fixed before the seats are held, except for best available, whose
-    section is chosen then: `suffix` is fixed, and a replay finds the reservation by trying the
-    grade's sections (point reads) when `reservation_id` is still unset.
+    The reservation id is recorded before any seat is held: at once for explicit seats, and for
+    best available once its section is chosen (the id names the section). Until then nothing
+    was placed under the key.
     """
 
     DOC_TYPE: ClassVar[str] = "seatedOrder"

@@ -205,7 +205,11 @@ def _seats(section: str, rows: Iterable[int]) -> Iterator[Seat]:
 
 
 def best_available(
-    seat_map: SeatMap, grade: str, count: int, taken: Mapping[str, HeldSeats]
+    seat_map: SeatMap,
+    grade: str,
+    count: int,
+    taken: Mapping[str, HeldSeats],
+    within: str | None = None,
 ) -> list[Seat] | None:
     """The seats of `grade` that a "best available" request for `count` seats gets, or None.
 
@@ -213,11 +217,12 @@ def best_available(
     stage, in any section of the grade, that has `count` free seats next to each other
     (consecutive numbers), the lowest numbers first; otherwise, in one section, the `count` free
     seats nearest the stage. Ties go to the section listed first, then to the lowest numbers.
-    Raises KeyError for a grade the map does not have.
+    With `within`, only that section of the grade is looked at. Raises KeyError for a grade the
+    map does not have.
     """
     if grade not in seat_map.grades:
         raise KeyError(grade)
-    sections = seat_map.sections_of(grade)
+    sections = [s for s in seat_map.sections_of(grade) if within is None or s.id == within]
     free = {
         section.id: _free_rows(section, taken.get(section.id, HeldSeats(section.id)))
         for section in sections

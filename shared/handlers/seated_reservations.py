@@ -29,6 +29,7 @@ from shared.domain.fees import cancellation_terms
 from shared.domain.ids import (
     idempotency_record_id,
     new_reservation_suffix,
+    seated_partition_of,
     seated_reservation_id,
     section_partition,
 )
@@ -61,6 +62,7 @@ from shared.ports import (
     Conflict,
     Create,
     Delete,
+    Document,
     DocumentStore,
     Incr,
     NotFound,
@@ -73,10 +75,6 @@ from shared.ports import (
     written,
 )
 from shared.topology import IDEMPOTENCY, PERFORMANCES
-
-# Best available re-reads and picks again after a lost race at most this many times: under
-# contention every request computes the same best seats, and 10 left some refused (bench.seated).
-MAX_PICKS = 40
 
 SeatedCommand = ReserveSeats | ReserveBestAvailable
 
@@ -128,7 +126,7 @@ async def place_seated_reservation(
         if isinstance(order, Reservation):  # the key's first request placed a general one
             return Placed(order, created=False)
         if order is not None:
-            existing = await _placed_by(order, store, performances)
+            existing = await _placed_by(order, store)
             if existing is not None:
                 return Placed(existing, created=False)
         await admit()
@@ -138,7 +136,7 @@ async def place_seated_reservation(
             raise LostRace from None  # another request with this key moved first: look again
         first = await performances.get_async(order.performance_id, store)
         try:
-            placed = await _place(
+            return await _place(
                 _command_of(order),
                 order.suffix,
                 first,
@@ -147,20 +145,19 @@ async def place_seated_reservation(
                 store,
                 performances.seats,
                 now,
+                _OrderPin(order, store),
             )
         except (NotEnoughSeats, SeatsTaken, SeatLimitReached, NotFoundError, InvalidSeatRequest):
+            # A parallel request with this key may have placed the reservation while this one
+            # lost the seats to it: then that reservation is the answer, and the key stays.
+            placed = await _placed_by(order, store)
+            if placed is not None:
+                return Placed(placed, created=False)
             with contextlib.suppress(NotFound, PreconditionFailed):
                 await store.delete_async(
                     IDEMPOTENCY.name, caller.customer_id, order.id, if_match=order.etag
                 )
             raise
-        if order.reservation_id is None:  # best available: its reservation is known now
-            named = order.model_copy(update={"reservation_id": placed.reservation.id})
-            with contextlib.suppress(NotFound, PreconditionFailed):  # a replay did it first
-                await store.replace_async(
-                    IDEMPOTENCY.name, named.to_document(), if_match=order.etag
-                )
-        return placed
 
     return await retry_on_race_async(attempt, f"Idempotency-Key {idempotency_key!r}")
 
@@ -185,6 +182,7 @@ async def _place(
     store: AsyncDocumentStore,
     book: SeatBook,
     now: datetime,
+    pin: _OrderPin | None = None,
 ) -> Placed:
     _validate(command, performance)
     if isinstance(command, ReserveSeats):
@@ -201,7 +199,7 @@ async def _place(
                 seats, suffix, hold_key, performance, caller, correlation_id, store, now, book
             )
         return await _hold_best(
-            command, suffix, hold_key, performance, caller, correlation_id, store, book, now
+            command, suffix, hold_key, performance, caller, correlation_id, store, book, now, pin
         )
     except _Kept as kept:  # the same request, replayed, placed it first: ours is not needed
         await _give_allowance_back(performance.id, caller.customer_id, hold_key, count, store)
@@ -272,21 +270,28 @@ async def _hold(
         Create(reservation.to_document()),
         Create(placed.to_document(PARTITION_FIELD, partition)),
     ]
-    try:
-        stored = await store.batch_async(PERFORMANCES.name, partition, operations)
-    except BatchFailed as failure:
-        if failure.index < len(held) and isinstance(failure.cause, Conflict):
-            taken = await _held_by_others(partition, seats, reservation.id, store)
-            if not taken:  # held by this very reservation: an idempotent replay won the race
+
+    async def attempt() -> list[Document | None]:
+        try:
+            return await store.batch_async(PERFORMANCES.name, partition, operations)
+        except BatchFailed as failure:
+            if failure.index < len(held) and isinstance(failure.cause, Conflict):
+                taken = await _held_by_others(partition, seats, reservation.id, store)
+                if taken:
+                    raise SeatsTaken(taken) from None
+                found = await find_seated_async(reservation.id, store)
+                if found is not None:  # held by this very reservation: a replay won the race
+                    raise _Kept(Placed(found, created=False)) from None
+                raise LostRace from None  # freed again since the batch: hold them again
+            if failure.index == len(held) + 1 and isinstance(failure.cause, Conflict):
                 raise _Kept(await _existing(reservation.id, store)) from None
-            raise SeatsTaken(taken) from None
-        if failure.index == len(held) + 1 and isinstance(failure.cause, Conflict):
-            raise _Kept(await _existing(reservation.id, store)) from None
-        if failure.index == len(held) and isinstance(failure.cause, PreconditionFailed):
-            raise NotEnoughSeats(
-                f"section {section_id} has fewer than {len(seats)} seats free"
-            ) from None
-        raise
+            if failure.index == len(held) and isinstance(failure.cause, PreconditionFailed):
+                raise NotEnoughSeats(
+                    f"section {section_id} has fewer than {len(seats)} seats free"
+                ) from None
+            raise
+
+    stored = await retry_on_race_async(attempt, f"the seats {reservation.seat_ids}")
     reservation.etag = written(stored, len(held) + 1)["_etag"]
     counter = written(stored, len(held))
     book.add_held(partition, seats, counter["version"])
@@ -303,18 +308,29 @@ async def _hold_best(
     store: AsyncDocumentStore,
     book: SeatBook,
     now: datetime,
+    pin: _OrderPin | None,
 ) -> Placed:
     """Read the held seats of the grade's sections, choose, hold; a lost race picks again.
-    Seats other requests of this process are holding count as taken (`SeatBook`)."""
-    section_ids = [section.id for section in performance.seat_map.sections_of(command.grade)]
-    for _ in range(MAX_PICKS):
+    Seats other requests of this process are holding count as taken (`SeatBook`).
+
+    Picking again ends: a race is lost only to a hold that took seats of the grade, so the
+    grade sells out first. Under an Idempotency-Key the section is the key's (`_OrderPin`)."""
+    grade_sections = [section.id for section in performance.seat_map.sections_of(command.grade)]
+    while True:
+        within = pin.section if pin is not None else None
+        section_ids = grade_sections if within is None else [within]
         taken = await book.taken(performance.id, section_ids, store)
-        choice = best_available(performance.seat_map, command.grade, command.seats, taken)
+        choice = best_available(
+            performance.seat_map, command.grade, command.seats, taken, within=within
+        )
         if choice is None:
             raise NotEnoughSeats(
                 f"no section of grade {command.grade} has {command.seats} seats free"
             )
-        partition = section_partition(performance.id, choice[0].section)
+        section_id = choice[0].section
+        if pin is not None:
+            await pin.choose(section_id)
+        partition = section_partition(performance.id, section_id)
         try:
             with book.claiming(partition, choice):
                 return await _hold(
@@ -322,7 +338,39 @@ async def _hold_best(
                 )
         except (SeatsTaken, NotEnoughSeats):
             book.forget(partition)  # someone held some of them after our read: pick again
-    raise NotEnoughSeats(f"the seats of grade {command.grade} are selling too fast; try again")
+
+
+class _OrderPin:
+    """Best available under an Idempotency-Key: the reservation's id names its section, which
+    is chosen when the seats are. The key's order records the chosen section (as the
+    reservation id) before any seat is held, so that every request with the key holds in that
+    section under that id: only one of them can create the reservation."""
+
+    def __init__(self, order: SeatedOrder, store: AsyncDocumentStore) -> None:
+        self._order, self._store = order, store
+
+    @property
+    def section(self) -> str | None:
+        """The section the key's requests hold in, once one of them chose it."""
+        reservation_id = self._order.reservation_id
+        located = seated_partition_of(reservation_id) if reservation_id else None
+        return located[1] if located else None
+
+    async def choose(self, section_id: str) -> None:
+        """Record `section_id` as the key's section, unless one is recorded (then it is that
+        one). LostRace when another request with the key changed the order meanwhile."""
+        if self.section is not None:
+            return
+        order = self._order
+        reservation_id = seated_reservation_id(order.performance_id, section_id, order.suffix)
+        pinned = order.model_copy(update={"reservation_id": reservation_id})
+        try:
+            document = await self._store.replace_async(
+                IDEMPOTENCY.name, pinned.to_document(), if_match=order.etag
+            )
+        except (PreconditionFailed, NotFound):
+            raise LostRace from None
+        self._order = SeatedOrder.from_document(document)
 
 
 async def _held_by_others(
@@ -461,32 +509,12 @@ async def _read_order(
     return general
 
 
-async def _placed_by(
-    order: SeatedOrder, store: AsyncDocumentStore, performances: PerformanceDirectory
-) -> SeatedReservation | None:
-    """The reservation the key's first request placed, if it was placed."""
-    if order.reservation_id is not None:
-        return await find_seated_async(order.reservation_id, store)
-    performance = await performances.get_async(order.performance_id, store)
-    section_ids = [s.id for s in performance.seat_map.sections_of(order.grade or "")]
-    return await find_by_suffix(performance.id, section_ids, order.suffix, store)
-
-
-async def find_by_suffix(
-    performance_id: str, section_ids: Sequence[str], suffix: str, store: AsyncDocumentStore
-) -> SeatedReservation | None:
-    """The reservation with that suffix in one of those sections: one read of them all."""
-    keys = [
-        (
-            section_partition(performance_id, section_id),
-            seated_reservation_id(performance_id, section_id, suffix),
-        )
-        for section_id in section_ids
-    ]
-    for document in await store.read_many_async(PERFORMANCES.name, keys):
-        if document.get("type") == SeatedReservation.DOC_TYPE:
-            return SeatedReservation.from_document(document)
-    return None
+async def _placed_by(order: SeatedOrder, store: AsyncDocumentStore) -> SeatedReservation | None:
+    """The reservation the key's first request placed, if it was placed. An order names its
+    reservation before any seat is held (best available: once its section is chosen)."""
+    if order.reservation_id is None:
+        return None
+    return await find_seated_async(order.reservation_id, store)
 
 
 def find_seated_by_suffix(

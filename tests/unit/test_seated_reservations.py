@@ -4,6 +4,7 @@ under a lost race, the cap per performance, cancelling with fees, payment outcom
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -37,7 +38,7 @@ from shared.handlers.seated_reservations import (
     get_seated_reservation,
     place_seated_reservation,
 )
-from shared.ports import Page
+from shared.ports import BatchFailed, Conflict, Page
 from shared.topology import PERFORMANCES
 from tests.support.handler_deps import reservation_deps, seated_deps
 from tests.support.manual_clock import ManualClock
@@ -222,6 +223,86 @@ def test_an_idempotency_key_replays_the_first_best_available_reservation(
     assert again.reservation.id == first.reservation.id
     assert not again.created
     assert available(store, directory, performance_id) == 22
+
+
+class HoldsMeet:
+    """The store, except that the first seat hold waits until a second one is asked for (or a
+    second passes): two requests then both choose before either has held anything."""
+
+    def __init__(self, store, performance_id: str) -> None:
+        self._store, self._performance_id = store, performance_id
+        self._second = asyncio.Event()
+        self.holds = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def batch_async(self, container, partition, operations):
+        if container == PERFORMANCES.name and partition != self._performance_id:
+            self.holds += 1
+            if self.holds == 1:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._second.wait(), 1)
+            else:
+                self._second.set()
+        return await self._store.batch_async(container, partition, operations)
+
+
+def test_parallel_best_available_requests_with_one_key_place_one_reservation(
+    store, clock, directory, performance_id
+):
+    # Section B's first row keeps two seats free: the first request claims them, and the
+    # second, seeing them claimed, would choose the nearest row of section C.
+    place(store, clock, directory, seats(performance_id, "B-1-3", "B-1-4"), who=BOB)
+    racing = HoldsMeet(store, performance_id)
+    deps = seated_deps(racing, clock, directory)
+
+    async def both() -> list[Placed]:
+        command = best(performance_id, 2)
+        return await asyncio.gather(
+            place_seated_reservation(command, ALICE, "corr", "k", deps),
+            place_seated_reservation(command, ALICE, "corr", "k", deps),
+        )
+
+    answers = asyncio.run(both())
+
+    assert racing.holds == 2
+    assert {placed.reservation.id for placed in answers} == {answers[0].reservation.id}
+    assert sorted(placed.created for placed in answers) == [False, True]
+    assert held(performance_id, "C", store) == set()
+    assert len(held(performance_id, "B", store)) == 4
+    assert available(store, directory, performance_id) == 20
+
+
+class FreedAtOnce:
+    """The store, except that the first seat hold fails on a seat as if it were held, and it
+    is free again when looked at: another reservation let it go in between."""
+
+    def __init__(self, store, performance_id: str) -> None:
+        self._store, self._performance_id = store, performance_id
+        self.holds = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def batch_async(self, container, partition, operations):
+        if container == PERFORMANCES.name and partition != self._performance_id:
+            self.holds += 1
+            if self.holds == 1:
+                raise BatchFailed(0, Conflict("held"))
+        return await self._store.batch_async(container, partition, operations)
+
+
+def test_a_seat_freed_between_the_hold_and_the_look_is_held_again(
+    store, clock, directory, performance_id
+):
+    racing = FreedAtOnce(store, performance_id)
+
+    placed = place(racing, clock, directory, seats(performance_id, "A-1-1", "A-1-2"))
+
+    assert placed.created
+    assert racing.holds == 2
+    assert held(performance_id, "A", store) == {"A-1-1", "A-1-2"}
 
 
 def test_a_refused_request_does_not_use_its_idempotency_key_up(
