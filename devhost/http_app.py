@@ -150,12 +150,16 @@ class FunctionsHttpApp:
             result = await self._invoker.call(spec, request)
             status, response_headers, response_body = _encode(result)
         except Exception:
+            # Logged as answered: a correlation id out of shape never reaches the logs.
+            correlation_id = kept_correlation_id(headers.get(CORRELATION_HEADER))
             log.exception(
                 "function %s failed",
                 spec.name,
-                extra={"function": spec.name, "correlation_id": headers.get(CORRELATION_HEADER)},
+                extra={"function": spec.name, "correlation_id": correlation_id},
             )
-            return await self._problem(send, headers, 500, f"Function {spec.name} failed.")
+            return await self._problem(
+                send, headers, 500, f"Function {spec.name} failed.", correlation_id=correlation_id
+            )
         await _send(send, status, response_headers, response_body)
         return status, response_headers
 
@@ -186,8 +190,9 @@ class FunctionsHttpApp:
         status: int,
         detail: str,
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        correlation_id: str | None = None,
     ) -> tuple[int, RawHeaders]:
-        correlation_id = kept_correlation_id(headers.get(CORRELATION_HEADER))
+        correlation_id = correlation_id or kept_correlation_id(headers.get(CORRELATION_HEADER))
         response_headers = [
             (b"content-type", PROBLEM_JSON),
             (b"x-correlation-id", correlation_id.encode("latin-1")),

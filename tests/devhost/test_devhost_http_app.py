@@ -120,6 +120,18 @@ def test_an_exception_in_a_function_is_a_logged_500_problem(
     assert "the fixture fails on purpose" in caplog.text
 
 
+def test_a_failing_function_logs_the_correlation_id_it_answers_never_one_out_of_shape(
+    specs: list[FunctionSpec], caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "x\r\nlevel=admin " + "y" * 200
+    with caplog.at_level(logging.ERROR, logger="devhost.http"):
+        response = _request(specs, "GET", "/api/boom", headers={"X-Correlation-Id": forged})
+
+    answered = response.headers["x-correlation-id"]
+    assert uuid.UUID(answered)
+    assert [record.correlation_id for record in caplog.records] == [answered]
+
+
 def test_a_body_over_the_cap_is_refused_413_without_calling_the_function(
     specs: list[FunctionSpec],
 ) -> None:
