@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from shared.domain.commands import RegisterMusical
 from shared.domain.events import Event, EventType
-from shared.domain.models import PaymentStatus, ReservationStatus
-from shared.handlers.musicals import get_musical
+from shared.domain.models import Musical, PaymentStatus, ReservationStatus
+from shared.handlers.musicals import MusicalDeps, get_musical, register_musical
 from shared.handlers.notices import NoticeDeps, notify_payment_outcome
 from shared.handlers.payments import (
     PaymentDeps,
@@ -23,7 +24,7 @@ from shared.ports import NotFound
 from shared.topology import MUSICALS, NOTICES, PAYMENTS
 from tests.support.handler_deps import seated_deps
 from tests.unit.test_payments import ScriptedGateway
-from tests.unit.test_reservations import place, reservation_deps
+from tests.unit.test_reservations import held_by, place, reservation_deps
 
 DEADLINE = timedelta(hours=1)
 REPAIR_AFTER = timedelta(seconds=180)
@@ -65,6 +66,28 @@ def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
 
 def outbox_event(store, musical_id: str, reservation_id: str, suffix: str) -> Event:
     return Event.model_validate(store.read(MUSICALS.name, musical_id, f"{reservation_id}.{suffix}"))
+
+
+@pytest.fixture
+def capped(store, clock) -> Musical:
+    command = RegisterMusical(title="Wicked", seats=50, price=10, max_seats_per_customer=4)
+    return register_musical(command, MusicalDeps(store, clock))
+
+
+def test_an_expired_reservation_gives_its_seats_back_to_the_customers_allowance(
+    store, clock, customer, capped, sweep_deps, gateway
+):
+    placed = place(store, capped, customer, clock.now(), seats=4).reservation
+    gateway.mode = "down"
+    on_reservation_placed(outbox_event(store, capped.id, placed.id, "placed"), sweep_deps.payments)
+    assert held_by(store, capped, customer) == 4
+
+    clock.advance(DEADLINE.total_seconds() + 10)
+    assert sweep(sweep_deps).repairs[Repair.EXPIRED] == 1
+    assert sweep(sweep_deps).repairs[Repair.EXPIRED] == 0  # once
+
+    assert held_by(store, capped, customer) == 0
+    assert place(store, capped, customer, clock.now(), seats=4).created
 
 
 def current_deferral(store, reservation_id: str) -> int:
