@@ -9,7 +9,6 @@ from typing import Any
 from shared.domain.errors import (
     DomainError,
     InvalidContinuationToken,
-    InvalidTransition,
     NotEnoughSeats,
     NotFoundError,
     PaymentsUnavailable,
@@ -41,7 +40,6 @@ class ApiError(Exception):
 
 
 DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
-    InvalidTransition: ProblemType(409, "Invalid state transition", "invalid-transition"),
     NotFoundError: ProblemType(404, "Not Found", "not-found"),
     NotEnoughSeats: ProblemType(409, "Not enough seats", "not-enough-seats"),
     SeatLimitReached: ProblemType(409, "Seat limit reached", "seat-limit"),
@@ -55,7 +53,6 @@ DOMAIN_PROBLEMS: dict[type[DomainError], ProblemType] = {
         422, "Invalid continuation token", "invalid-continuation-token"
     ),
 }
-_BAD_REQUEST = ProblemType(400, "Bad Request", "bad-request")
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,10 @@ def problem_for(error: Exception) -> Problem | None:
     if not isinstance(error, DomainError):
         return None
     kind = next(
-        (DOMAIN_PROBLEMS[cls] for cls in type(error).__mro__ if cls in DOMAIN_PROBLEMS),
-        _BAD_REQUEST,
+        (DOMAIN_PROBLEMS[cls] for cls in type(error).__mro__ if cls in DOMAIN_PROBLEMS), None
     )
+    if kind is None:  # a broken invariant (e.g. InvalidTransition), not the caller's doing
+        return None
     headers = (
         {"Retry-After": str(error.retry_after_seconds)}
         if isinstance(error, PaymentsUnavailable)

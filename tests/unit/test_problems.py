@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.api.auth import Unauthorized
-from shared.api.problems import problem_for
+from shared.api.problems import DOMAIN_PROBLEMS, problem_for
 from shared.domain import errors
 
 
@@ -14,7 +14,6 @@ from shared.domain import errors
     [
         (errors.NotFoundError("no r1"), 404, "not-found"),
         (errors.NotEnoughSeats("2 left"), 409, "not-enough-seats"),
-        (errors.InvalidTransition("Cancelled → Confirmed"), 409, "invalid-transition"),
         (errors.ReservationRejected("declined"), 409, "rejected"),
         (errors.ReservationExpired("unpaid"), 409, "expired"),
         (errors.InvalidContinuationToken("stale"), 422, "invalid-continuation-token"),
@@ -54,3 +53,20 @@ def test_domain_errors_carry_no_http_status() -> None:
 
 def test_an_unexpected_error_has_no_problem_type_and_becomes_a_500() -> None:
     assert problem_for(RuntimeError("boom")) is None
+
+
+def test_a_broken_state_machine_is_a_500_not_the_callers_conflict() -> None:
+    assert problem_for(errors.InvalidTransition("Cancelled → Confirmed")) is None
+
+
+def test_every_conflict_names_a_cause_that_openapi_yaml_lists() -> None:
+    causes = {kind.type_suffix for kind in DOMAIN_PROBLEMS.values() if kind.status == 409}
+
+    assert causes == {
+        "not-enough-seats",
+        "seat-limit",
+        "seats-taken",
+        "rejected",
+        "expired",
+        "too-late-to-cancel",
+    }
