@@ -43,6 +43,11 @@ RESERVATION_EVENT_STATUS: dict[EventType, ReservationStatus] = {
 STATUS_EVENT: dict[ReservationStatus, EventType] = {
     status: event_type for event_type, status in RESERVATION_EVENT_STATUS.items()
 }
+# The status a payment's outcome moves its reservation to.
+PAYMENT_OUTCOME_STATUS: dict[EventType, ReservationStatus] = {
+    EventType.PAYMENT_APPROVED: ReservationStatus.CONFIRMED,
+    EventType.PAYMENT_DECLINED: ReservationStatus.REJECTED,
+}
 
 
 class EventStream(StrEnum):

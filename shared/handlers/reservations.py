@@ -21,7 +21,13 @@ from shared.domain.errors import (
     NotFoundError,
     SeatLimitReached,
 )
-from shared.domain.events import STATUS_EVENT, Event, EventType, reservation_event
+from shared.domain.events import (
+    PAYMENT_OUTCOME_STATUS,
+    STATUS_EVENT,
+    Event,
+    EventType,
+    reservation_event,
+)
 from shared.domain.ids import (
     idempotency_record_id,
     is_musical_id,
@@ -275,10 +281,7 @@ def apply_payment_outcome(event: Event, deps: ReservationDeps) -> Reservation | 
     Idempotent and order-tolerant: a reservation that can no longer make the move (already
     confirmed, cancelled meanwhile, …) is left as it is.
     """
-    target = {
-        EventType.PAYMENT_APPROVED: ReservationStatus.CONFIRMED,
-        EventType.PAYMENT_DECLINED: ReservationStatus.REJECTED,
-    }.get(event.event_type)
+    target = PAYMENT_OUTCOME_STATUS.get(event.event_type)
     if target is None:
         return None
     reservation_id = event.payment().reservation_id

@@ -24,7 +24,13 @@ from shared.domain.errors import (
     NotFoundError,
     SeatLimitReached,
 )
-from shared.domain.events import STATUS_EVENT, Event, EventType, reservation_event
+from shared.domain.events import (
+    PAYMENT_OUTCOME_STATUS,
+    STATUS_EVENT,
+    Event,
+    EventType,
+    reservation_event,
+)
 from shared.domain.fees import cancellation_terms
 from shared.domain.ids import (
     idempotency_record_id,
@@ -639,10 +645,7 @@ def cancel_seated_reservation(
 def apply_seated_payment_outcome(event: Event, deps: SeatedDeps) -> SeatedReservation | None:
     """PaymentApproved → Confirmed; PaymentDeclined → Rejected with the seats given back.
     Idempotent and order-tolerant, as for general admission."""
-    target = {
-        EventType.PAYMENT_APPROVED: ReservationStatus.CONFIRMED,
-        EventType.PAYMENT_DECLINED: ReservationStatus.REJECTED,
-    }.get(event.event_type)
+    target = PAYMENT_OUTCOME_STATUS.get(event.event_type)
     if target is None:
         return None
     return _move(event.payment().reservation_id, target, deps)
