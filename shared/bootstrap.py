@@ -135,7 +135,9 @@ class Services:
 
     @cached_property
     def breaker(self) -> CircuitBreaker:
-        return CircuitBreaker(self.store, BreakerConfig.from_settings(self.settings))
+        return CircuitBreaker(
+            self.store, BreakerConfig.from_settings(self.settings), clock=self.clock
+        )
 
     @cached_property
     def gateway(self) -> PaymentGateway:
