@@ -28,6 +28,7 @@ from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpRespons
 from shared.adapters import cosmos_sql
 from shared.adapters.azure_credentials import async_azure_credential, azure_credential
 from shared.adapters.document_paths import get_field, partition_key_segments
+from shared.optimistic import retry_on_race
 from shared.ports import (
     MAX_BATCH_OPERATIONS,
     BatchFailed,
@@ -466,24 +467,24 @@ class CosmosDocumentStore:
             return 0
 
     def set_checkpoint(self, container: str, lease_prefix: str, lsn: int) -> None:
+        """Move the checkpoint forward to `lsn`, never back (a slower writer may come later)."""
         checkpoint_id = _checkpoint_id(container, lease_prefix)
         document = {"id": checkpoint_id, "container": container, "lsn": lsn}
-        while True:
+
+        def attempt() -> None:
             try:
                 current = self.read(LEASES.name, checkpoint_id, checkpoint_id)
             except NotFound:
-                try:
-                    self.create(LEASES.name, document)
-                except Conflict:
-                    continue
+                self.create(LEASES.name, document)
                 return
-            if int(current["lsn"]) >= lsn:
-                return
-            try:
+            if int(current["lsn"]) < lsn:
                 self.replace(LEASES.name, document, if_match=current["_etag"])
-            except (PreconditionFailed, NotFound):
-                continue
-            return
+
+        retry_on_race(
+            attempt,
+            f"checkpoint {checkpoint_id}",
+            retry_on=(Conflict, PreconditionFailed, NotFound),
+        )
 
 
 def _batch_operation(operation: BatchOperation) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
