@@ -22,13 +22,7 @@ from shared.handlers.musicals import MusicalDeps, MusicalDirectory
 from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import PaymentDeps
 from shared.handlers.performances import PerformanceDirectory
-from shared.handlers.readiness import (
-    BacklogCounter,
-    BusCheck,
-    CachedReadiness,
-    EmbeddedBusCheck,
-    ReadinessDeps,
-)
+from shared.handlers.readiness import BusCheck, CachedReadiness, ReadinessDeps
 from shared.handlers.reservations import ReservationDeps
 from shared.handlers.seated_reservations import SeatedDeps
 from shared.handlers.sweeper import SweepDeps, SweepPolicy
@@ -54,6 +48,8 @@ class LocalBackends(Protocol):
     def document_store(self) -> DocumentStore: ...
 
     def message_bus(self) -> MessagePublisher: ...
+
+    def bus_check(self, bus: MessagePublisher) -> BusCheck: ...
 
 
 @dataclass
@@ -231,10 +227,8 @@ class Services:
 
             credential = azure_credential(self.settings.managed_identity_client_id)
             return ServiceBusCheck(service_bus_client(namespace, credential))  # type: ignore[arg-type]  # hashable by identity
-        bus = self.bus
-        if not isinstance(bus, BacklogCounter):
-            raise TypeError(f"{type(bus).__name__} cannot count a subscription's backlog")
-        return EmbeddedBusCheck(bus)
+        local = self._local_backends("ServiceBusConnection__fullyQualifiedNamespace")
+        return local.bus_check(self.bus)
 
     @cached_property
     def notice_sender(self) -> NoticeSender:

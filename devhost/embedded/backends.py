@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devhost.embedded.bus_check import BacklogCounter, EmbeddedBusCheck
+from shared.handlers.readiness import BusCheck
 from shared.ports import DocumentStore, MessagePublisher
 
 LOCAL_BACKENDS = __name__
@@ -64,3 +66,10 @@ def message_bus() -> MessagePublisher:
 
     settings = EmbeddedSettings()
     return SqliteMessageBus(settings.data_dir, rings=settings.bus_rings)
+
+
+def bus_check(bus: MessagePublisher) -> BusCheck:
+    """Readiness's check of `bus`, the embedded bus that `message_bus` built."""
+    if not isinstance(bus, BacklogCounter):
+        raise TypeError(f"{type(bus).__name__} cannot count a subscription's backlog")
+    return EmbeddedBusCheck(bus)

@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, TypeVar
 
 from shared.breaker import BreakerState
 from shared.domain.models import CamelModel
 from shared.ports import DocumentStore, NotFound
-from shared.topology import CONTROL, TOPICS
+from shared.topology import CONTROL
 
 log = logging.getLogger("outerpark.readiness")
 T = TypeVar("T")
@@ -32,33 +32,10 @@ PROBE_DOCUMENT_ID = "readiness-probe"
 DEFAULT_CACHE_SECONDS = 2.0
 
 
-@runtime_checkable
-class BacklogCounter(Protocol):
-    """The embedded bus's view of a subscription's active messages."""
-
-    def active_count(self, topic: str, subscription: str) -> int: ...
-
-
 class BusCheck(Protocol):
     def backlog(self) -> dict[str, int] | None:
         """Active messages per "topic/subscription", or None when the backend cannot tell.
         Raises when the bus cannot be reached."""
-
-
-class EmbeddedBusCheck:
-    """The embedded bus: counting every subscription's messages both probes and measures it."""
-
-    def __init__(self, bus: BacklogCounter) -> None:
-        self._bus = bus
-
-    def backlog(self) -> dict[str, int] | None:
-        return {
-            f"{topic.name}/{subscription.name}": self._bus.active_count(
-                topic.name, subscription.name
-            )
-            for topic in TOPICS.values()
-            for subscription in topic.subscriptions
-        }
 
 
 class CheckResult(CamelModel):

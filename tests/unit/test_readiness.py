@@ -6,13 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devhost.embedded.bus_check import EmbeddedBusCheck
 from shared.breaker import BreakerConfig, CircuitBreaker
-from shared.handlers.readiness import (
-    CachedReadiness,
-    EmbeddedBusCheck,
-    ReadinessDeps,
-    check_readiness,
-)
+from shared.handlers.readiness import CachedReadiness, ReadinessDeps, check_readiness
 from shared.ports import GatewayUnavailable, OutboundMessage
 from shared.topology import SUB_PAYMENT, TOPIC_RESERVATION, TOPICS
 from tests.support.memory_store import MemoryDocumentStore
