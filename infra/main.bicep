@@ -40,6 +40,8 @@ param rateLimitCalls int = 120
 @minValue(1)
 @maxValue(300)
 param rateLimitPeriodSeconds int = 60
+@description('Name of the Function App host key API Management sends. Rotation moves it to a new key, so that the old one stays valid until the gateway holds the new one (docs/security.md).')
+param functionKeyName string = 'default'
 
 // --- App behaviour
 @description('Entra ID audience of the API tokens: the API app registration\'s client id (it issues v2 tokens: infra/scripts/entra-app.sh).')
@@ -203,6 +205,7 @@ module apim 'modules/apim.bicep' = {
     functionAppHostName: functionApp.outputs.defaultHostName
     functionAppName: functionApp.outputs.name
     keyVaultName: keyVault.outputs.name
+    functionKeyName: functionKeyName
     authAudience: authAudience
     authIssuer: authIssuer
     corsAllowedOrigins: corsAllowedOrigins

@@ -29,6 +29,9 @@ param rateLimitPeriodSeconds = 60
 // The API app registration's client id (infra/scripts/entra-app.sh prints it): v2 tokens carry
 // it as their audience. No default: a deployment without it fails instead of checking nothing.
 param authAudience = readEnvironmentVariable('AUTH_AUDIENCE')
+// The host key API Management sends (pipeline variable functionKeyName); a new name rotates
+// it without downtime (docs/security.md).
+param functionKeyName = readEnvironmentVariable('FUNCTION_KEY_NAME', 'default')
 param paymentGatewayUrl = readEnvironmentVariable('PAYMENT_GATEWAY_URL', 'https://pg.example.com')
 param paymentGatewaySecretKey = readEnvironmentVariable('PAYMENT_GATEWAY_SECRET_KEY', '')
 param reservationsWhenPaymentDown = 'accept'

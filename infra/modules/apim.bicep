@@ -4,10 +4,10 @@
 // bodies). The tier is a v2 one: rate-limit-by-key is not offered on Consumption.
 //
 // The only door: the Function App's HTTP functions are `function`-level (function_app.py), so
-// Azure's Functions host answers 401 to a caller without a key. The app's default host key is
-// copied into Key Vault here, and API Management sends it as x-functions-key on every call to the
-// backend, from a Key Vault-backed named value read as the gateway's own identity. Rotation:
-// docs/security.md.
+// Azure's Functions host answers 401 to a caller without a key. The app's host key named by
+// functionKeyName is copied into Key Vault here, and API Management sends it as x-functions-key on
+// every call to the backend, from a Key Vault-backed named value read as the gateway's own
+// identity. Rotation: docs/security.md.
 
 param location string
 param baseName string
@@ -30,6 +30,9 @@ param functionAppName string
 
 @description('Key Vault that keeps the Function App key API Management sends.')
 param keyVaultName string
+
+@description('Name of the Function App host key API Management sends (docs/security.md: rotation).')
+param functionKeyName string
 
 @description('Entra ID audience of the API tokens: the API app registration\'s client id (v2 tokens).')
 param authAudience string
@@ -102,14 +105,15 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
 
-// The Function App's default host key, kept in Key Vault; written again by every deployment,
-// so a rotated key reaches API Management with the next deployment (or a refresh).
+// The Function App's host key named functionKeyName, kept in Key Vault; written again by every
+// deployment, so the secret always holds the key the deployment names. A name the app does not
+// have fails the deployment instead of storing a key that the app would refuse.
 resource functionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   //checkov:skip=CKV_AZURE_41:the Functions host sets the key; it is rotated as docs/security.md says
   parent: vault
   name: functionKeySecretName
   properties: {
-    value: listKeys('${functionApp.id}/host/default', '2024-11-01').functionKeys.default
+    value: listKeys('${functionApp.id}/host/default', '2024-11-01').functionKeys[functionKeyName]
     contentType: 'text/plain'
   }
 }

@@ -23,7 +23,7 @@ param serviceBusFullyQualifiedNamespace string
 param keyVaultName string
 param gatewaySecretName string
 
-@description('Base URL of the payment gateway (CONTRACT §4).')
+@description('Base URL of the payment gateway (its API: docs/payment-gateway.md).')
 param paymentGatewayUrl string
 
 @description('Entra ID audience of the API tokens: the API app registration\'s client id (v2 tokens).')
@@ -173,7 +173,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     ServiceBusConnection__clientId: identityClientId
 
     // Identity: Entra ID v2 access tokens (RS256) for the API; without all three the app
-    // refuses every authenticated request (CONTRACT §2). The scope is the app registration's.
+    // refuses every authenticated request (docs/security.md, "Identity: fails closed"). The
+    // scope is the app registration's.
     AUTH_JWKS_URL: '${loginEndpoint}${tenantId}/discovery/v2.0/keys'
     AUTH_ISSUER: authIssuer
     AUTH_AUDIENCE: authAudience

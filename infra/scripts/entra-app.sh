@@ -16,7 +16,8 @@
 #      customer: an application token must carry one of the API's roles);
 #   3. find or create its service principal, with appRoleAssignmentRequired = true, so that only
 #      users and applications assigned a role (or consented to the scope) get tokens;
-#   4. print the client id: it is the `authAudience` parameter of infra/*.bicepparam.
+#   4. print the client id: the `authAudience` parameter, which the parameter files read from
+#      AUTH_AUDIENCE (the pipeline fills it from the variable group's authAudience).
 #
 # Usage: infra/scripts/entra-app.sh dev|prod
 # Needs: az (logged in to the tenant), jq.
@@ -70,4 +71,4 @@ az rest --method PATCH --headers 'Content-Type=application/json' \
   --body '{"appRoleAssignmentRequired": true}'
 
 # 4. The audience the app and API Management check.
-echo "authAudience (infra/${environment}.bicepparam): ${app_id}"
+echo "AUTH_AUDIENCE (variable group outerpark-${environment}: authAudience): ${app_id}"

@@ -5,7 +5,7 @@
 # (an empty gateway key keeps the stored secret).
 # shellcheck shell=bash
 for name in PAYMENT_GATEWAY_SECRET_KEY AUTH_AUDIENCE PAYMENT_GATEWAY_URL APIM_PUBLISHER_EMAIL \
-  COSMOS_FAILOVER_LOCATION; do
+  COSMOS_FAILOVER_LOCATION FUNCTION_KEY_NAME; do
   value="${!name-}"
   if [[ "$value" =~ ^\$\([A-Za-z0-9_.]+\)$ ]]; then
     echo "$name: the pipeline variable behind it is not defined; leaving it unset"
