@@ -7,10 +7,11 @@ Validated as strictly as every command (see `shared.domain.commands`). What need
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from shared.domain.commands import Command, Identifier, ShortText, Title, WholeNumber
 from shared.domain.seating import GradeName, SeatMap, Section
@@ -19,13 +20,28 @@ MAX_PERFORMANCES = 200
 MAX_SEATS_PER_RESERVATION = 10
 
 
+# RFC 3339 (openapi.yaml's `date-time`): pydantic alone would also take a Unix time or a date
+# and time joined by another character than `T`.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        return datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value
+    raise ValueError(
+        "a performance is a date-time with its UTC offset, e.g. 2027-05-20T19:00:00+09:00"
+    )
+
+
 def _with_offset(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a performance's date-time must carry its UTC offset")
     return value
 
 
-PerformanceTime = Annotated[datetime, AfterValidator(_with_offset)]
+PerformanceTime = Annotated[datetime, BeforeValidator(_date_time), AfterValidator(_with_offset)]
 
 
 class RegisterSeatedMusical(Command):
