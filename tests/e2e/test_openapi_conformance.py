@@ -7,7 +7,7 @@ schemas. A second test proves every documented status code can really be produce
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from tests.support.fake_gateway import FakeGateway
 pytestmark = pytest.mark.e2e
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
+NEW_YORK = timezone(timedelta(hours=-5))
 schema = schemathesis.openapi.from_path(SPEC)
 
 # Produced by API Management's rate limit (infra/policies/api.xml), never by the app itself.
@@ -209,3 +210,65 @@ def test_every_documented_status_code_is_reachable(api: Api, gateway: FakeGatewa
     for (method, path, status), call in recipes.items():
         assert str(call().status_code) == status, (method, path, status)
     assert not unreached, f"documented statuses no recipe produces: {sorted(unreached)}"
+
+
+def test_the_answers_about_a_seated_musical_match_their_schemas(
+    api: Api, gateway: FakeGateway
+) -> None:
+    """The fuzzing above hardly ever names a real performance: these are the 200 and 201
+    answers about a real seated musical, each validated against its operation's schema."""
+    http = api.http
+    gateway.set_mode("up")
+    hall = {
+        "grades": {"VIP": 150_000, "R": 100_000},
+        "sections": [
+            {"id": "A", "grade": "VIP", "rows": 2, "seatsPerRow": 3},
+            {"id": "B", "grade": "R", "rows": 2, "seatsPerRow": 3},
+        ],
+    }
+    in_a_month = (datetime.now(UTC) + timedelta(days=30)).astimezone(NEW_YORK).isoformat()
+    created = http.post(
+        "/musicals",
+        json={"title": "Seated", **hall, "performances": [in_a_month], "maxSeatsPerCustomer": 4},
+        headers=api.admin,
+    )
+    performance_id = created.json()["performances"][0]["id"]
+    seats = f"/performances/{performance_id}/seats"
+    summary = http.get(seats)
+    section = http.get(seats, params={"section": "A"})
+    explicit = http.post(
+        "/reservations",
+        json={"performanceId": performance_id, "seatIds": ["A-1-2", "A-1-3"]},
+        headers=api.alice,
+    )
+    best = http.post(
+        "/reservations",
+        json={"performanceId": performance_id, "grade": "R", "seats": 2},
+        headers=api.bob,
+    )
+    explicit_read = http.get(f"/reservations/{explicit.json()['id']}", headers=api.alice)
+    best_read = http.get(f"/reservations/{best.json()['id']}", headers=api.bob)
+    cancelled = http.post(f"/reservations/{best.json()['id']}/cancel", headers=api.bob)
+    answers = [
+        ("POST /musicals", created, 201),
+        ("GET /musicals/{id}", http.get(f"/musicals/{created.json()['id']}"), 200),
+        ("GET /performances/{id}", http.get(f"/performances/{performance_id}"), 200),
+        ("GET /performances/{id}/seats", summary, 200),
+        ("GET /performances/{id}/seats", section, 200),
+        ("POST /reservations", explicit, 201),
+        ("POST /reservations", best, 201),
+        ("GET /reservations/{id}", explicit_read, 200),
+        ("GET /reservations/{id}", best_read, 200),
+        ("POST /reservations/{id}/cancel", cancelled, 200),
+    ]
+
+    for label, response, status in answers:
+        assert response.status_code == status, (label, response.text)
+        OPERATIONS[label].validate_response(response)
+    # What the schemas leave open (an anyOf; the fields of seated reservations only) is there.
+    assert "sections" in summary.json()
+    assert {"section", "grade", "price", "seats"} <= section.json().keys()
+    for reservation in (explicit, best, explicit_read, best_read, cancelled):
+        assert {"performanceId", "startsAt", "seatIds"} <= reservation.json().keys()
+    assert cancelled.json()["cancellationFee"] == 0
+    assert cancelled.json()["refundAmount"] == best.json()["amount"]

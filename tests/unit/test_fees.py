@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -11,29 +11,41 @@ from shared.domain.fees import cancellation_terms, days_left
 SEOUL = timezone(timedelta(hours=9))
 NEW_YORK = timezone(timedelta(hours=-5))
 SHOW = datetime(2027, 5, 20, 19, 0, tzinfo=SEOUL)
+# 19:00 UTC on the same date; the last second of each local day is on the next day in UTC.
+SHOW_IN_NEW_YORK = datetime(2027, 5, 20, 14, 0, tzinfo=NEW_YORK)
+SHOWS = [pytest.param(SHOW, id="Seoul"), pytest.param(SHOW_IN_NEW_YORK, id="New York")]
 
 
+def local_day(show: datetime, days_before: int) -> tuple[datetime, datetime]:
+    """The first and the last second of the day `days_before` the show's, in its offset, as the
+    clock gives them: in UTC (one of the two is on another date there)."""
+    day = show.date() - timedelta(days=days_before)
+    first, last = (datetime.combine(day, at, show.tzinfo) for at in (time(0), time(23, 59, 59)))
+    assert {first.astimezone(UTC).date(), last.astimezone(UTC).date()} != {day}
+    return first.astimezone(UTC), last.astimezone(UTC)
+
+
+@pytest.mark.parametrize("show", SHOWS)
 @pytest.mark.parametrize(
     ("days", "percent"),
     [(30, 0), (10, 0), (9, 10), (7, 10), (6, 20), (3, 20), (2, 30), (1, 30)],
 )
-def test_the_fee_follows_the_schedule_at_every_boundary(days: int, percent: int) -> None:
-    day = SHOW.date() - timedelta(days=days)
-    first_second = datetime(day.year, day.month, day.day, 0, 0, 0, tzinfo=SEOUL)
-    last_second = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=SEOUL)
-    for now in (first_second, last_second):
-        terms = cancellation_terms(100_000, SHOW, now, confirmed=True)
+def test_the_fee_follows_the_schedule_at_every_boundary(
+    show: datetime, days: int, percent: int
+) -> None:
+    for now in local_day(show, days):
+        terms = cancellation_terms(100_000, show, now, confirmed=True)
         assert terms is not None
         assert terms.fee_percent == percent
         assert terms.cancellation_fee == 1_000 * percent
         assert terms.refund_amount == 100_000 - 1_000 * percent
 
 
-def test_on_the_day_of_the_performance_and_after_it_is_too_late() -> None:
-    first_minute = datetime(2027, 5, 20, 0, 0, tzinfo=SEOUL)
-    for now in (first_minute, SHOW, SHOW + timedelta(days=3)):
-        assert cancellation_terms(100_000, SHOW, now, confirmed=True) is None
-        assert cancellation_terms(100_000, SHOW, now, confirmed=False) is None
+@pytest.mark.parametrize("show", SHOWS)
+def test_on_the_day_of_the_performance_and_after_it_is_too_late(show: datetime) -> None:
+    for now in (*local_day(show, 0), show, show + timedelta(days=3)):
+        assert cancellation_terms(100_000, show, now, confirmed=True) is None
+        assert cancellation_terms(100_000, show, now, confirmed=False) is None
 
 
 def test_days_are_counted_in_the_performances_offset_not_in_utc() -> None:
@@ -42,8 +54,7 @@ def test_days_are_counted_in_the_performances_offset_not_in_utc() -> None:
     assert days_left(SHOW, now) == 1
     assert cancellation_terms(10_000, SHOW, now, confirmed=True).fee_percent == 30
     # The same instant for a New York performance on 20 May (18:30 on 18 May there): 2 days.
-    show_in_new_york = datetime(2027, 5, 20, 19, 0, tzinfo=NEW_YORK)
-    assert days_left(show_in_new_york, now) == 2
+    assert days_left(SHOW_IN_NEW_YORK, now) == 2
 
 
 def test_the_fee_is_rounded_down_and_the_refund_is_the_rest() -> None:
