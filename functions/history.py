@@ -58,5 +58,6 @@ async def history_from_notices(docs: func.DocumentList) -> None:
 @bp.function_name("history_from_performances")
 @retry_forever(bp)
 @change_feed_trigger(bp, _PERFORMANCES_FEED.container, _PERFORMANCES_FEED.lease_prefix)
+@traced_changes
 async def history_from_performances(docs: func.DocumentList) -> None:
     await _project(docs)

@@ -6,6 +6,7 @@ import azure.functions as func
 
 from shared.bootstrap import get_services
 from shared.handlers.sweeper import sweep
+from shared.observability import traced_timer
 from shared.settings import get_settings
 
 bp = func.Blueprint()
@@ -15,6 +16,7 @@ log = logging.getLogger("outerpark.sweeper")
 @bp.timer_trigger(
     arg_name="timer", schedule=get_settings().saga_sweep_schedule, run_on_startup=False
 )
+@traced_timer
 def sweep_sagas(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("saga sweep is past due (the app was down at its time)")

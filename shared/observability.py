@@ -241,6 +241,22 @@ def traced_message(function: FunctionT) -> FunctionT:
     return run  # type: ignore[return-value]
 
 
+def traced_timer(function: FunctionT) -> FunctionT:
+    """A (sync) timer trigger's run as a span of its own, the root of a new trace (in Azure,
+    under the host's invocation span when the worker hands one over), and an execution for the
+    listeners. Nothing else would put a span around what the run writes: the events and notices
+    of the sweeper's repairs are stamped with this one's context, so that the relays and
+    projections they set off continue its trace (`devhost trace` finds them)."""
+    name = function.__name__
+
+    @functools.wraps(function)
+    def run(timer: Any) -> Any:
+        with execution(name), step(name, None, SpanKind.INTERNAL, {"faas.trigger": "timer"}):
+            return function(timer)
+
+    return run  # type: ignore[return-value]
+
+
 def traced_changes(function: FunctionT) -> FunctionT:
     """A Cosmos DB trigger's execution as one span per trace among its documents: each
     document that carries a `traceContext` continues its trace, and is handed to the function

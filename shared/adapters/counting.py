@@ -5,17 +5,23 @@
 adapters themselves are not touched. Every tally is a flat key in one mapping, so that two
 snapshots subtract and a run divides by its sagas:
 
-- `cosmos.read`, `cosmos.query` (pages), `cosmos.query.items`, `cosmos.batch`,
+- `cosmos.read` (point reads, those that found nothing included: Cosmos DB charges a 404 too),
+  `cosmos.read.missing` (those), `cosmos.query` (pages), `cosmos.query.items`, `cosmos.batch`,
   `cosmos.batch.operations`, `cosmos.write.<create|upsert|replace|patch|delete>`;
 - `cosmos.read.kb`, `cosmos.query.kb`, `cosmos.write.kb`: the operations' sizes, each rounded up
-  to whole kilobytes as Cosmos DB charges them, and `cosmos.write.size.<n>kb` (writes by size);
+  to whole kilobytes as Cosmos DB charges them (a read that found nothing as 1), and
+  `cosmos.write.size.<n>kb` (writes by size);
 - `bus.publish` (calls), `bus.sent`, `bus.scheduled`, `bus.received`, `bus.completed`,
   `bus.abandoned`, `bus.dead_lettered`;
 - `function.<name>` and `function.<name>.seconds`, from `executed` (shared.observability's
   execution listener).
 
 Operations inside a transactional batch count as reads and writes too (Cosmos DB charges a
-batch as the sum of its operations), and once more under `cosmos.batch.operations`.
+batch as the sum of its operations), and once more under `cosmos.batch.operations`. A
+`read_many` of n keys counts as the n point reads it stands for (the Cosmos DB adapter makes
+exactly those). The JSON-text reads (`query_json_async`, `read_many_json_async`) are sized by
+the texts they return, which hold only the fields asked for: a lower bound of what Cosmos DB
+charges, since it reads whole items (most are under 1 KB, the least counted, either way).
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from shared.ports import (
     Create,
     Delete,
     Document,
+    JsonPage,
+    NotFound,
     OutboundMessage,
+    Page,
     Patch,
     Read,
     ReceivedMessage,
@@ -47,8 +56,12 @@ def kilobytes(document: Document | None) -> int:
     """A document's size in whole kilobytes (at least 1), as request charges are reckoned."""
     if document is None:
         return 1
-    size = len(json.dumps(document, separators=(",", ":"), default=str).encode())
-    return max(1, math.ceil(size / KB))
+    return text_kilobytes(json.dumps(document, separators=(",", ":"), default=str))
+
+
+def text_kilobytes(text: str) -> int:
+    """A JSON text's size in whole kilobytes (at least 1)."""
+    return max(1, math.ceil(len(text.encode()) / KB))
 
 
 class OperationCounts:
@@ -73,9 +86,21 @@ class OperationCounts:
             self._tally[f"function.{function}.seconds"] += seconds
 
     def read(self, document: Document) -> None:
+        self.reads([kilobytes(document)])
+
+    def reads(self, sizes: Sequence[int], missing: int = 0) -> None:
+        """Point reads that found items of `sizes` (KB), and `missing` that found nothing."""
         with self._lock:
-            self._tally["cosmos.read"] += 1
-            self._tally["cosmos.read.kb"] += kilobytes(document)
+            self._tally["cosmos.read"] += len(sizes) + missing
+            self._tally["cosmos.read.kb"] += sum(sizes) + missing
+            if missing:
+                self._tally["cosmos.read.missing"] += missing
+
+    def queried(self, sizes: Sequence[int]) -> None:
+        """A query page returning items of `sizes` (KB); an empty page is charged as 1 KB."""
+        self.add(
+            cosmos__query=1, cosmos__query__items=len(sizes), cosmos__query__kb=sum(sizes) or 1
+        )
 
     def wrote(self, kind: str, document: Document | None) -> None:
         size = kilobytes(document)
@@ -109,7 +134,11 @@ class CountingDocumentStore:
         return getattr(self.inner, name)
 
     def read(self, container: str, partition_key: str, id: str) -> Document:
-        document = self.inner.read(container, partition_key, id)
+        try:
+            document = self.inner.read(container, partition_key, id)
+        except NotFound:
+            self.counts.reads([], missing=1)
+            raise
         self.counts.read(document)
         return document
 
@@ -137,13 +166,9 @@ class CountingDocumentStore:
         self.inner.delete(container, partition_key, id, *args, **kw)
         self.counts.wrote("delete", None)
 
-    def query(self, container: str, partition_key: str, *args: Any, **kw: Any) -> Any:
-        page = self.inner.query(container, partition_key, *args, **kw)
-        self.counts.add(
-            cosmos__query=1,
-            cosmos__query__items=len(page.items),
-            cosmos__query__kb=sum(kilobytes(item) for item in page.items) or 1,
-        )
+    def query(self, container: str, partition_key: str, *args: Any, **kw: Any) -> Page:
+        page: Page = self.inner.query(container, partition_key, *args, **kw)
+        self.counts.queried([kilobytes(item) for item in page.items])
         return page
 
     def batch(
@@ -154,7 +179,11 @@ class CountingDocumentStore:
         return results
 
     async def read_async(self, container: str, partition_key: str, id: str) -> Document:
-        document = await self.inner.read_async(container, partition_key, id)
+        try:
+            document = await self.inner.read_async(container, partition_key, id)
+        except NotFound:
+            self.counts.reads([], missing=1)
+            raise
         self.counts.read(document)
         return document
 
@@ -182,6 +211,32 @@ class CountingDocumentStore:
         results = await self.inner.batch_async(container, partition_key, operations)
         self._batched(operations, results)
         return results
+
+    async def query_async(self, container: str, partition_key: str, *args: Any, **kw: Any) -> Page:
+        page: Page = await self.inner.query_async(container, partition_key, *args, **kw)
+        self.counts.queried([kilobytes(item) for item in page.items])
+        return page
+
+    async def read_many_async(
+        self, container: str, keys: Sequence[tuple[str, str]]
+    ) -> list[Document]:
+        documents: list[Document] = await self.inner.read_many_async(container, keys)
+        self.counts.reads([kilobytes(d) for d in documents], missing=len(keys) - len(documents))
+        return documents
+
+    async def query_json_async(
+        self, container: str, partition_key: str, *args: Any, **kw: Any
+    ) -> JsonPage:
+        page: JsonPage = await self.inner.query_json_async(container, partition_key, *args, **kw)
+        self.counts.queried([text_kilobytes(text) for text in page.items])
+        return page
+
+    async def read_many_json_async(
+        self, container: str, keys: Sequence[tuple[str, str]], fields: Sequence[str]
+    ) -> list[str]:
+        texts: list[str] = await self.inner.read_many_json_async(container, keys, fields)
+        self.counts.reads([text_kilobytes(t) for t in texts], missing=len(keys) - len(texts))
+        return texts
 
     def _batched(
         self, operations: Sequence[BatchOperation], results: Sequence[Document | None]

@@ -11,10 +11,12 @@ import base64
 import contextlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -22,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from devhost.servicebus_trigger import function_message
+from shared import observability
 from shared.adapters.payment_gateway import HttpPaymentGateway
 from shared.adapters.tracing import (
     DECLINE_CODE_ATTRIBUTE,
@@ -32,9 +35,12 @@ from shared.adapters.tracing import (
     TracedPublisher,
 )
 from shared.breaker import BreakerConfig, CircuitBreaker, GuardedPaymentGateway
+from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
 from shared.domain.errors import NotEnoughSeats
 from shared.domain.events import Event
+from shared.domain.seating_commands import ReserveSeats
+from shared.handlers.notices import NoticeDeps
 from shared.handlers.payments import (
     PaymentDeps,
     on_reservation_cancelled,
@@ -43,6 +49,8 @@ from shared.handlers.payments import (
 )
 from shared.handlers.relay import relay_outbox
 from shared.handlers.reservations import place_reservation
+from shared.handlers.seated_reservations import place_seated_reservation
+from shared.handlers.sweeper import SweepDeps, SweepPolicy
 from shared.observability import (
     CORRELATION_ATTRIBUTE,
     OUTCOME_ATTRIBUTE,
@@ -60,9 +68,17 @@ from shared.ports import (
     PaymentDeclined,
     TooManyRequests,
 )
-from shared.topology import MUSICALS, PAYMENTS, SUB_PAYMENT, TOPIC_RESERVATION
+from shared.topology import (
+    CUSTOMER_CENTER,
+    MUSICALS,
+    PAYMENTS,
+    PERFORMANCES,
+    SUB_PAYMENT,
+    TOPIC_CANCEL,
+    TOPIC_RESERVATION,
+)
 from tests.support.fake_gateway import FakeGateway
-from tests.support.handler_deps import reservation_deps
+from tests.support.handler_deps import reservation_deps, seated_deps
 from tests.unit.test_payments import (
     RETRY_SECONDS,
     ScriptedGateway,
@@ -70,6 +86,9 @@ from tests.unit.test_payments import (
     current_deferral,
     placed,
 )
+from tests.unit.test_reservations import place
+from tests.unit.test_seated_sweeper import register
+from tests.unit.test_sweeper import DEADLINE, REPAIR_AFTER, RecordingSender
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -213,6 +232,88 @@ def test_a_failing_function_ends_its_spans_with_the_error_as_outcome(spans):
     (failed,) = [s for s in spans.get_finished_spans() if s.name.startswith("project")]
     assert failed.attributes["outerpark.outcome"] == "error: RuntimeError"
     assert not failed.status.is_ok
+
+
+def changes_of(store, container: str) -> func.DocumentList:
+    """The container's change feed, as the Cosmos DB trigger hands it to a function."""
+    documents = [change.document for change in store.read_changes(container, 0)]
+    return func.DocumentList([func.Document.from_dict(document) for document in documents])
+
+
+@pytest.fixture
+def executed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The function executions the cost counters would hear of, in order."""
+    names: list[str] = []
+    listeners = [lambda name, seconds: names.append(name)]
+    monkeypatch.setattr(observability, "_execution_listeners", listeners)
+    return names
+
+
+def test_a_seated_reservations_history_step_continues_its_trace(
+    store, clock, spans, executed, monkeypatch
+):
+    from functions import history
+
+    traced_store = TracedDocumentStore(store)
+    (performance_id,) = register(store, clock, starts_in=timedelta(days=10))
+    command = ReserveSeats(performance_id=performance_id, seat_ids=["A-1-1"])
+    with step("create_reservation", None, SpanKind.SERVER, {}) as request_span:
+        placed = asyncio.run(
+            place_seated_reservation(
+                command,
+                Caller(customer_id="alice"),
+                "corr-5",
+                None,
+                seated_deps(traced_store, clock),
+            )
+        )
+    monkeypatch.setattr(history, "get_services", lambda: SimpleNamespace(async_store=traced_store))
+
+    asyncio.run(history.history_from_performances(changes_of(store, PERFORMANCES.name)))
+
+    (projection,) = [s for s in spans.get_finished_spans() if s.name.startswith("history_from")]
+    assert projection.name == "history_from_performances ReservationPlaced"
+    assert projection.parent.span_id == request_span.get_span_context().span_id
+    assert hex_ids(projection)[0] == hex_ids(request_span)[0]
+    assert projection.attributes[RESERVATION_ATTRIBUTE] == placed.reservation.id
+    assert executed == ["history_from_performances"]
+    assert store.read(CUSTOMER_CENTER.name, "alice", placed.reservation.id)
+
+
+def test_a_sweep_is_a_trace_of_its_own_that_the_steps_of_the_sagas_it_drove_continue(
+    store, bus, musical, customer, clock, spans, executed, monkeypatch
+):
+    from functions import relay, sagas
+
+    traced_store, traced_bus = TracedDocumentStore(store), TracedPublisher(bus)
+    unpaid = place(store, musical, customer, clock.now()).reservation  # its payment never ran
+    clock.advance(DEADLINE.total_seconds() + 1)
+    deps = SweepDeps(
+        store=traced_store,
+        reservations=reservation_deps(traced_store, clock),
+        seated=seated_deps(traced_store, clock),
+        payments=PaymentDeps(traced_store, ScriptedGateway(), traced_bus, clock, lambda n: 1.0),
+        notices=NoticeDeps(traced_store, RecordingSender(), clock),
+        clock=clock,
+        policy=SweepPolicy(payment_deadline=DEADLINE, repair_after=REPAIR_AFTER),
+    )
+    monkeypatch.setattr(sagas, "get_services", lambda: SimpleNamespace(sweep_deps=deps))
+    monkeypatch.setattr(relay, "get_services", lambda: SimpleNamespace(bus=traced_bus))
+
+    sagas.sweep_sagas(TimerRequest(past_due=False))
+    relay.relay_reservation_events(changes_of(store, MUSICALS.name))
+
+    (sweep_span,) = [s for s in spans.get_finished_spans() if s.name == "sweep_sagas"]
+    assert sweep_span.parent is None
+    expired = store.read(MUSICALS.name, musical.id, f"{unpaid.id}.expired")
+    assert span_id_of(expired[TRACE_CONTEXT_FIELD]["traceparent"]) == hex_ids(sweep_span)[1]
+    (relayed,) = [s for s in spans.get_finished_spans() if s.name.startswith("relay")]
+    assert relayed.name == "relay_reservation_events ReservationExpired"
+    assert relayed.parent.span_id == sweep_span.get_span_context().span_id
+    assert relayed.attributes[RESERVATION_ATTRIBUTE] == unpaid.id  # what `devhost trace` finds
+    (message,) = bus.receive(TOPIC_CANCEL, SUB_PAYMENT)
+    assert span_id_of(message.application_properties["traceparent"]) == hex_ids(relayed)[1]
+    assert executed == ["sweep_sagas", "relay_reservation_events"]
 
 
 def test_a_batch_the_store_refuses_is_a_span_naming_the_operation_and_its_cause(
