@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shared.domain.caller import Caller
@@ -119,12 +119,13 @@ async def place_seated_reservation(
     now = deps.clock.now()
     performance = await performances.get_async(command.performance_id, store)
     _validate(command, performance)
+
+    def request(suffix: str, of: Performance) -> _Request:
+        return _Request(of, caller, correlation_id, suffix, store, performances.seats, now)
+
     if idempotency_key is None:
         await admit()
-        suffix = new_reservation_suffix()
-        return await _place(
-            command, suffix, performance, caller, correlation_id, store, performances.seats, now
-        )
+        return await _place(command, request(new_reservation_suffix(), performance))
     record_id = idempotency_record_id(idempotency_key)
 
     async def attempt() -> Placed:
@@ -142,17 +143,9 @@ async def place_seated_reservation(
             raise LostRace from None  # another request with this key moved first: look again
         first = await performances.get_async(order.performance_id, store)
         try:
-            return await _place(
-                _command_of(order),
-                order.suffix,
-                first,
-                caller,
-                correlation_id,
-                store,
-                performances.seats,
-                now,
-                _OrderPin(order, store),
-            )
+            ordered = _command_of(order)
+            _validate(ordered, first)
+            return await _place(ordered, request(order.suffix, first), _OrderPin(order, store))
         except (NotEnoughSeats, SeatsTaken, SeatLimitReached, NotFoundError, InvalidSeatRequest):
             # A parallel request with this key may have placed the reservation while this one
             # lost the seats to it: then that reservation is the answer, and the key stays.
@@ -179,34 +172,38 @@ def _validate(command: SeatedCommand, performance: Performance) -> None:
         raise InvalidSeatRequest(f"no grade {command.grade!r} in this hall")
 
 
-async def _place(
-    command: SeatedCommand,
-    suffix: str,
-    performance: Performance,
-    caller: Caller,
-    correlation_id: str,
-    store: AsyncDocumentStore,
-    book: SeatBook,
-    now: datetime,
-    pin: _OrderPin | None = None,
-) -> Placed:
-    _validate(command, performance)
+@dataclass(frozen=True)
+class _Request:
+    """One request's placing: what every step of it needs. `hold_key` is its allowance's hold,
+    once taken (a capped performance)."""
+
+    performance: Performance
+    caller: Caller
+    correlation_id: str
+    suffix: str
+    store: AsyncDocumentStore
+    book: SeatBook
+    now: datetime
+    hold_key: str | None = None
+
+
+async def _place(command: SeatedCommand, request: _Request, pin: _OrderPin | None = None) -> Placed:
+    """The command (valid for the request's performance) carried out: the allowance taken,
+    the seats held; the allowance given back when no reservation of this request came of it."""
+    performance, caller, store = request.performance, request.caller, request.store
     if isinstance(command, ReserveSeats):
         section, seats = performance.seat_map.one_section(command.seat_ids)
         count, sections = len(seats), [section.id]
     else:
         count = command.seats
         sections = [s.id for s in performance.seat_map.sections_of(command.grade)]
-    hold = AllowanceHold(seats=count, suffix=suffix, sections=sections, at=now)
+    hold = AllowanceHold(seats=count, suffix=request.suffix, sections=sections, at=request.now)
     hold_key = await _take_allowance(performance, caller, hold, store)
+    request = replace(request, hold_key=hold_key)
     try:
         if isinstance(command, ReserveSeats):
-            return await _hold(
-                seats, suffix, hold_key, performance, caller, correlation_id, store, now, book
-            )
-        return await _hold_best(
-            command, suffix, hold_key, performance, caller, correlation_id, store, book, now, pin
-        )
+            return await _hold(seats, request)
+        return await _hold_best(command, request, pin)
     except _Kept as kept:  # the same request, replayed, placed it first: ours is not needed
         await _give_allowance_back(performance.id, caller.customer_id, hold_key, count, store)
         return kept.placed
@@ -222,29 +219,20 @@ class _Kept(Exception):
         self.placed = placed
 
 
-async def _hold(
-    seats: Sequence[Seat],
-    suffix: str,
-    hold_key: str | None,
-    performance: Performance,
-    caller: Caller,
-    correlation_id: str,
-    store: AsyncDocumentStore,
-    now: datetime,
-    book: SeatBook,
-) -> Placed:
+async def _hold(seats: Sequence[Seat], request: _Request) -> Placed:
     """One batch in the section partition: the seats, the counter, the reservation, its event."""
+    performance, store, now = request.performance, request.store, request.now
     section_id = seats[0].section
     partition = section_partition(performance.id, section_id)
     reservation = SeatedReservation(
-        id=seated_reservation_id(performance.id, section_id, suffix),
+        id=seated_reservation_id(performance.id, section_id, request.suffix),
         musical_id=performance.musical_id,
         musical_title=performance.musical_title,
-        customer_id=caller.customer_id,
+        customer_id=request.caller.customer_id,
         seats=len(seats),
         amount=sum(performance.seat_map.price_of(seat) for seat in seats),
         status=ReservationStatus.RESERVED,
-        correlation_id=correlation_id,
+        correlation_id=request.correlation_id,
         created_at=now,
         updated_at=now,
         seat_limit=performance.max_seats_per_customer,
@@ -252,7 +240,7 @@ async def _hold(
         section_id=section_id,
         starts_at=performance.starts_at,
         seat_ids=[seat.id for seat in seats],
-        allowance_hold=hold_key,
+        allowance_hold=request.hold_key,
     )
     held: list[BatchOperation] = [
         Create(
@@ -300,32 +288,24 @@ async def _hold(
     stored = await retry_on_race_async(attempt, f"the seats {reservation.seat_ids}")
     reservation.etag = written(stored, len(held) + 1)["_etag"]
     counter = written(stored, len(held))
-    book.add_held(partition, seats, counter["version"])
+    request.book.add_held(partition, seats, counter["version"])
     return Placed(reservation, created=True)
 
 
 async def _hold_best(
-    command: ReserveBestAvailable,
-    suffix: str,
-    hold_key: str | None,
-    performance: Performance,
-    caller: Caller,
-    correlation_id: str,
-    store: AsyncDocumentStore,
-    book: SeatBook,
-    now: datetime,
-    pin: _OrderPin | None,
+    command: ReserveBestAvailable, request: _Request, pin: _OrderPin | None
 ) -> Placed:
     """Read the held seats of the grade's sections, choose, hold; a lost race picks again.
     Seats other requests of this process are holding count as taken (`SeatBook`).
 
     Picking again ends: a race is lost only to a hold that took seats of the grade, so the
     grade sells out first. Under an Idempotency-Key the section is the key's (`_OrderPin`)."""
+    performance, book = request.performance, request.book
     grade_sections = [section.id for section in performance.seat_map.sections_of(command.grade)]
     while True:
         within = pin.section if pin is not None else None
         section_ids = grade_sections if within is None else [within]
-        taken = await book.taken(performance.id, section_ids, store)
+        taken = await book.taken(performance.id, section_ids, request.store)
         choice = best_available(
             performance.seat_map, command.grade, command.seats, taken, within=within
         )
@@ -339,9 +319,7 @@ async def _hold_best(
         partition = section_partition(performance.id, section_id)
         try:
             with book.claiming(partition, choice):
-                return await _hold(
-                    choice, suffix, hold_key, performance, caller, correlation_id, store, now, book
-                )
+                return await _hold(choice, request)
         except (SeatsTaken, NotEnoughSeats):
             book.forget(partition)  # someone held some of them after our read: pick again
 
