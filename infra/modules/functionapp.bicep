@@ -161,6 +161,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     // host's trace context; the app exports its spans with the Azure Monitor distro
     // (shared/adapters/azure_monitor.py, docs/observability.md).
     PYTHON_ENABLE_OPENTELEMETRY: 'true'
+    // Every trace kept: unset, the distro keeps 5 traces a second, and most sagas under load
+    // could not be found by their id. Application Insights' sampler decides by trace id, so a
+    // lower ratio keeps or drops a saga's hops together (docs/observability.md).
+    OTEL_TRACES_SAMPLER: 'microsoft.fixed_percentage'
+    OTEL_TRACES_SAMPLER_ARG: '1.0'
     AZURE_CLIENT_ID: identityClientId
 
     // Cosmos DB and Service Bus: trigger connections and the app's own clients.

@@ -17,3 +17,9 @@ def test_the_python_worker_continues_the_hosts_traces_and_leaves_the_distro_to_t
     assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
     assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
     assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
+
+
+def test_every_trace_is_kept_by_a_sampler_that_decides_by_trace_id() -> None:
+    settings = resource_config(module("functionapp"), "appSettings")["properties"]
+    assert settings["OTEL_TRACES_SAMPLER"] == "microsoft.fixed_percentage"
+    assert float(settings["OTEL_TRACES_SAMPLER_ARG"]) == 1.0
