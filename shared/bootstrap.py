@@ -168,6 +168,11 @@ class Services:
             admit=self.reservation_deps.admit,
         )
 
+    @property
+    def payment_deadline(self) -> timedelta:
+        """How long a reservation waits for its payment: the sweeper and the payments agree."""
+        return timedelta(seconds=self.settings.payment_deadline_seconds)
+
     @cached_property
     def payment_deps(self) -> PaymentDeps:
         """What the payment handlers use: the payment function's and the sweeper's."""
@@ -183,6 +188,7 @@ class Services:
             ),
             # No confirm outlives four timeouts (the breaker's probe lease says the same).
             confirm_window=timedelta(seconds=4 * self.settings.gateway_timeout_seconds),
+            payment_deadline=self.payment_deadline,
         )
 
     @cached_property
@@ -195,7 +201,7 @@ class Services:
             notices=self.notice_deps,
             clock=self.clock,
             policy=SweepPolicy(
-                payment_deadline=timedelta(seconds=self.settings.payment_deadline_seconds),
+                payment_deadline=self.payment_deadline,
                 repair_after=timedelta(seconds=self.settings.saga_repair_after_seconds),
             ),
         )

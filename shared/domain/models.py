@@ -213,6 +213,9 @@ class Payment(StoredModel):
     last_attempt_at: UtcTimestamp | None = None
     refund_amount: int | None = None
     refunded_amount: int | None = None
+    charge_by: UtcTimestamp | None = None
+    """The reservation's payment deadline: no charge is begun from then on (it expires unpaid,
+    and a charge would only be refunded). None: no deadline."""
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
 

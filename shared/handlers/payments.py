@@ -40,6 +40,7 @@ from shared.domain.events import (
     payment_event,
 )
 from shared.domain.models import Payment, PaymentStatus
+from shared.domain.performances import payment_deadline
 from shared.optimistic import LostRace, retry_on_race
 from shared.ports import (
     AlreadyProcessed,
@@ -86,6 +87,9 @@ class PaymentDeps:
     """How long after a confirm was sent the gateway may still charge it (the function app
     uses 4 gateway timeouts, as the breaker's probe lease): a lookup that finds no charge
     settles a cancel only once the last attempt is older than this."""
+    payment_deadline: timedelta | None = None
+    """How long a reservation waits for its payment (the sweeper expires it then): a deferred
+    charge is not begun after it. None: no deadline."""
 
 
 def on_reservation_placed(event: Event, deps: PaymentDeps) -> Payment:
@@ -169,6 +173,14 @@ def advance(reservation_id: str, deps: PaymentDeps, due_retry: int | None = None
 
 
 def _charge(payment: Payment, deps: PaymentDeps) -> Payment:
+    if payment.charge_by is not None and deps.clock.now() >= payment.charge_by:
+        # The reservation expires unpaid (the sweeper), and its cancel settles this payment.
+        log.info(
+            "payment %s not charged: its deadline passed",
+            payment.reservation_id,
+            extra={"correlation_id": payment.correlation_id},
+        )
+        return payment
     if payment.amount == 0:
         free = payment.model_copy(update={"status": PaymentStatus.APPROVED})
         return _write(payment, free, EventType.PAYMENT_APPROVED, deps)
@@ -473,6 +485,11 @@ def _load_or_create(
         cancel_requested=cancelled,
         refund_amount=refund_amount,
         correlation_id=correlation_id,
+        charge_by=(
+            None
+            if deps.payment_deadline is None
+            else payment_deadline(facts.created_at, deps.payment_deadline, facts.starts_at)
+        ),
         created_at=now,
         updated_at=now,
     )

@@ -51,7 +51,12 @@ def sender() -> RecordingSender:
 @pytest.fixture
 def sweep_deps(store, bus, clock, gateway, sender) -> SweepDeps:
     payments = PaymentDeps(
-        store=store, gateway=gateway, bus=bus, clock=clock, retry_delay=lambda n: 5.0 * n
+        store=store,
+        gateway=gateway,
+        bus=bus,
+        clock=clock,
+        retry_delay=lambda n: 5.0 * n,
+        payment_deadline=DEADLINE,
     )
     return SweepDeps(
         store=store,
@@ -141,6 +146,30 @@ def test_a_charge_that_lands_after_the_deadline_is_cancelled_and_nothing_stays_c
     assert gateway.charged_now() == set()
 
 
+def test_a_deferred_payment_is_not_charged_after_the_deadline_and_its_expiry_cancels_it(
+    store, clock, customer, musical, sweep_deps, gateway
+):
+    placed = place(store, musical, customer, clock.now()).reservation
+    gateway.mode = "down"
+    on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
+    calls = gateway.confirm_calls
+    clock.advance(DEADLINE.total_seconds() + 1)
+    gateway.mode = "approve"
+
+    # The scheduled retry comes after the deadline, before the sweep: no charge is begun.
+    retried = on_retry(placed.id, current_deferral(store, placed.id), sweep_deps.payments)
+    assert retried.status is PaymentStatus.DEFERRED
+    assert gateway.confirm_calls == calls
+
+    assert sweep(sweep_deps).repairs[Repair.EXPIRED] == 1
+    expired = outbox_event(store, musical.id, placed.id, "expired")
+    payment = on_reservation_cancelled(expired, sweep_deps.payments)
+
+    assert payment.status is PaymentStatus.CANCELLED
+    assert gateway.confirm_calls == calls
+    assert gateway.charges == {}
+
+
 def payment_outcome_event(store, reservation_id: str, suffix: str) -> Event:
     return Event.model_validate(
         store.read(PAYMENTS.name, reservation_id, f"{reservation_id}.{suffix}")
@@ -202,9 +231,14 @@ def test_an_approval_that_crossed_the_expiry_sends_no_notice_of_its_own(
     placed = place(store, musical, customer, clock.now()).reservation
     gateway.mode = "down"
     on_reservation_placed(outbox_event(store, musical.id, placed.id, "placed"), sweep_deps.payments)
-    clock.advance(DEADLINE.total_seconds() + 1)
-    sweep(sweep_deps)  # Expired while its retry is on its way
+    clock.advance(DEADLINE.total_seconds() - 1)
     gateway.mode = "approve"
+
+    def expire_meanwhile() -> None:
+        clock.advance(2)
+        sweep(sweep_deps)  # Expired while the charge begun in time is on its way
+
+    gateway.before_answer = expire_meanwhile
     on_retry(placed.id, current_deferral(store, placed.id), sweep_deps.payments)
     approved = payment_outcome_event(store, placed.id, "payment-approved")
     on_reservation_cancelled(
