@@ -62,8 +62,14 @@ class SeatBook:
     ) -> dict[str, HeldSeats]:
         """The seats of each section that are held or claimed, as far as is known now."""
         held = await self._held(performance_id, section_ids, store, claimed_too=True)
+        with self._lock:
+            claims = {
+                section_id: tuple(claimed)
+                for section_id in held
+                if (claimed := self._claimed.get(section_partition(performance_id, section_id)))
+            }
         return {
-            section_id: seats.adding(self._claims(section_partition(performance_id, section_id)))
+            section_id: seats.adding(claims[section_id]) if section_id in claims else seats
             for section_id, seats in held.items()
         }
 
@@ -137,10 +143,6 @@ class SeatBook:
                 left = self._in_flight.pop(partition, 1) - 1
                 if left:
                     self._in_flight[partition] = left
-
-    def _claims(self, partition: str) -> tuple[Seat, ...]:
-        with self._lock:
-            return tuple(self._claimed.get(partition, ()))
 
     def _remember(self, partition: str, known: _Known) -> None:
         with self._lock:
