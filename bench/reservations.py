@@ -66,6 +66,19 @@ for _, token in ipairs(tokens) do
     requests[#requests + 1] = wrk.format("POST", "/api/reservations", headers, body)
   end
 end
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("number", threads)
+end
+
+function init(args)
+  -- Each wrk thread is a Lua state of its own, seeded alike: unseeded, every thread would send
+  -- the same sequence of requests.
+  math.randomseed(number)
+end
+
 request = function()
   return requests[math.random(#requests)]
 end

@@ -64,6 +64,9 @@ function setup(thread)
 end
 
 function init(args)
+  -- Each wrk thread is a Lua state of its own, seeded alike: unseeded, every thread would ask
+  -- for the same seats in the same order, and half the explicit requests would meet their twin.
+  math.randomseed(number)
   answers = io.open(prefix .. number, "w")
 end
 
