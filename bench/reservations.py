@@ -53,6 +53,17 @@ from tests.support.devhost_process import DevHost, auth
 
 DRAIN_TIMEOUT_SECONDS = 300
 
+# Numbers each wrk thread (`number`, from 1). Each thread is a Lua state of its own, its random
+# numbers seeded alike: unseeded by `number`, every thread sends the same sequence of requests.
+LUA_NUMBERED_THREADS = """
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("number", threads)
+end
+"""
+
 LUA_RESERVE = """
 local ids = {%(ids)s}
 local tokens = {%(tokens)s}
@@ -66,16 +77,8 @@ for _, token in ipairs(tokens) do
     requests[#requests + 1] = wrk.format("POST", "/api/reservations", headers, body)
   end
 end
-local threads = 0
-
-function setup(thread)
-  threads = threads + 1
-  thread:set("number", threads)
-end
-
+%(numbered)s
 function init(args)
-  -- Each wrk thread is a Lua state of its own, seeded alike: unseeded, every thread would send
-  -- the same sequence of requests.
   math.randomseed(number)
 end
 
@@ -150,7 +153,8 @@ def write_reserve_script(path: Path, musical_ids: list[str], tokens: str | list[
     customers whose `tokens` it is given (picked at random per request)."""
     ids = ", ".join(json.dumps(musical_id) for musical_id in musical_ids)
     listed = [tokens] if isinstance(tokens, str) else tokens
-    path.write_text(LUA_RESERVE % {"ids": ids, "tokens": ", ".join(json.dumps(t) for t in listed)})
+    tokens = ", ".join(json.dumps(t) for t in listed)
+    path.write_text(LUA_RESERVE % {"ids": ids, "tokens": tokens, "numbered": LUA_NUMBERED_THREADS})
     return path
 
 

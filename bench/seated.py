@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench.processes import snapshot, used_between
 from bench.reservations import (
+    LUA_NUMBERED_THREADS,
     WrkResult,
     add_wrk_arguments,
     customer_tokens,
@@ -56,16 +57,8 @@ local sections = {%(sections)s}
 local tokens = {%(tokens)s}
 local mode = %(mode)s
 local prefix = %(prefix)s
-local threads = 0
-
-function setup(thread)
-  threads = threads + 1
-  thread:set("number", threads)
-end
-
+%(numbered)s
 function init(args)
-  -- Each wrk thread is a Lua state of its own, seeded alike: unseeded, every thread would ask
-  -- for the same seats in the same order, and half the explicit requests would meet their twin.
   math.randomseed(number)
   answers = io.open(prefix .. number, "w")
 end
@@ -118,6 +111,7 @@ def reserve_script(
             "tokens": _lua_list(tokens),
             "mode": json.dumps(mode),
             "prefix": json.dumps(str(prefix)),
+            "numbered": LUA_NUMBERED_THREADS,
         }
     )
     return script, prefix

@@ -225,13 +225,12 @@ def test_an_idempotency_key_replays_the_first_best_available_reservation(
     assert available(store, directory, performance_id) == 22
 
 
-class HoldsMeet:
-    """The store, except that the first seat hold waits until a second one is asked for (or a
-    second passes): two requests then both choose before either has held anything."""
+class SeatHolds:
+    """The store, with each seat hold (a batch in a section partition) counted and first
+    handed to `before_hold(n)`, n counting from 1."""
 
     def __init__(self, store, performance_id: str) -> None:
         self._store, self._performance_id = store, performance_id
-        self._second = asyncio.Event()
         self.holds = 0
 
     def __getattr__(self, name: str):
@@ -240,12 +239,27 @@ class HoldsMeet:
     async def batch_async(self, container, partition, operations):
         if container == PERFORMANCES.name and partition != self._performance_id:
             self.holds += 1
-            if self.holds == 1:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._second.wait(), 1)
-            else:
-                self._second.set()
+            await self.before_hold(self.holds)
         return await self._store.batch_async(container, partition, operations)
+
+    async def before_hold(self, number: int) -> None:
+        pass
+
+
+class HoldsMeet(SeatHolds):
+    """The first seat hold waits until a second one is asked for (or a second passes): two
+    requests then both choose before either has held anything."""
+
+    def __init__(self, store, performance_id: str) -> None:
+        super().__init__(store, performance_id)
+        self._second = asyncio.Event()
+
+    async def before_hold(self, number: int) -> None:
+        if number == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._second.wait(), 1)
+        else:
+            self._second.set()
 
 
 def test_parallel_best_available_requests_with_one_key_place_one_reservation(
@@ -274,23 +288,13 @@ def test_parallel_best_available_requests_with_one_key_place_one_reservation(
     assert available(store, directory, performance_id) == 20
 
 
-class FreedAtOnce:
-    """The store, except that the first seat hold fails on a seat as if it were held, and it
-    is free again when looked at: another reservation let it go in between."""
+class FreedAtOnce(SeatHolds):
+    """The first seat hold fails on a seat as if it were held, and it is free again when looked
+    at: another reservation let it go in between."""
 
-    def __init__(self, store, performance_id: str) -> None:
-        self._store, self._performance_id = store, performance_id
-        self.holds = 0
-
-    def __getattr__(self, name: str):
-        return getattr(self._store, name)
-
-    async def batch_async(self, container, partition, operations):
-        if container == PERFORMANCES.name and partition != self._performance_id:
-            self.holds += 1
-            if self.holds == 1:
-                raise BatchFailed(0, Conflict("held"))
-        return await self._store.batch_async(container, partition, operations)
+    async def before_hold(self, number: int) -> None:
+        if number == 1:
+            raise BatchFailed(0, Conflict("held"))
 
 
 def test_a_seat_freed_between_the_hold_and_the_look_is_held_again(
