@@ -303,7 +303,7 @@ async def _hold_best(
     performance, book = request.performance, request.book
     grade_sections = [section.id for section in performance.seat_map.sections_of(command.grade)]
     while True:
-        within = pin.section if pin is not None else None
+        within = pin.bound_to if pin is not None else None
         section_ids = grade_sections if within is None else [within]
         taken = await book.taken(performance.id, section_ids, request.store)
         choice = best_available(
@@ -328,22 +328,32 @@ class _OrderPin:
     """Best available under an Idempotency-Key: the reservation's id names its section, which
     is chosen when the seats are. The key's order records the chosen section (as the
     reservation id) before any seat is held, so that every request with the key holds in that
-    section under that id: only one of them can create the reservation."""
+    section under that id: only one of them can create the reservation.
+
+    Every write of the order is conditional on the ETag its writer read, and a request rewrites
+    the order before it holds anything. So while the request that recorded the section still
+    has the order's ETag, no other request with the key holds seats: that one may move the
+    section when its hold there lost. Any other holds in the section it found recorded."""
 
     def __init__(self, order: SeatedOrder, store: AsyncDocumentStore) -> None:
         self._order, self._store = order, store
+        self._recorded_here = False
 
     @property
-    def section(self) -> str | None:
-        """The section the key's requests hold in, once one of them chose it."""
+    def bound_to(self) -> str | None:
+        """The section this request must hold in: the recorded one, unless it recorded it."""
+        return None if self._recorded_here else self._section
+
+    @property
+    def _section(self) -> str | None:
         reservation_id = self._order.reservation_id
         located = seated_partition_of(reservation_id) if reservation_id else None
         return located[1] if located else None
 
     async def choose(self, section_id: str) -> None:
-        """Record `section_id` as the key's section, unless one is recorded (then it is that
-        one). LostRace when another request with the key changed the order meanwhile."""
-        if self.section is not None:
+        """Record `section_id` as the key's section (unless it is). LostRace when another
+        request with the key changed the order meanwhile."""
+        if self._section == section_id:
             return
         order = self._order
         reservation_id = seated_reservation_id(order.performance_id, section_id, order.suffix)
@@ -355,6 +365,7 @@ class _OrderPin:
         except (PreconditionFailed, NotFound):
             raise LostRace from None
         self._order = SeatedOrder.from_document(document)
+        self._recorded_here = True
 
 
 async def _held_by_others(

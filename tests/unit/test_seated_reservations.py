@@ -288,6 +288,24 @@ def test_parallel_best_available_requests_with_one_key_place_one_reservation(
     assert available(store, directory, performance_id) == 20
 
 
+def test_a_keyed_best_available_request_that_lost_its_section_chooses_another(
+    store, clock, directory, performance_id
+):
+    for row in (1, 2):
+        place(
+            store, clock, directory, seats(performance_id, *(f"B-{row}-{n}" for n in range(1, 5)))
+        )
+    reader = StaleOnce(store)  # section B looks free at the first read: it is full
+
+    placed = place(reader, clock, directory, best(performance_id, 2), who=BOB, key="k3")
+
+    assert placed.created
+    assert placed.reservation.seat_ids == ["C-1-1", "C-1-2"]
+    again = place(store, clock, directory, best(performance_id, 2), who=BOB, key="k3")
+    assert again.reservation.id == placed.reservation.id
+    assert not again.created
+
+
 class FreedAtOnce(SeatHolds):
     """The first seat hold fails on a seat as if it were held, and it is free again when looked
     at: another reservation let it go in between."""
