@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.api.http import PayloadTooLarge
 from tests.infra.bicep_tree import INFRA, module, parse_bicep, parse_bicepparam, resource_config
 
 Bindings = list[tuple[str, dict[str, Any]]]
@@ -199,7 +200,13 @@ def test_the_gateway_answers_413_problem_json_to_a_declared_body_over_64_kib() -
     )
     body = re.search(r"<set-body>(.*?)</set-body>", answer, re.DOTALL)
     assert body is not None
-    for member in ('"type"', '"title"', '"detail"', 'new JProperty("status", 413)'):
+    # The problem the app answers to the same body (shared/api/http.py).
+    for member in (
+        f'new JProperty("type", "https://outerpark.dev/problems/{PayloadTooLarge.type_suffix}")',
+        f'new JProperty("title", "{PayloadTooLarge.title}")',
+        f'new JProperty("status", {PayloadTooLarge.status})',
+        '"detail"',
+    ):
         assert member in body.group(1), member
 
 
