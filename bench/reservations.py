@@ -153,8 +153,8 @@ def write_reserve_script(path: Path, musical_ids: list[str], tokens: str | list[
     customers whose `tokens` it is given (picked at random per request)."""
     ids = ", ".join(json.dumps(musical_id) for musical_id in musical_ids)
     listed = [tokens] if isinstance(tokens, str) else tokens
-    tokens = ", ".join(json.dumps(t) for t in listed)
-    path.write_text(LUA_RESERVE % {"ids": ids, "tokens": tokens, "numbered": LUA_NUMBERED_THREADS})
+    quoted = ", ".join(json.dumps(t) for t in listed)
+    path.write_text(LUA_RESERVE % {"ids": ids, "tokens": quoted, "numbered": LUA_NUMBERED_THREADS})
     return path
 
 
