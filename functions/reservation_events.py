@@ -6,7 +6,7 @@ from shared.api.messages import event_of, inbound
 from shared.bootstrap import get_services
 from shared.domain.ids import seated_partition_of
 from shared.handlers.reservations import apply_payment_outcome
-from shared.handlers.seated_reservations import apply_seated_payment_outcome
+from shared.handlers.seated_changes import apply_seated_payment_outcome
 from shared.observability import correlation, traced_message
 from shared.topology import SERVICEBUS_CONNECTION, SUB_RESERVATION, TOPIC_PAYMENT
 

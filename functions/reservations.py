@@ -10,7 +10,8 @@ from shared.domain.models import Reservation
 from shared.domain.reservation_requests import ReservationRequest
 from shared.handlers.reservation_reads import read_reservation
 from shared.handlers.reservations import cancel_reservation, place_reservation
-from shared.handlers.seated_reservations import cancel_seated_reservation, place_seated_reservation
+from shared.handlers.seated_changes import cancel_seated_reservation
+from shared.handlers.seated_reservations import place_seated_reservation
 from shared.observability import annotate
 
 bp = func.Blueprint()

@@ -89,3 +89,6 @@ class ReserveBestAvailable(Command):
     performance_id: Identifier
     grade: GradeName
     seats: WholeNumber = Field(ge=1, le=MAX_SEATS_PER_RESERVATION)
+
+
+SeatedCommand = ReserveSeats | ReserveBestAvailable

@@ -8,11 +8,17 @@ model to the use cases; `GET /reservations/{id}` answers with the stored documen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shared.domain.caller import Caller
 from shared.domain.errors import NotFoundError
-from shared.domain.ids import musical_id_of, seated_partition_of, section_partition
+from shared.domain.ids import (
+    musical_id_of,
+    seated_partition_of,
+    seated_reservation_id,
+    section_partition,
+)
 from shared.domain.models import Reservation
 from shared.domain.performances import SeatedReservation
 from shared.ports import AsyncDocumentStore, Document, DocumentStore, NotFound
@@ -83,3 +89,38 @@ async def read_reservation(
         ):
             return model.served(document)
     raise NotFoundError(f"no reservation {reservation_id!r}")
+
+
+def find_seated(reservation_id: str, store: DocumentStore) -> SeatedReservation | None:
+    found = find_reservation(reservation_id, store)
+    return found if isinstance(found, SeatedReservation) else None
+
+
+async def find_seated_async(
+    reservation_id: str, store: AsyncDocumentStore
+) -> SeatedReservation | None:
+    found = await find_reservation_async(reservation_id, store)
+    return found if isinstance(found, SeatedReservation) else None
+
+
+def get_seated_reservation(
+    reservation_id: str, caller: Caller, store: DocumentStore
+) -> SeatedReservation:
+    """The reservation, if the caller owns it or is an admin; otherwise it does not exist."""
+    reservation = find_seated(reservation_id, store)
+    if reservation is None or not (
+        caller.is_admin or reservation.customer_id == caller.customer_id
+    ):
+        raise NotFoundError(f"no reservation {reservation_id!r}")
+    return reservation
+
+
+def find_seated_by_suffix(
+    performance_id: str, section_ids: Sequence[str], suffix: str, store: DocumentStore
+) -> SeatedReservation | None:
+    """`find_by_suffix` for the sweeper: a point read per section until found."""
+    for section_id in section_ids:
+        found = find_seated(seated_reservation_id(performance_id, section_id, suffix), store)
+        if found is not None:
+            return found
+    return None

@@ -68,18 +68,15 @@ from shared.handlers.payments import (
     on_reservation_cancelled,
     on_reservation_placed,
 )
+from shared.handlers.reservation_reads import find_seated_by_suffix
 from shared.handlers.reservations import (
     ReservationDeps,
     apply_payment_outcome,
     expire_reservation,
 )
-from shared.handlers.seated_reservations import (
-    SeatedDeps,
-    apply_seated_payment_outcome,
-    expire_seated_reservation,
-    find_seated_by_suffix,
-    give_allowance_back,
-)
+from shared.handlers.seat_allowance import give_allowance_back
+from shared.handlers.seated_changes import apply_seated_payment_outcome, expire_seated_reservation
+from shared.handlers.seated_reservations import SeatedDeps
 from shared.ports import (
     Clock,
     Condition,

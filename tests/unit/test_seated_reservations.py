@@ -30,14 +30,11 @@ from shared.handlers.performances import (
     register_seated_musical,
     section_seats,
 )
+from shared.handlers.reservation_reads import get_seated_reservation
 from shared.handlers.reservations import Placed, place_reservation
 from shared.handlers.seat_book import held_seat_ids
-from shared.handlers.seated_reservations import (
-    apply_seated_payment_outcome,
-    cancel_seated_reservation,
-    get_seated_reservation,
-    place_seated_reservation,
-)
+from shared.handlers.seated_changes import apply_seated_payment_outcome, cancel_seated_reservation
+from shared.handlers.seated_reservations import place_seated_reservation
 from shared.ports import BatchFailed, Conflict, Page
 from shared.topology import PERFORMANCES
 from tests.support.handler_deps import reservation_deps, seated_deps

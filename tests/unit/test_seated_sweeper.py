@@ -25,13 +25,11 @@ from shared.handlers.performances import (
     get_performance,
     register_seated_musical,
 )
+from shared.handlers.reservation_reads import find_seated
 from shared.handlers.reservations import Placed
 from shared.handlers.seat_book import held_seat_ids
-from shared.handlers.seated_reservations import (
-    cancel_seated_reservation,
-    find_seated,
-    place_seated_reservation,
-)
+from shared.handlers.seated_changes import cancel_seated_reservation
+from shared.handlers.seated_reservations import place_seated_reservation
 from shared.handlers.sweeper import Repair, sweep
 from shared.topology import PERFORMANCES
 from tests.support.handler_deps import seated_deps
