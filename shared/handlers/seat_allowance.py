@@ -127,17 +127,3 @@ def give_allowance_back(
     except (PreconditionFailed, NotFound):
         return False
     return True
-
-
-async def holds_for(
-    performance_id: str, customer_id: str, suffix: str, store: AsyncDocumentStore
-) -> bool:
-    """Whether the customer's allowance counts seats for a placement of the reservation with
-    this id suffix: a request with the same Idempotency-Key that may still place it."""
-    allowance_id = SeatAllowance.id_for(customer_id)
-    try:
-        document = await store.read_async(PERFORMANCES.name, performance_id, allowance_id)
-    except NotFound:
-        return False
-    holds = SeatAllowance.from_document(document).holds.values()
-    return any(hold.suffix == suffix for hold in holds)

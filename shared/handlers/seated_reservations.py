@@ -41,11 +41,7 @@ from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken
 from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.reservation_reads import find_seated_async
 from shared.handlers.reservations import Placed
-from shared.handlers.seat_allowance import (
-    give_allowance_back_async,
-    holds_for,
-    take_allowance,
-)
+from shared.handlers.seat_allowance import give_allowance_back_async, take_allowance
 from shared.handlers.seat_book import SeatBook
 from shared.handlers.seated_orders import command_of, hold_order, placed_by, read_order
 from shared.optimistic import LostRace, retry_on_race_async
@@ -131,16 +127,10 @@ async def place_seated_reservation(
             return await _place(ordered, request(order.suffix, first), _OrderPin(order, store))
         except (NotEnoughSeats, SeatsTaken, SeatLimitReached, NotFoundError, InvalidSeatRequest):
             # A parallel request with this key may have placed the reservation while this one
-            # lost the seats to it: then that reservation is the answer, and the key stays. It
-            # stays too while such a request holds allowance under the order (it may still
-            # place): this one was refused by the seats that request counts.
+            # lost the seats to it: then that reservation is the answer, and the key stays.
             placed = await placed_by(order, store)
             if placed is not None:
                 return Placed(placed, created=False)
-            if first.max_seats_per_customer is not None and await holds_for(
-                first.id, caller.customer_id, order.suffix, store
-            ):
-                raise
             with contextlib.suppress(NotFound, PreconditionFailed):
                 await store.delete_async(
                     IDEMPOTENCY.name, caller.customer_id, order.id, if_match=order.etag

@@ -337,68 +337,6 @@ def test_a_refused_request_does_not_use_its_idempotency_key_up(
     assert retried.reservation.seat_ids == ["A-1-2"]
 
 
-class FirstHoldWaits(SeatHolds):
-    """The first seat hold waits until `go` is set: its request has taken its allowance and is
-    still in flight."""
-
-    def __init__(self, store, performance_id: str) -> None:
-        super().__init__(store, performance_id)
-        self.go = asyncio.Event()
-
-    async def before_hold(self, number: int) -> None:
-        if number == 1:
-            await self.go.wait()
-
-
-def test_a_request_refused_by_the_cap_keeps_the_key_while_another_with_it_may_place(
-    store, clock, directory
-):
-    # The cap is 2: a second request with the key, sent while the first holds its allowance,
-    # is refused by the cap. The key must stay with the first, which then places.
-    registered = register_seated_musical(hall(cap=2), MusicalDeps(store, clock))
-    performance_id = registered["performances"][0]["id"]
-    gated = FirstHoldWaits(store, performance_id)
-    deps = seated_deps(gated, clock, directory)
-    command = seats(performance_id, "A-1-1", "A-1-2")
-
-    async def both() -> tuple[Placed, BaseException | Placed]:
-        first = asyncio.create_task(place_seated_reservation(command, ALICE, "c", "k", deps))
-        await asyncio.sleep(0)
-        try:
-            second: BaseException | Placed = await place_seated_reservation(
-                command, ALICE, "c", "k", deps
-            )
-        except SeatLimitReached as refused:
-            second = refused
-        gated.go.set()
-        return await first, second
-
-    first, second = asyncio.run(both())
-
-    assert first.created
-    assert isinstance(second, SeatLimitReached)
-    again = place(store, clock, directory, command, key="k")
-    assert again.reservation.id == first.reservation.id
-    assert not again.created
-    assert held(performance_id, "A", store) == {"A-1-1", "A-1-2"}
-
-
-def test_a_request_refused_by_the_cap_of_other_reservations_releases_its_key(
-    store, clock, directory
-):
-    registered = register_seated_musical(hall(cap=2), MusicalDeps(store, clock))
-    performance_id = registered["performances"][0]["id"]
-    earlier = place(store, clock, directory, seats(performance_id, "A-1-1", "A-1-2"))
-    with pytest.raises(SeatLimitReached):
-        place(store, clock, directory, seats(performance_id, "B-1-1"), key="k")
-    cancel_seated_reservation(earlier.reservation.id, ALICE, seated_deps(store, clock, directory))
-
-    retried = place(store, clock, directory, seats(performance_id, "C-1-1"), key="k")
-
-    assert retried.created
-    assert retried.reservation.seat_ids == ["C-1-1"]  # the key was free: this body is carried out
-
-
 def payment_event(event_type: EventType, reservation_id: str) -> Event:
     facts = PaymentFacts(
         reservation_id=reservation_id, musical_id="m", customer_id="alice", amount=1
