@@ -8,17 +8,11 @@ model to the use cases; `GET /reservations/{id}` answers with the stored documen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from shared.domain.caller import Caller
 from shared.domain.errors import NotFoundError
-from shared.domain.ids import (
-    musical_id_of,
-    seated_partition_of,
-    seated_reservation_id,
-    section_partition,
-)
+from shared.domain.ids import musical_id_of, seated_partition_of, section_partition
 from shared.domain.models import Reservation
 from shared.domain.performances import SeatedReservation
 from shared.ports import AsyncDocumentStore, Document, DocumentStore, NotFound
@@ -113,14 +107,3 @@ def get_seated_reservation(
     ):
         raise NotFoundError(f"no reservation {reservation_id!r}")
     return reservation
-
-
-def find_seated_by_suffix(
-    performance_id: str, section_ids: Sequence[str], suffix: str, store: DocumentStore
-) -> SeatedReservation | None:
-    """`find_by_suffix` for the sweeper: a point read per section until found."""
-    for section_id in section_ids:
-        found = find_seated(seated_reservation_id(performance_id, section_id, suffix), store)
-        if found is not None:
-            return found
-    return None

@@ -43,7 +43,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.domain.events import Event, EventType, event_id, payment_event, reservation_event
-from shared.domain.ids import section_partition
+from shared.domain.ids import seated_reservation_id, section_partition
 from shared.domain.models import (
     CatalogEntry,
     Notice,
@@ -68,7 +68,7 @@ from shared.handlers.payments import (
     on_reservation_cancelled,
     on_reservation_placed,
 )
-from shared.handlers.reservation_reads import find_seated_by_suffix
+from shared.handlers.reservation_reads import find_seated
 from shared.handlers.reservations import (
     ReservationDeps,
     apply_payment_outcome,
@@ -511,7 +511,7 @@ def _check_allowances(
 def _check_hold(
     allowance: SeatAllowance, key: str, hold: AllowanceHold, deps: SweepDeps, report: SweepReport
 ) -> None:
-    found = find_seated_by_suffix(allowance.performance_id, hold.sections, hold.suffix, deps.store)
+    found = _placed_under(allowance.performance_id, hold, deps.store)
     if found is not None and found.holds_seats and found.allowance_hold == key:
         with _gone():  # given back meanwhile: nothing to mark
             deps.store.patch(
@@ -536,6 +536,18 @@ def _check_hold(
                 "repair": Repair.ALLOWANCE_NOT_RETURNED.value,
             },
         )
+
+
+def _placed_under(
+    performance_id: str, hold: AllowanceHold, store: DocumentStore
+) -> SeatedReservation | None:
+    """The reservation a hold's placement made, if any: a point read per section it may lie in
+    (its id is the section and the hold's suffix) until found."""
+    for section_id in hold.sections:
+        found = find_seated(seated_reservation_id(performance_id, section_id, hold.suffix), store)
+        if found is not None:
+            return found
+    return None
 
 
 def _gone() -> contextlib.AbstractContextManager[None]:
