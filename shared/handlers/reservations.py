@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.domain.caller import Caller
 from shared.domain.commands import PlaceReservation
@@ -62,6 +62,8 @@ from shared.ports import (
     written,
 )
 from shared.topology import IDEMPOTENCY, MUSICALS
+
+Record = TypeVar("Record", bound=StoredModel)
 
 
 async def _admit_all() -> None:
@@ -114,7 +116,7 @@ async def place_reservation(
     record_id = idempotency_record_id(idempotency_key)
 
     async def attempt() -> Placed:
-        record = await _idempotency_record(record_id, caller, store)
+        record = await read_key_record(record_id, caller, IdempotencyRecord, store)
         if isinstance(record, Reservation):  # the key's first request placed a seated one
             return Placed(record, created=False)
         existing = await find_reservation_async(record.reservation_id, store) if record else None
@@ -333,22 +335,23 @@ def _transition(
     return Reservation.from_document(written(stored, 0))
 
 
-async def _idempotency_record(
-    record_id: str, caller: Caller, store: AsyncDocumentStore
-) -> IdempotencyRecord | Reservation | None:
-    """The key's record; or, when its first request was a seated one (docs/seating.md), the
-    reservation that request placed (LostRace while it has not: the key is taken)."""
+async def read_key_record(
+    record_id: str, caller: Caller, kind: type[Record], store: AsyncDocumentStore
+) -> Record | Reservation | None:
+    """The key's record, of `kind` (a general-admission `IdempotencyRecord` or a seated
+    `SeatedOrder`); or, when the key's first request was of the other kind, the reservation that
+    request placed (LostRace while it has not: the key is taken)."""
     try:
         document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
     except NotFound:
         return None
-    if document.get("type") == IdempotencyRecord.DOC_TYPE:
-        return IdempotencyRecord.from_document(document)
+    if document.get("type") == kind.DOC_TYPE:
+        return kind.from_document(document)
     placed = document.get("reservationId")
-    seated = None if placed is None else await find_reservation_async(placed, store)
-    if seated is None:
+    other = None if placed is None else await find_reservation_async(placed, store)
+    if other is None:
         raise LostRace
-    return seated
+    return other
 
 
 async def _hold_idempotency_key(

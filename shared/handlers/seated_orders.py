@@ -1,5 +1,6 @@
-"""The record of a seated request's Idempotency-Key (a `SeatedOrder`): read, created or
-rewritten, and turned back into the command its first request carried (docs/seating.md)."""
+"""The record of a seated request's Idempotency-Key (a `SeatedOrder`): created or rewritten,
+and turned back into the command its first request carried (docs/seating.md). It is read with
+`read_key_record`, as a general-admission key's record is."""
 
 from __future__ import annotations
 
@@ -7,32 +8,12 @@ from datetime import datetime
 
 from shared.domain.caller import Caller
 from shared.domain.ids import new_reservation_suffix, seated_reservation_id
-from shared.domain.models import Reservation
 from shared.domain.performances import Performance, SeatedOrder, SeatedReservation
 from shared.domain.seating import Seat
 from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats, SeatedCommand
-from shared.handlers.reservation_reads import find_reservation_async, find_seated_async
+from shared.handlers.reservation_reads import find_seated_async
 from shared.handlers.reservations import hold_key_record
-from shared.optimistic import LostRace
-from shared.ports import AsyncDocumentStore, NotFound
-from shared.topology import IDEMPOTENCY
-
-
-async def read_order(
-    record_id: str, caller: Caller, store: AsyncDocumentStore
-) -> SeatedOrder | Reservation | None:
-    """The key's order; or, when its first request was a general-admission one, the
-    reservation it placed (LostRace while it has not: the key is taken)."""
-    try:
-        document = await store.read_async(IDEMPOTENCY.name, caller.customer_id, record_id)
-    except NotFound:
-        return None
-    if document.get("type") == SeatedOrder.DOC_TYPE:
-        return SeatedOrder.from_document(document)
-    general = await find_reservation_async(document["reservationId"], store)
-    if general is None:
-        raise LostRace
-    return general
+from shared.ports import AsyncDocumentStore
 
 
 async def placed_by(order: SeatedOrder, store: AsyncDocumentStore) -> SeatedReservation | None:

@@ -40,10 +40,10 @@ from shared.domain.seating_commands import ReserveBestAvailable, ReserveSeats, S
 from shared.domain.seating_errors import InvalidSeatRequest, SeatsTaken
 from shared.handlers.performances import PerformanceDirectory
 from shared.handlers.reservation_reads import find_seated_async
-from shared.handlers.reservations import Placed
+from shared.handlers.reservations import Placed, read_key_record
 from shared.handlers.seat_allowance import give_allowance_back_async, take_allowance
 from shared.handlers.seat_book import SeatBook
-from shared.handlers.seated_orders import command_of, hold_order, placed_by, read_order
+from shared.handlers.seated_orders import command_of, hold_order, placed_by
 from shared.optimistic import LostRace, retry_on_race_async
 from shared.ports import (
     AsyncDocumentStore,
@@ -108,7 +108,7 @@ async def place_seated_reservation(
     record_id = idempotency_record_id(idempotency_key)
 
     async def attempt() -> Placed:
-        order = await read_order(record_id, caller, store)
+        order = await read_key_record(record_id, caller, SeatedOrder, store)
         if isinstance(order, Reservation):  # the key's first request placed a general one
             return Placed(order, created=False)
         if order is not None:
