@@ -3,7 +3,8 @@ unpaid one, applying a payment outcome (docs/seating.md).
 
 Each is one transactional batch in the reservation's section partition: its new state
 (If-Match the ETag read), its event and, when the seats come back, the seat items deleted and
-the section's counter raised; then the customer's allowance given back (another partition).
+the section's counter raised; then, when the seats came back and the reservation counted
+against the customer's cap, its allowance hold given back (another partition).
 """
 
 from __future__ import annotations
